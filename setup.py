@@ -1,0 +1,61 @@
+"""Package layout and the optional native image extension.
+
+Three import packages live in three source folders (see docs/contracts.md). The C image module
+that the guest runtime links in is also built here as a native extension, so that native mode
+decodes and resizes with exactly the same code as the wasm guest (byte-identical tensors).
+It needs Debian's `libstb-dev`; without it the build carries on and the SDK falls back to Pillow.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+ROOTS = {"sdk": "wasi_nn", "host": "wasinn", "toolchain": "wasinn_toolchain"}
+
+
+def _packages() -> tuple[list[str], dict[str, str]]:
+    packages: list[str] = []
+    package_dir: dict[str, str] = {}
+    for folder, top in ROOTS.items():
+        for name in find_packages(folder, include=[top, f"{top}.*"]):
+            packages.append(name)
+            package_dir[name] = f"{folder}/{name.replace('.', '/')}"
+    return packages, package_dir
+
+
+class OptionalBuildExt(build_ext):
+    """Build `_wasinn_image` if the stb headers are there; never fail the install over it."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as error:  # noqa: BLE001 - any compiler failure means "skip"
+            print(f"warning: native _wasinn_image not built ({error}); "
+                  "install Debian's libstb-dev for byte-identical native mode", file=sys.stderr)
+
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as error:  # noqa: BLE001
+            print(f"warning: {ext.name} not built: {error}", file=sys.stderr)
+
+
+packages, package_dir = _packages()
+
+setup(
+    packages=packages,
+    package_dir=package_dir,
+    package_data={"wasinn_toolchain": ["*.txt"]},
+    ext_modules=[
+        Extension(
+            "_wasinn_image",
+            sources=["toolchain/runtime/image_module.c"],
+            include_dirs=["/usr/include/stb", "toolchain/runtime"],
+            extra_compile_args=["-O2"],
+        )
+    ],
+    cmdclass={"build_ext": OptionalBuildExt},
+)
