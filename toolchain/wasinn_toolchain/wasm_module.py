@@ -1,0 +1,401 @@
+"""Read and rewrite core wasm modules just enough to embed a guest bundle in the runtime.
+
+``wasinn build`` must not need a C toolchain, so the bundle goes into the prebuilt runtime
+by editing its binary: one new active data segment placed at the old end of initial memory,
+a larger memory minimum to cover it, and a patched locator array so the runtime can find it.
+Only the sections involved (import, memory, data count, data) are decoded; every other
+section is copied through byte for byte, so the rest of the module (code, names, producers)
+is untouched. The binary format facts used here come from the WebAssembly core spec
+(section ids, LEB128 integers, limits and data segment encodings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .bundle_format import LOCATOR_MAGIC, LOCATOR_SIZE, pack_locator
+
+WASM_MAGIC = b"\x00asm"
+WASM_VERSION = b"\x01\x00\x00\x00"
+PAGE_SIZE = 65536
+MAX_PAGES_32 = 65536
+
+SEC_CUSTOM = 0
+SEC_IMPORT = 2
+SEC_MEMORY = 5
+SEC_DATA = 11
+SEC_DATA_COUNT = 12
+
+_OP_END = 0x0B
+_OP_I32_CONST = 0x41
+_OP_I64_CONST = 0x42
+_OP_GLOBAL_GET = 0x23
+_NO_IMMEDIATE_OPS = {0x6A, 0x6B, 0x6C, 0x7C, 0x7D, 0x7E}  # i32/i64 add, sub, mul (extended-const)
+_SEGMENT_ALIGN = 16
+
+
+class WasmFormatError(ValueError):
+    """The module is not a core wasm module this rewriter understands; the message says why."""
+
+
+# --- LEB128 -----------------------------------------------------------------------------
+
+
+def read_uleb(data: bytes | memoryview, pos: int) -> tuple[int, int]:
+    """Decode an unsigned LEB128 at ``pos``; returns (value, position after it)."""
+    result = shift = 0
+    while True:
+        if pos >= len(data):
+            raise WasmFormatError("truncated LEB128 integer")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise WasmFormatError("LEB128 integer too long")
+
+
+def read_sleb(data: bytes | memoryview, pos: int) -> tuple[int, int]:
+    """Decode a signed LEB128 at ``pos``; returns (value, position after it)."""
+    result = shift = 0
+    while True:
+        if pos >= len(data):
+            raise WasmFormatError("truncated LEB128 integer")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            if byte & 0x40:
+                result -= 1 << shift
+            return result, pos
+        if shift > 63:
+            raise WasmFormatError("LEB128 integer too long")
+
+
+def write_uleb(value: int) -> bytes:
+    """Encode ``value`` (>= 0) as unsigned LEB128."""
+    if value < 0:
+        raise ValueError("unsigned LEB128 of a negative value")
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def write_sleb(value: int) -> bytes:
+    """Encode ``value`` as signed LEB128."""
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        done = (value == 0 and not byte & 0x40) or (value == -1 and byte & 0x40)
+        out.append(byte if done else byte | 0x80)
+        if done:
+            return bytes(out)
+
+
+# --- sections -----------------------------------------------------------------------------
+
+
+@dataclass
+class Section:
+    """One top-level section: its id and payload (a view into the original bytes)."""
+
+    id: int
+    payload: memoryview
+
+
+def parse_sections(module: bytes | bytearray | memoryview) -> list[Section]:
+    """Split a core module into its sections, checking the header and every size."""
+    view = memoryview(module).cast("B")
+    if bytes(view[:4]) != WASM_MAGIC:
+        raise WasmFormatError("not a wasm module (no \\0asm header)")
+    if bytes(view[4:8]) != WASM_VERSION:
+        raise WasmFormatError(
+            f"unsupported wasm version/layer {bytes(view[4:8]).hex()} "
+            "(a component, not a core module?)"
+        )
+    sections: list[Section] = []
+    pos = 8
+    while pos < len(view):
+        sec_id = view[pos]
+        size, start = read_uleb(view, pos + 1)
+        end = start + size
+        if end > len(view):
+            raise WasmFormatError(f"section {sec_id} at byte {pos} runs past the end")
+        sections.append(Section(sec_id, view[start:end]))
+        pos = end
+    return sections
+
+
+def _encode_section(sec_id: int, payload: bytes | memoryview) -> bytes:
+    return bytes([sec_id]) + write_uleb(len(payload)) + bytes(payload)
+
+
+def _read_name(data: memoryview, pos: int) -> tuple[str, int]:
+    length, pos = read_uleb(data, pos)
+    if pos + length > len(data):
+        raise WasmFormatError("truncated name")
+    return bytes(data[pos : pos + length]).decode("utf-8", "replace"), pos + length
+
+
+@dataclass
+class Limits:
+    """Memory limits as encoded: flags byte (bit 0 max present, bit 1 shared, bit 2 i64)."""
+
+    flags: int
+    minimum: int
+    maximum: int | None
+
+    def encode(self) -> bytes:
+        out = bytes([self.flags]) + write_uleb(self.minimum)
+        if self.maximum is not None:
+            out += write_uleb(self.maximum)
+        return out
+
+
+def _read_limits(data: memoryview, pos: int) -> tuple[Limits, int]:
+    flags = data[pos]
+    if flags & ~0x07:
+        raise WasmFormatError(f"unsupported limits flags 0x{flags:02x}")
+    minimum, pos = read_uleb(data, pos + 1)
+    maximum = None
+    if flags & 1:
+        maximum, pos = read_uleb(data, pos)
+    return Limits(flags, minimum, maximum), pos
+
+
+def _skip_import_desc(data: memoryview, pos: int) -> tuple[str, int]:
+    kind = data[pos]
+    pos += 1
+    if kind == 0:  # function: type index
+        _, pos = read_uleb(data, pos)
+        return "func", pos
+    if kind == 1:  # table: reftype + limits
+        _, pos = _read_limits(data, pos + 1)
+        return "table", pos
+    if kind == 2:
+        _, pos = _read_limits(data, pos)
+        return "memory", pos
+    if kind == 3:  # global: valtype + mutability
+        return "global", pos + 2
+    if kind == 4:  # tag: attribute + type index
+        _, pos = read_uleb(data, pos + 1)
+        return "tag", pos
+    raise WasmFormatError(f"unknown import kind {kind}")
+
+
+def import_entries(module: bytes | bytearray | memoryview) -> list[tuple[str, str, str]]:
+    """All imports as (module, name, kind) with kind one of func/table/memory/global/tag."""
+    result: list[tuple[str, str, str]] = []
+    for sec in parse_sections(module):
+        if sec.id != SEC_IMPORT:
+            continue
+        data = sec.payload
+        count, pos = read_uleb(data, 0)
+        for _ in range(count):
+            mod, pos = _read_name(data, pos)
+            name, pos = _read_name(data, pos)
+            kind, pos = _skip_import_desc(data, pos)
+            result.append((mod, name, kind))
+    return result
+
+
+def imports(module: bytes | bytearray | memoryview) -> list[tuple[str, str]]:
+    """All imports as (module, name) pairs, in order."""
+    return [(mod, name) for mod, name, _ in import_entries(module)]
+
+
+# --- data segments ------------------------------------------------------------------------
+
+
+@dataclass
+class DataSegment:
+    """One data segment; ``raw_head`` is its encoded flags/memory/offset, kept verbatim."""
+
+    raw_head: bytes
+    init: memoryview
+    active: bool
+
+    def encode(self) -> bytes:
+        return self.raw_head + write_uleb(len(self.init)) + bytes(self.init)
+
+
+def _skip_const_expr(data: memoryview, pos: int) -> int:
+    while True:
+        if pos >= len(data):
+            raise WasmFormatError("truncated constant expression in a data segment")
+        op = data[pos]
+        pos += 1
+        if op == _OP_END:
+            return pos
+        if op in (_OP_I32_CONST, _OP_I64_CONST):
+            _, pos = read_sleb(data, pos)
+        elif op == _OP_GLOBAL_GET:
+            _, pos = read_uleb(data, pos)
+        elif op not in _NO_IMMEDIATE_OPS:
+            raise WasmFormatError(f"unsupported opcode 0x{op:02x} in a data segment offset")
+
+
+def _parse_data(payload: memoryview) -> list[DataSegment]:
+    count, pos = read_uleb(payload, 0)
+    segments: list[DataSegment] = []
+    for _ in range(count):
+        start = pos
+        flags, pos = read_uleb(payload, pos)
+        if flags == 0:
+            pos = _skip_const_expr(payload, pos)
+        elif flags == 2:
+            _, pos = read_uleb(payload, pos)
+            pos = _skip_const_expr(payload, pos)
+        elif flags != 1:
+            raise WasmFormatError(f"unknown data segment flags {flags}")
+        head = bytes(payload[start:pos])
+        size, pos = read_uleb(payload, pos)
+        if pos + size > len(payload):
+            raise WasmFormatError("data segment runs past its section")
+        segments.append(DataSegment(head, payload[pos : pos + size], flags != 1))
+        pos += size
+    if pos != len(payload):
+        raise WasmFormatError("stray bytes after the last data segment")
+    return segments
+
+
+def _memory_section(sections: list[Section]) -> tuple[int, list[Limits]]:
+    for index, sec in enumerate(sections):
+        if sec.id == SEC_MEMORY:
+            count, pos = read_uleb(sec.payload, 0)
+            limits = []
+            for _ in range(count):
+                lim, pos = _read_limits(sec.payload, pos)
+                limits.append(lim)
+            if limits:
+                return index, limits
+    raise WasmFormatError(
+        "the module defines no memory of its own (an imported memory cannot hold the bundle)"
+    )
+
+
+def find_locator(segments: list[DataSegment]) -> tuple[int, int]:
+    """(segment index, offset inside it) of the one locator; a clear error unless exactly one."""
+    hits: list[tuple[int, int]] = []
+    for index, seg in enumerate(segments):
+        data = bytes(seg.init)
+        at = data.find(LOCATOR_MAGIC)
+        while at != -1:
+            hits.append((index, at))
+            at = data.find(LOCATOR_MAGIC, at + 1)
+    if not hits:
+        raise WasmFormatError(
+            "the runtime has no bundle locator (magic \\x9fWNBLOC\\x01 not found in its data): "
+            "it is not a wasinn runtime, or it was built from an outdated main.c"
+        )
+    if len(hits) > 1:
+        raise WasmFormatError(
+            f"the bundle locator magic occurs {len(hits)} times in the runtime's data; "
+            "it must occur exactly once"
+        )
+    index, at = hits[0]
+    if at + LOCATOR_SIZE > len(segments[index].init):
+        raise WasmFormatError("the bundle locator is cut short by the end of its data segment")
+    return hits[0]
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """Where the bundle went: its linear-memory address, length and the new memory minimum."""
+
+    module: bytes
+    address: int
+    length: int
+    min_pages: int
+
+
+def append_bundle_ex(runtime: bytes | bytearray | memoryview, bundle: bytes) -> AppendResult:
+    """Embed ``bundle`` in ``runtime`` and say where; see :func:`append_bundle`."""
+    sections = parse_sections(runtime)
+    mem_index, limits = _memory_section(sections)
+    memory = limits[0]
+    if memory.flags & 0x04:
+        raise WasmFormatError("64-bit memories are not supported")
+    if memory.flags & 0x02:
+        raise WasmFormatError("shared memories are not supported (the runtime is single-threaded)")
+
+    data_index = next((i for i, s in enumerate(sections) if s.id == SEC_DATA), None)
+    if data_index is None:
+        raise WasmFormatError("the module has no data section, so no bundle locator")
+    segments = _parse_data(sections[data_index].payload)
+    seg_index, at = find_locator(segments)
+    seg = segments[seg_index]
+    old_address, old_length = (
+        int.from_bytes(seg.init[at + 8 : at + 12], "little"),
+        int.from_bytes(seg.init[at + 12 : at + 16], "little"),
+    )
+    if old_address or old_length:
+        raise WasmFormatError(
+            "the module already carries a bundle (its locator is set); build from the plain runtime"
+        )
+
+    address = memory.minimum * PAGE_SIZE
+    address = (address + _SEGMENT_ALIGN - 1) // _SEGMENT_ALIGN * _SEGMENT_ALIGN
+    end = address + len(bundle)
+    new_min = max(memory.minimum, -(-end // PAGE_SIZE))
+    if new_min > MAX_PAGES_32:
+        raise WasmFormatError(
+            f"the bundle ({len(bundle)} bytes) does not fit in a 4 GiB wasm32 memory"
+        )
+    new_max = memory.maximum
+    if new_max is not None and new_max < new_min:
+        new_max = new_min
+    limits[0] = Limits(memory.flags, new_min, new_max)
+
+    patched = bytearray(seg.init)
+    patched[at : at + LOCATOR_SIZE] = pack_locator(address, len(bundle))
+    segments[seg_index] = DataSegment(seg.raw_head, memoryview(bytes(patched)), seg.active)
+    new_segment = DataSegment(
+        bytes([0, _OP_I32_CONST]) + write_sleb(_as_i32(address)) + bytes([_OP_END]),
+        memoryview(bundle),
+        True,
+    )
+    segments.append(new_segment)
+
+    memory_payload = write_uleb(len(limits)) + b"".join(lim.encode() for lim in limits)
+    data_payload = write_uleb(len(segments)) + b"".join(s.encode() for s in segments)
+
+    out: list[bytes] = [WASM_MAGIC, WASM_VERSION]
+    for index, sec in enumerate(sections):
+        if index == mem_index:
+            out.append(_encode_section(SEC_MEMORY, memory_payload))
+        elif index == data_index:
+            out.append(_encode_section(SEC_DATA, data_payload))
+        elif sec.id == SEC_DATA_COUNT:
+            old_count, _ = read_uleb(sec.payload, 0)
+            out.append(_encode_section(SEC_DATA_COUNT, write_uleb(old_count + 1)))
+        else:
+            out.append(_encode_section(sec.id, sec.payload))
+    return AppendResult(b"".join(out), address, len(bundle), new_min)
+
+
+def append_bundle(runtime: bytes | bytearray | memoryview, bundle: bytes) -> bytes:
+    """Return ``runtime`` with ``bundle`` in a new data segment and its locator patched.
+
+    The segment starts at the old end of initial memory (16-byte aligned): nothing in the
+    runtime lives there at start-up, and wasi-libc's allocator only takes memory it grows
+    beyond the linked end, so the heap never overlaps the bundle. The memory minimum (and
+    maximum, if set and too small) is raised to cover it and the data-count section, if
+    present, is bumped so the module still validates.
+    """
+    return append_bundle_ex(runtime, bundle).module
+
+
+def _as_i32(value: int) -> int:
+    """i32.const immediates are signed: addresses of 2 GiB and up encode as negatives."""
+    return value - (1 << 32) if value >= 1 << 31 else value
