@@ -1,0 +1,101 @@
+"""The backend contract: three small levels, like Wasmtime's wasmtime-wasi-nn crate.
+
+    Backend.load(builders, target) -> Graph
+    Graph.init_execution_context() -> Context
+    Context.set_input(index, array) / compute() / get_output(index) -> array
+
+Backends see only numpy arrays and buffers; they never see guest pointers. `set_input` gets a
+typed, shaped numpy array that may be a zero-copy view of guest memory (wasm mode) or of the
+guest's own object (native mode); a backend may keep referencing it until `compute` — the
+ABI's contract is that the guest leaves the buffer alone between `set_input` and `compute`
+(WasmEdge's OpenVINO backend shares it the same way). `get_output` returns a C-contiguous
+array the caller copies out of; it stays valid until the next `compute`.
+
+Validation errors are raised as `NnError` by the backend; any other exception a backend
+library throws is turned into runtime_error by the core, which keeps the library's message.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import Errno, NnError
+from ..types import ExecutionTarget
+
+
+class Context(ABC):
+    """One execution context: its own input tensors and outputs (an infer request)."""
+
+    @abstractmethod
+    def set_input(self, index: int, array: np.ndarray) -> None:
+        """Bind input `index` to `array` (typed and shaped; may be a view of guest memory)."""
+
+    @abstractmethod
+    def compute(self) -> None:
+        """Run inference on the inputs bound so far."""
+
+    @abstractmethod
+    def get_output(self, index: int) -> np.ndarray:
+        """Output `index` of the last `compute`, C-contiguous."""
+
+    def close(self) -> None:
+        """Release what the context holds (default: nothing to do)."""
+
+
+class Graph(ABC):
+    """A loaded and compiled model; immutable, so one graph may back many handles."""
+
+    @abstractmethod
+    def init_execution_context(self) -> Context:
+        """A fresh execution context for this graph."""
+
+
+class Backend(ABC):
+    """Loads models of one graph encoding."""
+
+    #: the name used in messages and logs (e.g. "openvino")
+    name: str = ""
+    #: the pip extra that installs the library (`pip install wasinn[<extra>]`)
+    extra: str = ""
+    #: the import name of the library, checked lazily
+    module: str = ""
+
+    def library(self) -> Any:
+        """Import the backend's library on first use; a missing one is a clear unsupported error."""
+        try:
+            return importlib.import_module(self.module)
+        except ImportError as error:
+            raise NnError(
+                Errno.UNSUPPORTED_OPERATION,
+                f"the {self.name} backend needs the {self.module!r} library, which is not "
+                f"installed ({error}); install it with: pip install wasinn[{self.extra}]",
+            ) from None
+
+    @abstractmethod
+    def load(self, builders: Sequence[memoryview], target: ExecutionTarget) -> Graph:
+        """Compile the model parts in `builders` for `target`."""
+
+
+def check_index(index: int, count: int, what: str) -> None:
+    """invalid_argument unless 0 <= index < count."""
+    if not 0 <= index < count:
+        raise NnError(Errno.INVALID_ARGUMENT,
+                      f"{what} index {index} out of range: the model has {count}")
+
+
+def check_builders(builders: Sequence[memoryview], expected: int, backend: str, parts: str) -> None:
+    """invalid_argument unless exactly `expected` model parts were given."""
+    if len(builders) != expected:
+        raise NnError(Errno.INVALID_ARGUMENT,
+                      f"{backend} expects {expected} model part(s) ({parts}), got {len(builders)}")
+
+
+def unsupported_target(backend: str, target: ExecutionTarget, available: str) -> NnError:
+    """The error for a target the backend has no device for."""
+    return NnError(Errno.UNSUPPORTED_OPERATION,
+                   f"{backend}: execution target {target.name.lower()} is not available here "
+                   f"(available: {available})")

@@ -1,0 +1,75 @@
+"""TensorFlow Lite backend through ai-edge-litert (the successor of tflite_runtime).
+
+The interpreter owns its tensors, so `set_input` copies into them (LiteRT's API has no way to
+bind outside memory safely). Input shapes that differ from the model's are resized.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import Errno, NnError
+from ..types import ExecutionTarget
+from .base import Backend, Context, Graph, check_builders, check_index, unsupported_target
+
+
+class TfLiteContext(Context):
+    def __init__(self, graph: "TfLiteGraph") -> None:
+        self._interpreter = graph.make_interpreter()
+        self._interpreter.allocate_tensors()
+        self._inputs = self._interpreter.get_input_details()
+        self._outputs = self._interpreter.get_output_details()
+
+    def set_input(self, index: int, array: np.ndarray) -> None:
+        check_index(index, len(self._inputs), "input")
+        detail = self._inputs[index]
+        if np.dtype(detail["dtype"]) != array.dtype:
+            raise NnError(Errno.INVALID_ARGUMENT,
+                          f"input {index} of the model is {np.dtype(detail['dtype']).name}, "
+                          f"the tensor is {array.dtype.name}")
+        if tuple(detail["shape"]) != array.shape:
+            self._interpreter.resize_tensor_input(detail["index"], list(array.shape))
+            self._interpreter.allocate_tensors()
+            self._inputs = self._interpreter.get_input_details()
+            self._outputs = self._interpreter.get_output_details()
+        self._interpreter.set_tensor(detail["index"], array)
+
+    def compute(self) -> None:
+        self._interpreter.invoke()
+
+    def get_output(self, index: int) -> np.ndarray:
+        check_index(index, len(self._outputs), "output")
+        return np.ascontiguousarray(self._interpreter.get_tensor(self._outputs[index]["index"]))
+
+
+class TfLiteGraph(Graph):
+    def __init__(self, interpreter_class: Any, model: bytes) -> None:
+        self._interpreter_class = interpreter_class
+        self._model = model
+        # Build one interpreter now so a corrupt model fails at load, not at init.
+        self.make_interpreter()
+
+    def make_interpreter(self) -> Any:
+        return self._interpreter_class(model_content=self._model)
+
+    def init_execution_context(self) -> Context:
+        return TfLiteContext(self)
+
+
+class TfLiteBackend(Backend):
+    name = "tensorflowlite"
+    extra = "tflite"
+    module = "ai_edge_litert.interpreter"
+
+    def load(self, builders: Sequence[memoryview], target: ExecutionTarget) -> Graph:
+        check_builders(builders, 1, self.name, "a .tflite flatbuffer")
+        interpreter = self.library()
+        if target not in (ExecutionTarget.CPU, ExecutionTarget.AUTO):
+            raise unsupported_target(self.name, target, "cpu")
+        # The interpreter keeps a reference to model_content; it must be bytes we own.
+        return TfLiteGraph(interpreter.Interpreter, bytes(builders[0]))
+
+
+BACKEND = TfLiteBackend()

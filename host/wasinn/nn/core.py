@@ -1,0 +1,221 @@
+"""`WasiNn`: the host core behind both the wasm ABI glue and native mode.
+
+It owns the handle tables (graphs, execution contexts), enforces the caps on how many are
+live, validates everything that is not a pointer (encodings, targets, tensor types, element
+counts), dispatches to the backends and turns any backend exception into runtime_error with
+the library's own message. It never sees guest pointers: the glue hands it buffers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence, TypeVar
+
+import numpy as np
+
+from .backends import Context, Graph, backend_for
+from .errors import Errno, NnError
+from .registry import ModelRegistry
+from .types import NUMPY_DTYPES, parse_encoding, parse_target, resolve_tensor_type
+
+log = logging.getLogger("wasinn.nn")
+
+T = TypeVar("T")
+
+DEFAULT_MAX_GRAPHS = 64
+DEFAULT_MAX_CONTEXTS = 256
+MAX_DIMS = 32
+
+
+@dataclass
+class _ContextEntry:
+    context: Context
+    backend: str
+    computed: bool = False
+    #: keeps every input's source object alive while the backend may reference it
+    inputs: dict[int, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _GraphEntry:
+    graph: Graph
+    backend: str
+
+
+def _as_bytes_view(buffer: Any, what: str) -> memoryview:
+    """A flat byte view of any buffer-protocol object, without copying."""
+    try:
+        view = memoryview(buffer)
+        return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+    except (TypeError, ValueError) as error:
+        raise NnError(Errno.INVALID_ARGUMENT, f"{what} is not a contiguous buffer: {error}") from None
+
+
+def _backend_call(backend: str, what: str, call: Callable[[], T]) -> T:
+    """Run a backend call; NnError passes through, anything else becomes runtime_error."""
+    try:
+        return call()
+    except NnError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a library's failure, reported with its message
+        message = str(error).strip() or type(error).__name__
+        raise NnError(Errno.RUNTIME_ERROR, f"{backend} {what} failed: {message}") from error
+
+
+class WasiNn:
+    """One guest's wasi-nn state. Handles are small ints, never reused within a guest."""
+
+    def __init__(self, registry: ModelRegistry | None = None, *,
+                 max_graphs: int = DEFAULT_MAX_GRAPHS,
+                 max_contexts: int = DEFAULT_MAX_CONTEXTS) -> None:
+        self.registry = registry if registry is not None else ModelRegistry()
+        self.max_graphs = max_graphs
+        self.max_contexts = max_contexts
+        self._graphs: dict[int, _GraphEntry] = {}
+        self._contexts: dict[int, _ContextEntry] = {}
+        self._next_graph = 0
+        self._next_context = 0
+
+    # -- counts ---------------------------------------------------------------------------
+    @property
+    def live_graphs(self) -> int:
+        return len(self._graphs)
+
+    @property
+    def live_contexts(self) -> int:
+        return len(self._contexts)
+
+    # -- graphs ---------------------------------------------------------------------------
+    def _add_graph(self, graph: Graph, backend: str) -> int:
+        handle = self._next_graph
+        self._next_graph += 1
+        self._graphs[handle] = _GraphEntry(graph, backend)
+        return handle
+
+    def _check_graph_cap(self) -> None:
+        if len(self._graphs) >= self.max_graphs:
+            raise NnError(Errno.BUSY, f"too many live graphs ({self.max_graphs}, --max-graphs); "
+                                      "unload one first")
+
+    def load(self, builders: Sequence[Any], encoding: int, target: int) -> int:
+        """Compile a model from its parts (buffers) and return a graph handle."""
+        enc = parse_encoding(encoding)
+        tgt = parse_target(target)
+        self._check_graph_cap()
+        parts = [_as_bytes_view(b, f"builder {i}") for i, b in enumerate(builders)]
+        backend = backend_for(enc)
+        graph = _backend_call(backend.name, "load", lambda: backend.load(parts, tgt))
+        return self._add_graph(graph, backend.name)
+
+    def load_by_name(self, name: str) -> int:
+        """A graph handle for a preloaded model (compiled once, shared)."""
+        if not isinstance(name, str):
+            name = bytes(_as_bytes_view(name, "name")).decode("utf-8", errors="replace")
+        self._check_graph_cap()
+        model = self.registry.get(name)
+        backend = backend_for(model.encoding)
+        graph = _backend_call(backend.name, "load", model.graph)
+        return self._add_graph(graph, backend.name)
+
+    def load_by_name_with_config(self, name: str, config: str) -> int:
+        """`load_by_name`, after checking the JSON config (WasmEdge's GGML-style options).
+
+        No wasinn backend takes options this way, so valid keys are logged as ignored rather
+        than silently dropped; invalid JSON is invalid_argument.
+        """
+        if not isinstance(config, str):
+            config = bytes(_as_bytes_view(config, "config")).decode("utf-8", errors="replace")
+        if config.strip():
+            try:
+                parsed = json.loads(config)
+            except json.JSONDecodeError as error:
+                raise NnError(Errno.INVALID_ARGUMENT, f"config is not valid JSON: {error}") from None
+            if not isinstance(parsed, dict):
+                raise NnError(Errno.INVALID_ARGUMENT,
+                              f"config must be a JSON object, got {type(parsed).__name__}")
+            if parsed:
+                log.info("load_by_name_with_config %r: ignoring options the backend cannot "
+                         "honour: %s", name, ", ".join(sorted(parsed)))
+        return self.load_by_name(name)
+
+    def unload(self, graph: int) -> None:
+        """Drop a graph handle (contexts made from it keep working)."""
+        if self._graphs.pop(graph, None) is None:
+            raise NnError(Errno.INVALID_ARGUMENT, f"unknown graph handle {graph}")
+
+    # -- contexts -------------------------------------------------------------------------
+    def init_execution_context(self, graph: int) -> int:
+        entry = self._graphs.get(graph)
+        if entry is None:
+            raise NnError(Errno.INVALID_ARGUMENT, f"unknown graph handle {graph}")
+        if len(self._contexts) >= self.max_contexts:
+            raise NnError(Errno.BUSY, f"too many live execution contexts ({self.max_contexts}, "
+                                      "--max-contexts); finalize one first")
+        context = _backend_call(entry.backend, "init_execution_context",
+                                entry.graph.init_execution_context)
+        handle = self._next_context
+        self._next_context += 1
+        self._contexts[handle] = _ContextEntry(context, entry.backend)
+        return handle
+
+    def _context(self, ctx: int) -> _ContextEntry:
+        entry = self._contexts.get(ctx)
+        if entry is None:
+            raise NnError(Errno.INVALID_ARGUMENT, f"unknown execution context {ctx}")
+        return entry
+
+    def set_input(self, ctx: int, index: int, dims: Sequence[int], type_code: int, data: Any) -> None:
+        """Bind input `index`; `type_code` in either numbering (see types.resolve_tensor_type)."""
+        entry = self._context(ctx)
+        dims = [int(d) for d in dims]
+        if len(dims) > MAX_DIMS or any(d < 0 for d in dims):
+            raise NnError(Errno.INVALID_ARGUMENT, f"bad tensor dims {dims[:MAX_DIMS + 1]}")
+        if index < 0:
+            raise NnError(Errno.INVALID_ARGUMENT, f"input index {index} out of range")
+        view = _as_bytes_view(data, "tensor data")
+        tensor_type = resolve_tensor_type(type_code, dims, len(view))
+        array = np.frombuffer(view, dtype=NUMPY_DTYPES[tensor_type]).reshape(dims)
+        _backend_call(entry.backend, "set_input", lambda: entry.context.set_input(index, array))
+        entry.inputs[index] = data
+        entry.computed = False
+
+    def compute(self, ctx: int) -> None:
+        entry = self._context(ctx)
+        _backend_call(entry.backend, "compute", entry.context.compute)
+        entry.computed = True
+
+    def get_output(self, ctx: int, index: int) -> memoryview:
+        """Output `index` of the last compute as a flat byte view (valid until next compute)."""
+        entry = self._context(ctx)
+        if not entry.computed:
+            raise NnError(Errno.INVALID_ARGUMENT,
+                          f"get_output on context {ctx} before compute")
+        if index < 0:
+            raise NnError(Errno.INVALID_ARGUMENT, f"output index {index} out of range")
+        array = _backend_call(entry.backend, "get_output", lambda: entry.context.get_output(index))
+        return memoryview(array).cast("B") if array.size else memoryview(b"")
+
+    # Streaming (WasmEdge's GGML extensions). wasinn's backends produce whole outputs, so one
+    # compute_single is the whole computation and get_output_single returns all of it.
+    def compute_single(self, ctx: int) -> None:
+        self.compute(ctx)
+
+    def get_output_single(self, ctx: int, index: int) -> memoryview:
+        return self.get_output(ctx, index)
+
+    def fini_single(self, ctx: int) -> None:
+        self._context(ctx).computed = False
+
+    def finalize_execution_context(self, ctx: int) -> None:
+        entry = self._contexts.pop(ctx, None)
+        if entry is None:
+            raise NnError(Errno.INVALID_ARGUMENT, f"unknown execution context {ctx}")
+        entry.context.close()
+
+    def close(self) -> None:
+        """Drop every handle (end of a guest)."""
+        for ctx in list(self._contexts):
+            self.finalize_execution_context(ctx)
+        self._graphs.clear()
