@@ -1,0 +1,77 @@
+"""A guest that times its own WASI-NN steps, so wasm and native mode can be compared fairly.
+
+The same file runs inside a wasinn-built module and under plain CPython (native mode); each
+number is taken with `time.perf_counter` around the very same SDK calls, so the ratio of the
+two runs is the cost of being a wasm guest and nothing else. Prints one JSON object.
+
+    main.py ENCODING PRESET DIMS OUTPUT_BYTES REPEAT IMAGE MODEL [MODEL...]
+
+ENCODING is an SDK constant's suffix (OPENVINO, PYTORCH, TENSORFLOWLITE), PRESET an
+`image_to_tensor` preset, DIMS like 1,3,224,224.
+"""
+
+import json
+import sys
+import time
+
+import wasi_nn
+from wasi_nn.image import image_to_tensor
+
+
+def median(values: list) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def measure(encoding: str, preset: str, dims: list, output_bytes: int, repeat: int,
+            image: str, models: list) -> dict:
+    clock = time.perf_counter
+    start = clock()
+    parts = []
+    for path in models:
+        with open(path, "rb") as file:
+            parts.append(file.read())
+    read_s = clock() - start
+
+    start = clock()
+    graph = wasi_nn.load(parts, getattr(wasi_nn, "GRAPH_ENCODING_" + encoding),
+                         wasi_nn.EXECUTION_TARGET_CPU)
+    context = wasi_nn.init_execution_context(graph)
+    load_s = clock() - start
+
+    decode = []
+    for _ in range(repeat):
+        start = clock()
+        tensor_data = image_to_tensor(image, dims[2], dims[3], preset=preset)
+        decode.append(clock() - start)
+
+    tensor = wasi_nn.Tensor(dims, wasi_nn.TENSOR_TYPE_F32, tensor_data)
+    output = bytearray(output_bytes)
+    infer = []
+    for _ in range(repeat + 2):
+        start = clock()
+        wasi_nn.set_input(context, 0, tensor)
+        wasi_nn.compute(context)
+        wasi_nn.get_output(context, 0, output)
+        infer.append(clock() - start)
+    infer = infer[2:]  # the first runs warm the backend's caches
+    return {"read_ms": 1e3 * read_s, "load_ms": 1e3 * load_s,
+            "decode_ms": 1e3 * median(decode), "infer_ms": 1e3 * median(infer)}
+
+
+def main(argv: list) -> int:
+    if len(argv) < 8:
+        print(__doc__, file=sys.stderr)
+        return 2
+    encoding, preset, dims, output_bytes, repeat, image = argv[1:7]
+    result = measure(encoding, preset, [int(d) for d in dims.split(",")], int(output_bytes),
+                     int(repeat), image, argv[7:])
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
