@@ -1,0 +1,50 @@
+"""`WasiNnError`: a failed `wasi_ephemeral_nn` call, carrying its errno.
+
+Every ABI function returns an errno; the raw layer (`_wasi_nn` in wasm, `wasinn.native.raw`
+natively) raises its own `Error(errno, function[, needed])` for non-zero values. The SDK turns
+those into `WasiNnError`, which names the errno (``compute failed: runtime_error (5)``) so a
+guest's user sees what went wrong without looking up numbers.
+"""
+
+from __future__ import annotations
+
+from ._enums import Errno
+
+
+class WasiNnError(Exception):
+    """A `wasi_ephemeral_nn` call returned a non-zero errno.
+
+    Attributes:
+        errno: the `Errno` (or the plain int, for a code this SDK does not know).
+        name: the errno's ABI name in lower case, e.g. ``"runtime_error"``.
+        function: the ABI function that failed, e.g. ``"compute"``.
+        needed: for ``too_large`` from ``get_output``, the byte size the output needs (else None).
+    """
+
+    def __init__(self, errno: int, function: str = "wasi_nn", needed: int | None = None,
+                 detail: str | None = None) -> None:
+        try:
+            code: Errno | int = Errno(errno)
+            name = code.name.lower()
+        except ValueError:
+            code, name = int(errno), "unknown_errno"
+        self.errno = code
+        self.name = name
+        self.function = function
+        self.needed = needed
+        message = f"{function} failed: {name} ({int(errno)})"
+        if detail:
+            message += f": {detail}"
+        super().__init__(message)
+
+    def __reduce__(self):  # keep the exception picklable despite the custom __init__
+        return (type(self), (int(self.errno), self.function, self.needed))
+
+
+def from_raw(error: BaseException) -> WasiNnError:
+    """Translate a raw layer `Error(errno, function[, needed])` into a `WasiNnError`."""
+    args = error.args
+    errno = args[0] if args and isinstance(args[0], int) else Errno.RUNTIME_ERROR
+    function = args[1] if len(args) > 1 and isinstance(args[1], str) else "wasi_nn"
+    needed = args[2] if len(args) > 2 and isinstance(args[2], int) else None
+    return WasiNnError(errno, function, needed)

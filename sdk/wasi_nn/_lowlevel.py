@@ -1,0 +1,125 @@
+"""The low-level API: one function per `wasi_ephemeral_nn` call, as in the Rust crate 0.6.
+
+A Rust guest translates line by line::
+
+    graph = wasi_nn.load([xml, weights], wasi_nn.GRAPH_ENCODING_OPENVINO,
+                         wasi_nn.EXECUTION_TARGET_CPU)
+    context = wasi_nn.init_execution_context(graph)
+    wasi_nn.set_input(context, 0, wasi_nn.Tensor([1, 3, 224, 224], wasi_nn.TENSOR_TYPE_F32, data))
+    wasi_nn.compute(context)
+    written = wasi_nn.get_output(context, 0, output_buffer)
+
+Handles are plain ints; a non-zero errno raises `WasiNnError` (where Rust returns `Err`).
+Buffers go to the raw layer untouched: no copy of model or tensor bytes happens here.
+"""
+
+from __future__ import annotations
+
+from ._errors import from_raw
+from ._raw import Error as _Error
+from ._raw import raw as _r
+from ._tensor import Tensor
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+def load(builders: Sequence, encoding: int, target: int) -> int:
+    """Load a graph from its parts (OpenVINO: [xml, weights]; others: [model]); returns its handle."""
+    try:
+        return _r.load(builders, int(encoding), int(target))
+    except _Error as error:
+        raise from_raw(error) from None
+
+
+def load_by_name(name: str | bytes) -> int:
+    """Load a graph the host already knows by name (`--nn-preload NAME:...`); returns its handle."""
+    try:
+        return _r.load_by_name(name)
+    except _Error as error:
+        raise from_raw(error) from None
+
+
+def load_by_name_with_config(name: str | bytes, config: str | bytes) -> int:
+    """WasmEdge extension: `load_by_name` with a JSON configuration string for the backend."""
+    try:
+        return _r.load_by_name_with_config(name, config)
+    except _Error as error:
+        raise from_raw(error) from None
+
+
+def init_execution_context(graph: int) -> int:
+    """Create an execution context (the state of one inference stream) for a graph."""
+    try:
+        return _r.init_execution_context(graph)
+    except _Error as error:
+        raise from_raw(error) from None
+
+
+def set_input(context: int, index: int, tensor: Tensor) -> None:
+    """Bind `tensor` to input `index` of the context; its data buffer is passed, not copied."""
+    try:
+        _r.set_input(context, index, tensor.dimensions, int(tensor.type), tensor.data)
+    except _Error as error:
+        raise from_raw(error) from None
+
+
+def compute(context: int) -> None:
+    """Run inference on the inputs bound so far."""
+    try:
+        _r.compute(context)
+    except _Error as error:
+        raise from_raw(error) from None
+
+
+def get_output(context: int, index: int, buffer) -> int:
+    """Copy output `index` into the writable `buffer`; returns the number of bytes written.
+
+    A buffer that is too short raises `WasiNnError` with errno ``too_large`` whose `.needed`
+    is the output's size in bytes (when the host reports it, as WasmEdge and wasinn do).
+    """
+    try:
+        return _r.get_output(context, index, buffer)
+    except _Error as error:
+        raise from_raw(error) from None
+
+
+def compute_single(context: int) -> None:
+    """WasmEdge extension: compute one step of a streaming (token-by-token) backend."""
+    try:
+        _r.compute_single(context)
+    except _Error as error:
+        raise from_raw(error) from None
+
+
+def get_output_single(context: int, index: int, buffer) -> int:
+    """WasmEdge extension: the output of the last `compute_single` step; returns bytes written."""
+    try:
+        return _r.get_output_single(context, index, buffer)
+    except _Error as error:
+        raise from_raw(error) from None
+
+
+def fini_single(context: int) -> None:
+    """WasmEdge extension: end a streaming session started with `compute_single`."""
+    try:
+        _r.fini_single(context)
+    except _Error as error:
+        raise from_raw(error) from None
+
+
+def unload(graph: int) -> None:
+    """WasmEdge extension: release a graph on the host."""
+    try:
+        _r.unload(graph)
+    except _Error as error:
+        raise from_raw(error) from None
+
+
+def finalize_execution_context(context: int) -> None:
+    """WasmEdge extension: release an execution context on the host."""
+    try:
+        _r.finalize_execution_context(context)
+    except _Error as error:
+        raise from_raw(error) from None
