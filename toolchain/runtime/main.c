@@ -1,0 +1,212 @@
+/*
+ * wasinn guest runtime: the entry point of the wasm module.
+ *
+ * The module carries no Python files.  `wasinn build` appends one "bundle" (docs/contracts.md:
+ * marshaled code objects of the stdlib subset, the wasi_nn SDK and the guest's package) as an
+ * active data segment and patches its address and length into `wasinn_bundle_locator` below.
+ * At start-up we turn the bundle's records into CPython's frozen-module table, pointing straight
+ * into the segment (nothing is copied), register our built-in C modules, initialise CPython with
+ * a configuration that needs no file at all, and run the entry module as `__main__`.
+ *
+ * Heap and bundle: the bundle sits at the old end of initial memory.  wasi-libc's dlmalloc first
+ * claims [__heap_base, __heap_end) -- __heap_end is a link-time constant (the end of the
+ * *linked* initial memory), not memory.size at run time -- and afterwards grows only with
+ * memory.grow, i.e. past the current end of memory.  The bundle therefore lies in a hole the
+ * allocator never touches.  `wasinn_heap_is_below_bundle` checks this at start-up so a future
+ * libc that behaves differently fails loudly instead of corrupting code objects.
+ */
+
+#include <Python.h>
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wasinn_runtime.h"
+
+/* The locator the bundler patches: magic, u32 address, u32 length (little-endian).
+ * `volatile` keeps the compiler from folding the zeros into the code that reads them. */
+volatile unsigned char wasinn_bundle_locator[16] = {
+    0x9f, 'W', 'N', 'B', 'L', 'O', 'C', 0x01, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
+#define EXIT_NO_BUNDLE 2
+
+static const char BUNDLE_MAGIC[8] = {'W', 'A', 'S', 'I', 'N', 'N', 'B', '1'};
+
+/* Read a little-endian u32 (wasm is little-endian, but be explicit and alignment-safe). */
+static uint32_t read_u32(const unsigned char *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static uint32_t pad4(uint32_t n) { return (n + 3u) & ~3u; }
+
+static int fail(const char *fmt, const char *detail) {
+    fprintf(stderr, "wasinn: ");
+    fprintf(stderr, fmt, detail);
+    fputc('\n', stderr);
+    return EXIT_NO_BUNDLE;
+}
+
+/* A name must be non-empty, NUL-terminated exactly at `len`, and contain no inner NUL. */
+static int valid_name(const unsigned char *p, uint32_t len) {
+    return len > 0 && p[len] == 0 && memchr(p, 0, len) == NULL;
+}
+
+/*
+ * Parse the bundle into a frozen-module table (entries point into the bundle) and the entry
+ * module's name.  Every length is checked against the bundle's end in 64-bit arithmetic, so
+ * a truncated or corrupt bundle is reported instead of read out of bounds.
+ */
+static int parse_bundle(const unsigned char *base, uint32_t size, struct _frozen **table_out,
+                        const char **entry_out) {
+    uint64_t end = size, pos = 0;
+    if (size < 16 || memcmp(base, BUNDLE_MAGIC, 8) != 0)
+        return fail("corrupt bundle: %s", "bad header magic (expected WASINNB1)");
+    uint32_t count = read_u32(base + 8);
+    uint32_t entry_len = read_u32(base + 12);
+    pos = 16;
+    if (pos + (uint64_t)pad4(entry_len + 1) > end || !valid_name(base + pos, entry_len))
+        return fail("corrupt bundle: %s", "bad entry module name");
+    *entry_out = (const char *)(base + pos);
+    pos += pad4(entry_len + 1);
+    /* Each record needs at least 16 bytes, which bounds `count` before we allocate. */
+    if ((uint64_t)count * 16 > end - pos)
+        return fail("corrupt bundle: %s", "module count exceeds the bundle size");
+    struct _frozen *table = calloc((size_t)count + 1, sizeof(struct _frozen));
+    if (table == NULL)
+        return fail("%s", "out of memory while reading the bundle");
+    for (uint32_t i = 0; i < count; i++) {
+        if (pos + 12 > end) {
+            free(table);
+            return fail("corrupt bundle: %s", "truncated record header");
+        }
+        uint32_t name_len = read_u32(base + pos);
+        uint32_t code_len = read_u32(base + pos + 4);
+        uint32_t flags = read_u32(base + pos + 8);
+        pos += 12;
+        uint64_t name_span = pad4(name_len + 1), code_span = pad4(code_len);
+        if (name_len > end || pos + name_span > end || !valid_name(base + pos, name_len)) {
+            free(table);
+            return fail("corrupt bundle: %s", "bad module name in a record");
+        }
+        const char *name = (const char *)(base + pos);
+        pos += name_span;
+        if (code_len == 0 || code_len > INT32_MAX || pos + code_span > end) {
+            free(table);
+            return fail("corrupt bundle: code of module '%s' is truncated", name);
+        }
+        table[i].name = name;
+        table[i].code = base + pos;
+        table[i].size = (int)code_len;
+        table[i].is_package = (flags & 1u) != 0;
+        table[i].get_code = NULL;
+        pos += code_span;
+    }
+    *table_out = table;
+    return 0;
+}
+
+/* True if the allocator's next block lies below the bundle or past its end (see file comment). */
+static int heap_avoids_bundle(uintptr_t addr, uint32_t size) {
+    void *probe = malloc(64);
+    uintptr_t p = (uintptr_t)probe;
+    free(probe);
+    return p + 64 <= addr || p >= addr + size;
+}
+
+static void check(PyStatus status, PyConfig *config) {
+    if (PyStatus_Exception(status)) {
+        if (config != NULL)
+            PyConfig_Clear(config);
+        Py_ExitStatusException(status);
+    }
+}
+
+/* `import runpy; runpy._run_module_as_main(ENTRY, alter_argv=False)` as a wide string. */
+static wchar_t *run_command_for(const char *entry) {
+    static const char prefix[] = "import runpy\nrunpy._run_module_as_main('";
+    static const char suffix[] = "', alter_argv=False)\n";
+    size_t n = strlen(prefix) + strlen(entry) + strlen(suffix) + 1;
+    char *text = malloc(n);
+    if (text == NULL)
+        return NULL;
+    snprintf(text, n, "%s%s%s", prefix, entry, suffix);
+    wchar_t *wide = Py_DecodeLocale(text, NULL);
+    free(text);
+    return wide;
+}
+
+/* A module name only ever holds identifier characters and dots; refuse anything that could
+ * escape the quoted string in the run command. */
+static int valid_module_name(const char *name) {
+    for (const char *p = name; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (!(c == '.' || c == '_' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+              (c >= 'A' && c <= 'Z') || c >= 0x80))
+            return 0;
+    }
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    uint32_t addr = read_u32((const unsigned char *)wasinn_bundle_locator + 8);
+    uint32_t size = read_u32((const unsigned char *)wasinn_bundle_locator + 12);
+    if (addr == 0 || size == 0) {
+        fprintf(stderr, "wasinn: this is the bare guest runtime: it holds no Python program.\n"
+                        "Build a guest with `wasinn build DIR -o guest.wasm` and run that.\n");
+        return EXIT_NO_BUNDLE;
+    }
+    if (!heap_avoids_bundle(addr, size))
+        return fail("%s", "internal error: the heap overlaps the appended bundle");
+
+    struct _frozen *table = NULL;
+    const char *entry = NULL;
+    int rc = parse_bundle((const unsigned char *)(uintptr_t)addr, size, &table, &entry);
+    if (rc != 0)
+        return rc;
+    if (!valid_module_name(entry))
+        return fail("corrupt bundle: invalid entry module name '%s'", entry);
+    PyImport_FrozenModules = table;
+
+    if (PyImport_AppendInittab("_wasi_nn", PyInit__wasi_nn) != 0 ||
+        PyImport_AppendInittab("_wasinn_image", PyInit__wasinn_image) != 0)
+        return fail("%s", "cannot register the built-in modules");
+
+    /* UTF-8 everywhere, independent of the host's locale variables. */
+    PyPreConfig preconfig;
+    PyPreConfig_InitIsolatedConfig(&preconfig);
+    preconfig.utf8_mode = 1;
+    check(Py_PreInitialize(&preconfig), NULL);
+
+    PyConfig config;
+    PyConfig_InitIsolatedConfig(&config);
+    /* No files: no site, no search path, no bytecode writing, no path-config warnings. */
+    config.site_import = 0;
+    config.write_bytecode = 0;
+    config.pathconfig_warnings = 0;
+    config.use_frozen_modules = 1;
+    config.install_signal_handlers = 0;
+    config.safe_path = 1;
+    config.parse_argv = 0; /* sys.argv is the module's argv, exactly */
+    config.module_search_paths_set = 1;
+    check(PyConfig_SetString(&config, &config.program_name, L"python"), &config);
+    check(PyConfig_SetString(&config, &config.executable, L"/python"), &config);
+    check(PyConfig_SetString(&config, &config.prefix, L"/"), &config);
+    check(PyConfig_SetString(&config, &config.exec_prefix, L"/"), &config);
+    check(PyConfig_SetString(&config, &config.base_prefix, L"/"), &config);
+    check(PyConfig_SetString(&config, &config.base_exec_prefix, L"/"), &config);
+    check(PyConfig_SetBytesArgv(&config, argc, argv), &config);
+    wchar_t *command = run_command_for(entry);
+    if (command == NULL) {
+        PyConfig_Clear(&config);
+        return fail("%s", "out of memory");
+    }
+    check(PyConfig_SetString(&config, &config.run_command, command), &config);
+    PyMem_RawFree(command);
+    check(Py_InitializeFromConfig(&config), &config);
+    PyConfig_Clear(&config);
+    /* Py_RunMain prints uncaught exceptions, honours SystemExit and finalises, like `python`. */
+    return Py_RunMain();
+}
