@@ -1,0 +1,1 @@
+"""wasinn: the reference host, CLI and native mode."""

@@ -1,0 +1,181 @@
+"""The `wasinn` command: `run`, `compile`, `build`.
+
+Errors wasinn itself detects are one line on stderr (`wasinn run: error: ...`) with exit 2;
+see `wasinn.runner` for the full list of exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .runner import EXIT_USAGE, HostError
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """`65536`, `64K`, `512M`, `1G`, `2GiB` -> bytes (binary units)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"bad size {text!r} (e.g. 512M, 1G, 65536)")
+    return int(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
+def parse_dir(text: str) -> tuple[str, str]:
+    """`GUEST:HOST` (WasmEdge's order, e.g. `.:.` or `/models:./models`) or `PATH` for both."""
+    guest, sep, host = text.partition(":")
+    if not sep:
+        return text, text
+    if not guest or not host:
+        raise argparse.ArgumentTypeError(f"bad --dir {text!r}: expected GUEST:HOST or PATH")
+    return guest, host
+
+
+def parse_env(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"bad --env {text!r}: expected KEY=VALUE")
+    return key, value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"bad timeout {text!r}: expected seconds > 0")
+    return value
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wasinn",
+        description="Build and run Python WASI-NN guests (core wasm32-wasi modules importing "
+                    "wasi_snapshot_preview1 + wasi_ephemeral_nn).")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    run = commands.add_parser(
+        "run", help="run a guest module (.wasm, .wat or .cwasm)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run a WASI command module with wasinn's wasi-nn host.",
+        epilog="exit codes: the guest's own; 124 timeout; 134 guest trap; 2 wasinn could not "
+               "start the guest\nexamples:\n"
+               "  wasinn run --dir .:. mobilenet.wasm mobilenet.xml mobilenet.bin input.jpg\n"
+               "  wasinn run --dir .:. --nn-preload demo:PyTorch:CPU:model.pt named.wasm demo x.jpg\n"
+               "  wasinn run --native examples/mobilenet_pytorch model.pt input.jpg")
+    run.add_argument("--dir", action="append", default=[], type=parse_dir, metavar="GUEST:HOST",
+                     help="preopen a host folder at a guest path (or PATH for the same on both)")
+    run.add_argument("--env", action="append", default=[], type=parse_env, metavar="KEY=VALUE",
+                     help="set an environment variable in the guest")
+    run.add_argument("--nn-preload", action="append", default=[], metavar="SPEC",
+                     help="named model NAME:ENCODING:TARGET:PATH[,PATH...] for load_by_name, "
+                          "e.g. demo:PyTorch:CPU:model.pt or m:OpenVINO:CPU:m.xml,m.bin")
+    run.add_argument("--max-memory", type=parse_size, metavar="SIZE",
+                     help="cap on the guest's linear memory (e.g. 512M)")
+    run.add_argument("--timeout", type=positive_float, metavar="SECONDS",
+                     help="stop the guest after this wall-clock time (exit code 124)")
+    run.add_argument("--max-graphs", type=positive_int, default=64, metavar="N",
+                     help="cap on live graphs (default 64)")
+    run.add_argument("--max-contexts", type=positive_int, default=256, metavar="N",
+                     help="cap on live execution contexts (default 256)")
+    run.add_argument("--verbose", "-v", action="store_true",
+                     help="log every wasi-nn call with timings, and compile/instantiate times")
+    run.add_argument("--no-cache", action="store_true", help="disable wasmtime's compile cache")
+    run.add_argument("--native", action="store_true",
+                     help="MODULE is a guest package folder: run its main.py under this CPython")
+    run.add_argument("module", metavar="MODULE", help="the guest (.wasm/.wat/.cwasm, or a folder "
+                                                      "with --native)")
+    run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
+                     help="arguments passed to the guest")
+
+    compile_ = commands.add_parser("compile", help="ahead-of-time compile a module to .cwasm",
+                                   description="Compile IN.wasm to OUT.cwasm (wasmtime serialize) "
+                                               "for fast start-up with `wasinn run OUT.cwasm`.")
+    compile_.add_argument("input", metavar="IN.wasm")
+    compile_.add_argument("output", metavar="OUT.cwasm")
+
+    build = commands.add_parser("build", help="build a guest package into one .wasm",
+                                description="Bundle a guest package (a folder with main.py), the "
+                                            "wasi_nn SDK and the stdlib into one .wasm module.")
+    build.add_argument("source", metavar="DIR")
+    build.add_argument("-o", "--output", required=True, metavar="OUT", help="the .wasm to write")
+    build.add_argument("--portable", action="store_true",
+                       help="build for any wasi_ephemeral_nn runtime (see docs)")
+    build.add_argument("--verbose", "-v", action="store_true", help="explain each build step")
+    return parser
+
+
+def _registry(specs: Sequence[str]):
+    from .nn import ModelRegistry, PreloadError
+
+    try:
+        return ModelRegistry.from_specs(specs)
+    except PreloadError as error:
+        raise HostError(str(error)) from None
+
+
+def _run(options: argparse.Namespace) -> int:
+    registry = _registry(options.nn_preload)
+    if options.native:
+        from .native import run_native
+
+        return run_native(Path(options.module), options.args, registry=registry, env=options.env,
+                          verbose=options.verbose, max_graphs=options.max_graphs,
+                          max_contexts=options.max_contexts)
+    from .runner import RunOptions, run
+
+    return run(RunOptions(
+        module=Path(options.module), args=options.args, dirs=options.dir, env=options.env,
+        registry=registry, max_memory=options.max_memory, timeout=options.timeout,
+        max_graphs=options.max_graphs, max_contexts=options.max_contexts,
+        verbose=options.verbose, cache=not options.no_cache))
+
+
+def _compile(options: argparse.Namespace) -> int:
+    from .runner import compile_module
+
+    compile_module(Path(options.input), Path(options.output))
+    return 0
+
+
+def _build(options: argparse.Namespace) -> int:
+    try:
+        from wasinn_toolchain.bundler import BuildError, build_guest
+    except ImportError as error:
+        raise HostError(f"the bundler is not available ({error})") from None
+    try:
+        build_guest(Path(options.source), Path(options.output), portable=options.portable,
+                    verbose=options.verbose)
+    except BuildError as error:
+        raise HostError(str(error)) from None
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    options = parser.parse_args(argv)
+    handler = {"run": _run, "compile": _compile, "build": _build}[options.command]
+    try:
+        return handler(options)
+    except HostError as error:
+        print(f"wasinn {options.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
