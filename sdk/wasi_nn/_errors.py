@@ -19,6 +19,7 @@ class WasiNnError(Exception):
         name: the errno's ABI name in lower case, e.g. ``"runtime_error"``.
         function: the ABI function that failed, e.g. ``"compute"``.
         needed: for ``too_large`` from ``get_output``, the byte size the output needs (else None).
+        detail: the host's explanation when the raw layer has one (native mode), else None.
     """
 
     def __init__(self, errno: int, function: str = "wasi_nn", needed: int | None = None,
@@ -36,9 +37,10 @@ class WasiNnError(Exception):
         if detail:
             message += f": {detail}"
         super().__init__(message)
+        self.detail = detail
 
     def __reduce__(self):  # keep the exception picklable despite the custom __init__
-        return (type(self), (int(self.errno), self.function, self.needed))
+        return (type(self), (int(self.errno), self.function, self.needed, self.detail))
 
 
 def from_raw(error: BaseException) -> WasiNnError:
@@ -47,4 +49,6 @@ def from_raw(error: BaseException) -> WasiNnError:
     errno = args[0] if args and isinstance(args[0], int) else Errno.RUNTIME_ERROR
     function = args[1] if len(args) > 1 and isinstance(args[1], str) else "wasi_nn"
     needed = args[2] if len(args) > 2 and isinstance(args[2], int) else None
-    return WasiNnError(errno, function, needed)
+    # wasinn's native layer explains the failure in `.message`; the C module has only the errno
+    detail = getattr(error, "message", None) or None
+    return WasiNnError(errno, function, needed, detail if isinstance(detail, str) else None)
