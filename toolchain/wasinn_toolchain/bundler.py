@@ -1,0 +1,558 @@
+"""``wasinn build``: turn a guest package into one self-contained wasm module.
+
+A guest is a folder (the import root, as for ``python DIR/main.py``) with ``main.py`` as its
+entry, or a ``pyproject.toml`` naming another one in ``[tool.wasinn] entry = "module"``. The
+build embeds, as one bundle appended to the prebuilt runtime (see :mod:`.wasm_module`):
+
+* the precompiled stdlib subset (``stdlib.bundle``, made when the runtime was built);
+* the ``wasi_nn`` SDK package, found where ``import wasi_nn`` would find it;
+* every ``.py`` of the guest folder (minus ``tests/``, hidden folders and ``__pycache__``);
+* the pure-Python third-party packages the guest imports, found in this host's environment.
+
+Which third-party packages are needed is decided by walking the AST of every module reachable
+from the entry (:mod:`.import_scan`), so no guest code runs at build time. The rules, also in
+docs/guests.md: an unconditional import that nothing can satisfy fails the build; so does one
+that only a native extension (``.so``/``.pyd``) or a host-only built-in module could satisfy,
+because the wasm runtime cannot load native code. An import inside ``try/except ImportError``
+or an ``if`` branch is the program's own business: it is satisfied from what is bundled
+anyway, never pulls a third-party package in, and only produces a warning (``--verbose``).
+
+Every problem a user can cause ends in :class:`BuildError`, whose message says what to change.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.machinery
+import importlib.util
+import json
+import marshal
+import os
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from . import paths
+from .bundle_format import Bundle, BundleModule, read_bundle, write_bundle
+from .import_scan import ImportRef, scan_imports
+from .stdlib import manifest_path
+from .wasm_module import WasmFormatError, append_bundle
+
+SDK_PACKAGE = "wasi_nn"
+DEFAULT_ENTRY_FILE = "main.py"
+SKIPPED_GUEST_DIRS = frozenset({"tests", "__pycache__"})
+SKIPPED_PACKAGE_DIRS = frozenset({"tests", "test", "__pycache__"})
+NATIVE_SUFFIXES = tuple(sorted(set(importlib.machinery.EXTENSION_SUFFIXES) | {".so", ".pyd"}))
+
+
+class BuildError(Exception):
+    """A guest cannot be built; ``str()`` is a message the user can act on."""
+
+
+@dataclass
+class BuildReport:
+    """What a build produced, for the CLI to print and for tests to check."""
+
+    output: Path
+    entry: str
+    runtime: Path
+    module_count: int
+    guest_modules: int
+    sdk_modules: int
+    stdlib_modules: int
+    third_party: tuple[str, ...]
+    bundle_size: int
+    output_size: int
+    seconds: float
+    warnings: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        """One line: what went where, how big, how long."""
+        extra = f", third-party: {', '.join(self.third_party)}" if self.third_party else ""
+        return (
+            f"built {self.output} ({self.output_size / 1e6:.1f} MB) from entry '{self.entry}': "
+            f"{self.module_count} modules ({self.guest_modules} guest, {self.sdk_modules} SDK, "
+            f"{self.stdlib_modules} stdlib{extra}), bundle {self.bundle_size / 1e6:.1f} MB, "
+            f"{self.seconds:.2f} s"
+        )
+
+
+@dataclass
+class SourceModule:
+    """A module compiled from source at build time (guest, SDK or third-party)."""
+
+    name: str
+    path: Path
+    is_package: bool
+    origin: str  # "guest", "sdk" or the third-party top-level name
+    source: bytes | None = None  # None: an implicit package (a folder without __init__.py)
+    filename: str = ""  # the code object's co_filename; "" means "<frozen NAME>"
+    tree: ast.Module | None = None
+
+    def parse(self, shown_path: Path) -> ast.Module:
+        """The module's AST, parsed once; a syntax error becomes a BuildError at file:line:col."""
+        if self.tree is None:
+            try:
+                self.tree = ast.parse(self.source or b"", filename=str(shown_path))
+            except SyntaxError as exc:
+                line = (exc.text or "").strip()
+                where = f"{shown_path}:{exc.lineno or 0}:{exc.offset or 0}"
+                hint = f"\n    {line}" if line else ""
+                raise BuildError(f"{where}: syntax error: {exc.msg}{hint}") from None
+            except ValueError as exc:  # e.g. NUL bytes in the source
+                raise BuildError(f"{shown_path}: cannot be compiled: {exc}") from None
+        return self.tree
+
+
+@dataclass
+class _Runtime:
+    """The stdlib bundle's records and the runtime's built-in module names."""
+
+    stdlib: Bundle
+    names: frozenset[str]
+    packages: frozenset[str]
+    builtins: frozenset[str]
+
+
+@dataclass
+class _State:
+    """Everything one build collects while resolving imports."""
+
+    modules: dict[str, SourceModule] = field(default_factory=dict)
+    third_party: dict[str, str] = field(default_factory=dict)  # top-level -> where found
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+# --- finding the inputs ----------------------------------------------------------------------
+
+
+def _require_runtime(portable: bool, runtime: Path | None, stdlib: Path | None) -> tuple[Path, Path]:
+    try:
+        runtime_path = runtime or paths.require_runtime(portable)
+        stdlib_path = stdlib or paths.require(paths.stdlib_bundle())
+    except paths.RuntimeNotBuiltError as exc:
+        raise BuildError(str(exc)) from None
+    for path in (runtime_path, stdlib_path):
+        if not Path(path).is_file():
+            raise BuildError(
+                f"the wasinn guest runtime is not built ({path} is missing); "
+                f"run `{paths.BUILD_COMMAND}` first"
+            )
+    return Path(runtime_path), Path(stdlib_path)
+
+
+@lru_cache(maxsize=4)
+def _load_runtime_info(stdlib_path: Path, mtime_ns: int, size: int) -> _Runtime:
+    """Parse stdlib.bundle and its manifest (cached per file version: tests build many guests)."""
+    del mtime_ns, size  # only part of the cache key
+    try:
+        bundle = read_bundle(stdlib_path.read_bytes())
+        manifest = json.loads(manifest_path(stdlib_path).read_text(encoding="utf-8"))
+        builtins = frozenset(manifest["builtin_modules"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise BuildError(
+            f"the stdlib bundle {stdlib_path} or its manifest is unreadable ({exc}); "
+            f"rebuild the runtime with `{paths.BUILD_COMMAND}`"
+        ) from None
+    return _Runtime(
+        bundle,
+        frozenset(m.name for m in bundle.modules),
+        frozenset(m.name for m in bundle.modules if m.is_package),
+        builtins,
+    )
+
+
+def _runtime_info(stdlib_path: Path) -> _Runtime:
+    stat = stdlib_path.stat()
+    return _load_runtime_info(stdlib_path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+def _walk_python_files(root: Path, skipped: frozenset[str]) -> list[Path]:
+    """Every importable .py under ``root``: folders must be identifiers, not hidden or skipped."""
+    found: list[Path] = []
+
+    def on_error(exc: OSError) -> None:
+        raise BuildError(f"cannot read {exc.filename}: {exc.strerror}")
+
+    for folder, dirs, files in os.walk(root, onerror=on_error):
+        dirs[:] = sorted(
+            d for d in dirs if d.isidentifier() and d not in skipped and not d.startswith(".")
+        )
+        for name in sorted(files):
+            if name.endswith(".py") and name[:-3].isidentifier():
+                found.append(Path(folder) / name)
+    return found
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise BuildError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _package_modules(root: Path, prefix: str, origin: str, skipped: frozenset[str]) -> dict[str, SourceModule]:
+    """Modules of the folder ``root`` named below ``prefix`` ("" for the guest's import root).
+
+    Folders without ``__init__.py`` that hold modules get an empty package record, as CPython
+    treats them as namespace packages.
+    """
+    modules: dict[str, SourceModule] = {}
+    for path in _walk_python_files(root, skipped):
+        rel = path.relative_to(root).with_suffix("").parts
+        is_package = rel[-1] == "__init__"
+        parts = ([prefix] if prefix else []) + list(rel[:-1] if is_package else rel)
+        if not parts:  # an __init__.py in the guest's import root: not a module
+            continue
+        name = ".".join(parts)
+        # Guest files keep their path relative to the import root, so tracebacks read like
+        # `python main.py` and linecache finds the source when the folder is preopened.
+        filename = path.relative_to(root).as_posix() if origin == "guest" else ""
+        modules[name] = SourceModule(name, path, is_package, origin, _read(path), filename=filename)
+    for name in list(modules):
+        parts = name.split(".")
+        for depth in range(1, len(parts)):
+            parent = ".".join(parts[:depth])
+            if parent not in modules:
+                folder = root.joinpath(*parts[len(prefix.split(".")) if prefix else 0 : depth])
+                modules[parent] = SourceModule(parent, folder, True, origin, None)
+    return modules
+
+
+def _entry_module(src: Path, guest: dict[str, SourceModule]) -> str:
+    """The entry from pyproject.toml's ``[tool.wasinn] entry``, else ``main`` (main.py)."""
+    pyproject = src / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            config = tomllib.loads(_read(pyproject).decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise BuildError(f"{pyproject}: invalid TOML: {exc}") from None
+        entry = config.get("tool", {}).get("wasinn", {}).get("entry")
+        if entry is not None:
+            if not isinstance(entry, str) or not all(p.isidentifier() for p in entry.split(".")):
+                raise BuildError(
+                    f"{pyproject}: [tool.wasinn] entry must be a module name like \"app\" "
+                    f"or \"app.cli\", not {entry!r}"
+                )
+            if entry not in guest:
+                raise BuildError(
+                    f"{pyproject}: [tool.wasinn] entry = \"{entry}\" but there is no module "
+                    f"{entry} in {src} (looked for {entry.replace('.', '/')}.py)"
+                )
+            return entry
+    if "main" in guest and not guest["main"].is_package:
+        return "main"
+    raise BuildError(
+        f"no entry point in {src}: expected {src / DEFAULT_ENTRY_FILE}, or a pyproject.toml "
+        "with [tool.wasinn] entry = \"module_name\""
+    )
+
+
+def _sdk_modules() -> dict[str, SourceModule]:
+    """All modules of the wasi_nn SDK, located without importing it."""
+    spec = importlib.util.find_spec(SDK_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise BuildError(
+            "the wasi_nn SDK package is not installed in this Python environment "
+            "(`pip install -e .` in the wasinn checkout provides it)"
+        )
+    root = Path(list(spec.submodule_search_locations)[0])
+    return _package_modules(root, SDK_PACKAGE, "sdk", SKIPPED_PACKAGE_DIRS)
+
+
+# --- third-party packages ------------------------------------------------------------------
+
+
+def _find_native_file(locations: list[Path]) -> Path | None:
+    natives = sorted(
+        p for root in locations for p in root.rglob("*") if p.name.endswith(NATIVE_SUFFIXES)
+    )
+    return natives[0] if natives else None
+
+
+def _load_third_party(top: str, state: _State) -> str | None:
+    """Add the pure-Python package ``top`` from the host environment; else say why not.
+
+    Returns None on success, or the reason it cannot be bundled (for the error message).
+    ``find_spec`` on a top-level name only locates it; nothing of the package runs.
+    """
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return "not found"
+    origin = spec.origin
+    if origin == "built-in":
+        return (
+            f"native: '{top}' is a module built into this host's Python but not into the wasm "
+            "runtime, so it cannot be bundled"
+        )
+    if spec.submodule_search_locations:
+        locations = [Path(p) for p in spec.submodule_search_locations]
+        native = _find_native_file(locations)
+        if native is not None:
+            shown = native.relative_to(locations[0].parent) if native.is_relative_to(locations[0].parent) else native
+            return (
+                f"native: package '{top}' contains the native extension {shown} "
+                f"(in {locations[0].parent}); "
+                "wasm cannot load native code, so it cannot be bundled"
+            )
+        for root in locations:
+            for name, module in _package_modules(root, top, top, SKIPPED_PACKAGE_DIRS).items():
+                state.modules.setdefault(name, module)
+        state.modules.setdefault(top, SourceModule(top, locations[0], True, top, None))
+        state.third_party[top] = str(locations[0])
+        return None
+    if origin and origin.endswith(NATIVE_SUFFIXES):
+        return (
+            f"native: module '{top}' is the native extension {origin}; "
+            "wasm cannot load native code, so it cannot be bundled"
+        )
+    if origin and origin.endswith(".py"):
+        path = Path(origin)
+        state.modules[top] = SourceModule(top, path, False, top, _read(path))
+        state.third_party[top] = origin
+        return None
+    return f"found at {origin} but not as Python source, so it cannot be bundled"
+
+
+# --- import resolution ---------------------------------------------------------------------
+
+
+class _Resolver:
+    """Walks imports from the entry, bundling third-party code and collecting problems."""
+
+    def __init__(self, state: _State, runtime: _Runtime, src: Path, verbose: bool) -> None:
+        self.state = state
+        self.runtime = runtime
+        self.src = src
+        self.verbose = verbose
+        self.analysed: dict[str, bool] = {}  # name -> analysed as required?
+        self.failed_tops: dict[str, str] = {}
+        self.current_origin = "guest"
+
+    def shown_path(self, module: SourceModule) -> Path:
+        """Guest files relative to where the user pointed; others absolute."""
+        if module.origin == "guest":
+            try:
+                return self.src / module.path.relative_to(self.src)
+            except ValueError:
+                pass
+        return module.path
+
+    def run(self, entry: str) -> None:
+        queue: list[tuple[str, bool]] = [(entry, True)]
+        while queue:
+            name, required = queue.pop()
+            if self.analysed.get(name) is True or (name in self.analysed and not required):
+                continue
+            self.analysed[name] = required
+            module = self.state.modules[name]
+            self.current_origin = module.origin
+            if module.source is None:
+                continue
+            tree = module.parse(self.shown_path(module))
+            refs, bad = scan_imports(tree, name, module.is_package)
+            where = self.shown_path(module)
+            for lineno, message in bad:
+                self._problem(required, f"{where}:{lineno}: {message}")
+            for ref in refs:
+                queue.extend(self._resolve(ref, required, where))
+
+    def _problem(self, required: bool, message: str) -> None:
+        if required:
+            self.state.errors.append(message)
+        elif self.current_origin != "sdk":  # the SDK's fallbacks (native mode) are by design
+            self.state.warnings.append(message)
+
+    def _exists(self, name: str) -> str | None:
+        """'source', 'runtime', 'attribute' (a name inside a plain module, like os.path) or None."""
+        if name in self.state.modules:
+            return "source"
+        if name in self.runtime.names or name in self.runtime.builtins:
+            return "runtime"
+        parts = name.split(".")
+        for depth in range(len(parts) - 1, 0, -1):
+            parent = ".".join(parts[:depth])
+            if parent in self.state.modules:
+                return None if self.state.modules[parent].is_package else "attribute"
+            if parent in self.runtime.names or parent in self.runtime.builtins:
+                is_package = parent in self.runtime.packages
+                return None if is_package else "attribute"
+        return None
+
+    def _resolve(self, ref: ImportRef, parent_required: bool, where: Path) -> list[tuple[str, bool]]:
+        required = parent_required and not ref.guarded
+        name = ref.module
+        kind = self._exists(name)
+        if kind is None:
+            top = name.split(".")[0]
+            reason = self._unavailable(top, required)
+            if reason is None:
+                kind = self._exists(name)
+            if kind is None:
+                self._report_missing(ref, required, where, reason or "not found")
+                return []
+        targets: list[tuple[str, bool]] = []
+        if kind == "source":
+            targets.append((name, required))
+            parts = name.split(".")
+            for depth in range(1, len(parts)):  # importing a.b.c runs a and a.b first
+                targets.append((".".join(parts[:depth]), required))
+        for attr in ref.names:  # `from pkg import sub` imports the submodule pkg.sub
+            child = f"{name}.{attr}"
+            if child in self.state.modules:
+                targets.append((child, required))
+        return targets
+
+    def _unavailable(self, top: str, required: bool) -> str | None:
+        """Why the top-level name is unavailable, or None once it was made available."""
+        if top in self.state.modules or top in self.runtime.names or top in self.runtime.builtins:
+            return None
+        if top in sys.stdlib_module_names:
+            return (
+                f"'{top}' is part of Python's standard library but not of the wasm runtime "
+                "(no C module or OS support for it in WASI; see docs/guests.md)"
+            )
+        if not required:
+            return "optional, not bundled"
+        if top not in self.failed_tops:
+            reason = _load_third_party(top, self.state)
+            if reason is None:
+                return None
+            self.failed_tops[top] = reason
+        return self.failed_tops[top]
+
+    def _report_missing(self, ref: ImportRef, required: bool, where: Path, reason: str) -> None:
+        location = f"{where}:{ref.lineno}"
+        if reason.startswith("native: "):
+            message = f"{location}: cannot bundle '{ref.module}': {reason[len('native: '):]}"
+        elif reason == "not found":
+            message = (
+                f"{location}: no module named '{ref.module}': it is not in the guest folder, "
+                "the wasm runtime's stdlib, or this Python environment"
+            )
+        elif reason == "optional, not bundled":
+            message = f"{location}: optional import '{ref.module}' is not bundled"
+        else:
+            message = f"{location}: cannot import '{ref.module}': {reason}"
+        if not required and not message.startswith(f"{location}: optional"):
+            message += " (guarded import: the program must cope without it)"
+        self._problem(required, message)
+
+
+# --- compiling and writing ---------------------------------------------------------------------
+
+
+def _compile(module: SourceModule, shown: Path) -> bytes:
+    """Marshaled code object of a source module (an empty one for an implicit package)."""
+    filename = module.filename or f"<frozen {module.name}>"
+    tree = module.parse(shown) if module.source is not None else ast.Module([], [])
+    try:
+        code = compile(tree, filename, "exec", dont_inherit=True, optimize=0)
+    except SyntaxError as exc:  # checks past the parser, e.g. 'return' outside function
+        raise BuildError(f"{shown}:{exc.lineno or 0}:{exc.offset or 0}: syntax error: {exc.msg}") from None
+    except ValueError as exc:
+        raise BuildError(f"{shown}: cannot be compiled: {exc}") from None
+    return marshal.dumps(code)
+
+
+def _write_atomic(out: Path, data: bytes) -> None:
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise BuildError(f"cannot write {out}: {exc.strerror or exc}") from None
+
+
+def _check_paths(src: Path, out: Path) -> None:
+    if not src.exists():
+        raise BuildError(f"guest folder {src} does not exist")
+    if not src.is_dir():
+        raise BuildError(f"{src} is not a folder: `wasinn build` takes the guest's folder")
+    if not os.access(src, os.R_OK | os.X_OK):
+        raise BuildError(f"guest folder {src} is not readable")
+    if out.is_dir():
+        raise BuildError(f"output {out} is a folder; give a file name such as {out / 'guest.wasm'}")
+    if not out.parent.is_dir():
+        raise BuildError(f"the output's folder {out.parent} does not exist")
+
+
+def build_guest(
+    src: Path,
+    out: Path,
+    *,
+    portable: bool = False,
+    verbose: bool = False,
+    runtime: Path | None = None,
+    stdlib: Path | None = None,
+) -> BuildReport:
+    """Build the guest folder ``src`` into the wasm module ``out`` (written atomically).
+
+    ``portable`` picks the runtime flavour that imports only the six wasi_ephemeral_nn
+    functions every runtime has. ``runtime``/``stdlib`` override the built runtime files (tests).
+    With ``verbose``, warnings about guarded imports go to stderr as they are also returned
+    in the report.
+    """
+    started = time.perf_counter()
+    src, out = Path(src), Path(out)
+    _check_paths(src, out)
+    runtime_path, stdlib_path = _require_runtime(portable, runtime, stdlib)
+    info = _runtime_info(stdlib_path)
+
+    guest = _package_modules(src, "", "guest", SKIPPED_GUEST_DIRS)
+    entry = _entry_module(src, guest)
+    state = _State()
+    state.modules.update(_sdk_modules())
+    for name, module in guest.items():
+        if name in state.modules or name in info.names:
+            state.warnings.append(
+                f"guest module '{name}' ({module.path}) shadows the "
+                f"{'SDK' if name in state.modules else 'stdlib'} module of that name"
+            )
+        state.modules[name] = module
+
+    resolver = _Resolver(state, info, src, verbose)
+    for module in guest.values():  # every guest file is bundled, so every one must compile
+        module.parse(resolver.shown_path(module))
+    resolver.run(entry)
+    if state.errors:
+        raise BuildError("cannot build " + str(src) + ":\n  " + "\n  ".join(state.errors))
+
+    records: list[BundleModule] = [
+        BundleModule(name, _compile(module, resolver.shown_path(module)), module.is_package)
+        for name, module in sorted(state.modules.items())
+    ]
+    records += [m for m in info.stdlib.modules if m.name not in state.modules]
+    bundle = write_bundle(records, entry)
+    try:
+        module_bytes = append_bundle(_read(runtime_path), bundle)
+    except WasmFormatError as exc:
+        raise BuildError(f"{runtime_path} cannot take the bundle: {exc}") from None
+    _write_atomic(out, module_bytes)
+
+    if verbose:
+        for warning in state.warnings:
+            print(f"wasinn build: warning: {warning}", file=sys.stderr)
+    origins = [m.origin for m in state.modules.values()]
+    return BuildReport(
+        output=out,
+        entry=entry,
+        runtime=runtime_path,
+        module_count=len(records),
+        guest_modules=origins.count("guest"),
+        sdk_modules=origins.count("sdk"),
+        stdlib_modules=len(records) - len(state.modules),
+        third_party=tuple(sorted(state.third_party)),
+        bundle_size=len(bundle),
+        output_size=len(module_bytes),
+        seconds=time.perf_counter() - started,
+        warnings=tuple(state.warnings),
+    )
