@@ -1,0 +1,96 @@
+"""Fixtures for the host tests: small real models built on the spot, and a wasinn runner."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def torch_model_bytes() -> bytes:
+    """TorchScript with six inputs of six dtypes and a tuple of outputs (nested)."""
+    torch = pytest.importorskip("torch")
+
+    class Multi(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(3, 2)
+
+        def forward(self, a, b, c, d, e, f):  # f32[2,3] i64[4] f64[3] u8[5] i32[2] f16[2]
+            return self.linear(a), (b * 2, c + 0.5), d // 2, e - 1, f * 2
+
+    torch.manual_seed(0)
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(Multi().eval()), buffer)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def torch_linear_path(tmp_path_factory) -> Path:
+    """A TorchScript Linear(3 -> 2) saved to a file, for --nn-preload."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("torch") / "model.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(3, 2).eval()), str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def openvino_ir(tmp_path_factory) -> tuple[Path, Path]:
+    """OpenVINO IR with two inputs (f32 [1,4], i32 [3]) and two outputs, weights in .bin."""
+    ov = pytest.importorskip("openvino")
+    from openvino import opset13 as ops
+
+    rng = np.random.default_rng(0)
+    a = ops.parameter([1, 4], np.float32, name="a")
+    b = ops.parameter([3], np.int32, name="b")
+    weights = ops.constant(rng.standard_normal((4, 5)).astype(np.float32))
+    out0 = ops.relu(ops.matmul(a, weights, False, False))
+    out1 = ops.multiply(b, ops.constant(np.array([3], np.int32)))
+    model = ov.Model([out0, out1], [a, b], "two_by_two")
+    folder = tmp_path_factory.mktemp("ir")
+    ov.save_model(model, str(folder / "m.xml"), compress_to_fp16=False)
+    return folder / "m.xml", folder / "m.bin"
+
+
+@pytest.fixture(scope="session")
+def onnx_model_bytes() -> bytes:
+    """ONNX: X f32 [2,3] @ W -> Z f32 [2,2]; Y i64 [3] + Y -> Y2; U u8 [4] identity -> U2."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.arange(6, dtype=np.float32).reshape(3, 2) / 10
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["X", "W"], ["Z"]),
+         helper.make_node("Add", ["Y", "Y"], ["Y2"]),
+         helper.make_node("Identity", ["U"], ["U2"])],
+        "multi",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [2, 3]),
+         helper.make_tensor_value_info("Y", TensorProto.INT64, [3]),
+         helper.make_tensor_value_info("U", TensorProto.UINT8, [4])],
+        [helper.make_tensor_value_info("Z", TensorProto.FLOAT, [2, 2]),
+         helper.make_tensor_value_info("Y2", TensorProto.INT64, [3]),
+         helper.make_tensor_value_info("U2", TensorProto.UINT8, [4])],
+        [numpy_helper.from_array(w, "W")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def run_wasinn(*args: str, timeout: float = 120, env: dict | None = None,
+               cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`wasinn ARGS…` as a subprocess (python -m wasinn, so the test needs no PATH entry)."""
+    return subprocess.run([sys.executable, "-m", "wasinn", *args], capture_output=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+@pytest.fixture
+def wasinn_cli():
+    return run_wasinn
