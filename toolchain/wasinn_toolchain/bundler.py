@@ -432,6 +432,11 @@ class _Resolver:
         location = f"{where}:{ref.lineno}"
         if reason.startswith("native: "):
             message = f"{location}: cannot bundle '{ref.module}': {reason[len('native: '):]}"
+        elif reason == "not found" and ref.module.split(".")[0] in sys.stdlib_module_names:
+            message = (
+                f"{location}: '{ref.module}' is part of Python's standard library but not of "
+                "the wasm runtime (see docs/guests.md for what is left out and why)"
+            )
         elif reason == "not found":
             message = (
                 f"{location}: no module named '{ref.module}': it is not in the guest folder, "

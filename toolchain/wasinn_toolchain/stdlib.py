@@ -15,6 +15,8 @@ What is left out, and why (docs/guests.md repeats this for guest authors):
   threads), ``asyncio`` (no event loop worth having without sockets), ``ensurepip``, ``venv``,
   ``distutils``, ``lib2to3``, ``pydoc_data`` (700 KB of help topics); ``lzma``, ``bz2``,
   ``ssl``, ``gzip`` (their C modules or zlib are not built in).
+* single modules that cannot import there (``pty``/``tty`` need termios, ``unittest.mock``
+  needs asyncio, the Windows and bz2/zlib codecs, ``dbm.gnu``/``dbm.ndbm``): EXCLUDED_MODULES.
 * the folders of the installation itself (``site-packages``, ``lib-dynload``, ``config-*``).
 
 Everything a normal CLI program uses stays: encodings, json, re, dataclasses, pathlib, argparse,
@@ -53,6 +55,19 @@ EXCLUDED_TOP_LEVEL: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 """Top-level stdlib names (modules or packages) not put in the bundle; see the module docstring."""
+
+EXCLUDED_MODULES: frozenset[str] = frozenset(
+    {
+        "dbm.gnu", "dbm.ndbm",  # _gdbm, _dbm: not built (dbm.dumb stays)
+        "encodings.bz2_codec", "encodings.zlib_codec",  # bz2, zlib: not built
+        "encodings.mbcs", "encodings.oem",  # Windows only
+        "pty", "tty",  # termios: not in WASI
+        "unittest.mock", "unittest.async_case",  # need asyncio
+        "unittest.__main__",  # `python -m unittest` discovery needs a file system layout
+    }
+)  # fmt: skip
+"""Single modules of kept packages that cannot import in the runtime (found by importing every
+bundled module inside it: tests/toolchain/test_build_e2e.py keeps that true)."""
 
 EXCLUDED_SUBPACKAGES = ("tests", "test", "idle_test")
 """Sub-folders dropped wherever they occur (e.g. ``unittest/test``, ``ctypes/test``)."""
@@ -100,6 +115,8 @@ def stdlib_sources(stdlib_dir: Path) -> list[tuple[str, Path, bool]]:
     for path in stdlib_dir.rglob("*.py"):
         rel = path.relative_to(stdlib_dir)
         if _excluded(rel):
+            continue
+        if ".".join(rel.with_suffix("").parts) in EXCLUDED_MODULES:
             continue
         if rel.name == "__init__.py":
             if len(rel.parts) == 1:
@@ -150,7 +167,7 @@ def build_stdlib_bundle(stdlib_dir: Path, out: Path) -> None:
         "magic": importlib.util.MAGIC_NUMBER.hex(),
         "modules": [m.name for m in modules],
         "builtin_modules": builtin_modules(stdlib_dir),
-        "excluded": sorted(EXCLUDED_TOP_LEVEL),
+        "excluded": sorted(EXCLUDED_TOP_LEVEL | EXCLUDED_MODULES),
     }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
