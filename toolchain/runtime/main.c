@@ -31,7 +31,7 @@ volatile unsigned char wasinn_bundle_locator[16] = {
     0x9f, 'W', 'N', 'B', 'L', 'O', 'C', 0x01, 0, 0, 0, 0, 0, 0, 0, 0,
 };
 
-#define EXIT_NO_BUNDLE 2
+#define EXIT_NO_BUNDLE 2 /* like a usage error: the module cannot run at all */
 
 static const char BUNDLE_MAGIC[8] = {'W', 'A', 'S', 'I', 'N', 'N', 'B', '1'};
 
@@ -124,18 +124,27 @@ static void check(PyStatus status, PyConfig *config) {
     }
 }
 
-/* `import runpy; runpy._run_module_as_main(ENTRY, alter_argv=False)` as a wide string. */
-static wchar_t *run_command_for(const char *entry) {
-    static const char prefix[] = "import runpy\nrunpy._run_module_as_main('";
-    static const char suffix[] = "', alter_argv=False)\n";
-    size_t n = strlen(prefix) + strlen(entry) + strlen(suffix) + 1;
-    char *text = malloc(n);
-    if (text == NULL)
-        return NULL;
-    snprintf(text, n, "%s%s%s", prefix, entry, suffix);
-    wchar_t *wide = Py_DecodeLocale(text, NULL);
-    free(text);
-    return wide;
+/*
+ * Run the entry module as `__main__`, like `python -m ENTRY` but with sys.argv untouched:
+ * runpy._run_module_as_main(entry, alter_argv=False).  Called directly rather than through
+ * a `-c` command so tracebacks show only the runpy frames `python -m` shows.  PyErr_Print
+ * prints uncaught exceptions through sys.excepthook and turns SystemExit into the process's
+ * exit status (it finalises and exits itself), exactly as CPython's own main does.
+ */
+static int run_entry(const char *entry) {
+    PyObject *runpy = PyImport_ImportModule("runpy");
+    if (runpy == NULL) {
+        PyErr_Print();
+        return 1;
+    }
+    PyObject *result = PyObject_CallMethod(runpy, "_run_module_as_main", "(sO)", entry, Py_False);
+    Py_DECREF(runpy);
+    if (result == NULL) {
+        PyErr_Print();
+        return 1;
+    }
+    Py_DECREF(result);
+    return 0;
 }
 
 /* A module name only ever holds identifier characters and dots; refuse anything that could
@@ -198,15 +207,11 @@ int main(int argc, char **argv) {
     check(PyConfig_SetString(&config, &config.base_prefix, L"/"), &config);
     check(PyConfig_SetString(&config, &config.base_exec_prefix, L"/"), &config);
     check(PyConfig_SetBytesArgv(&config, argc, argv), &config);
-    wchar_t *command = run_command_for(entry);
-    if (command == NULL) {
-        PyConfig_Clear(&config);
-        return fail("%s", "out of memory");
-    }
-    check(PyConfig_SetString(&config, &config.run_command, command), &config);
-    PyMem_RawFree(command);
     check(Py_InitializeFromConfig(&config), &config);
     PyConfig_Clear(&config);
-    /* Py_RunMain prints uncaught exceptions, honours SystemExit and finalises, like `python`. */
-    return Py_RunMain();
+    int exitcode = run_entry(entry);
+    /* Flushes sys.stdout/stderr; like CPython, a failed flush turns into exit status 120. */
+    if (Py_FinalizeEx() < 0 && exitcode == 0)
+        exitcode = 120;
+    return exitcode;
 }
