@@ -1,0 +1,215 @@
+"""Each backend, through the real ABI (wasm module, guest memory), returns exactly what the
+library returns when called directly — multi-input, multi-output, several dtypes."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from host_harness import Guest
+
+OPENVINO, ONNX, PYTORCH, TFLITE, AUTODETECT = 0, 1, 3, 4, 5
+TYPE_CODES = {"float16": 0, "float32": 1, "float64": 2, "uint8": 3, "int32": 4, "int64": 5}
+
+
+def run_guest(parts: list[bytes], encoding: int, inputs: list[np.ndarray],
+              n_outputs: int) -> list[bytes]:
+    guest = Guest()
+    errno, graph = guest.load(parts, encoding)
+    assert errno == 0, "load failed"
+    errno, ctx = guest.init(graph)
+    assert errno == 0
+    for index, array in enumerate(inputs):
+        code = TYPE_CODES[array.dtype.name]
+        assert guest.set_input(ctx, index, list(array.shape), code, array.tobytes()) == 0, index
+    assert guest.call("compute", ctx) == 0
+    outputs = []
+    for index in range(n_outputs):
+        errno, _, needed = guest.get_output(ctx, index, 0)       # learn the size (too_large)
+        assert errno == 7
+        errno, data, written = guest.get_output(ctx, index, needed)
+        assert (errno, written) == (0, needed)
+        outputs.append(data)
+    assert guest.get_output(ctx, n_outputs, 1 << 16)[0] == 1      # one past the last output
+    return outputs
+
+
+# -- PyTorch ----------------------------------------------------------------------------------
+def test_pytorch_matches_torch(torch_model_bytes):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    inputs = [
+        rng.standard_normal((2, 3)).astype(np.float32),
+        np.array([1, -2, 3, 1 << 40], np.int64),
+        np.array([0.25, -1.5, 3.0], np.float64),
+        np.array([0, 7, 200, 255, 3], np.uint8),
+        np.array([-5, 9], np.int32),
+        np.array([0.5, -3.25], np.float16),
+    ]
+    module = torch.jit.load(io.BytesIO(torch_model_bytes))
+    with torch.inference_mode():
+        a, (b, c), d, e, f = module(*(torch.from_numpy(x.copy()) for x in inputs))
+    expected = [t.numpy() for t in (a, b, c, d, e, f)]
+    got = run_guest([torch_model_bytes], PYTORCH, inputs, 6)
+    for data, want in zip(got, expected):
+        np.testing.assert_array_equal(np.frombuffer(data, want.dtype).reshape(want.shape), want)
+
+
+# -- OpenVINO ---------------------------------------------------------------------------------
+def _openvino_direct(model_path: str, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(model_path, "CPU")
+    result = compiled.create_infer_request().infer(inputs)
+    return [result[out] for out in compiled.outputs]
+
+
+def test_openvino_ir_matches_openvino(openvino_ir):
+    xml, weights = openvino_ir
+    inputs = [np.array([[0.5, -1.0, 2.0, 3.0]], np.float32), np.array([1, -2, 7], np.int32)]
+    expected = _openvino_direct(str(xml), inputs)
+    got = run_guest([xml.read_bytes(), weights.read_bytes()], OPENVINO, inputs, 2)
+    for data, want in zip(got, expected):
+        np.testing.assert_array_equal(np.frombuffer(data, want.dtype).reshape(want.shape), want)
+
+
+def test_openvino_weights_buffer_may_be_reused_after_load(openvino_ir):
+    """The plugin must own its weights after load: zeroing the guest's copy changes nothing."""
+    xml, weights = openvino_ir
+    inputs = [np.array([[0.5, -1.0, 2.0, 3.0]], np.float32), np.array([1, -2, 7], np.int32)]
+    expected = _openvino_direct(str(xml), inputs)
+    guest = Guest()
+    errno, graph = guest.load([xml.read_bytes(), weights.read_bytes()], OPENVINO)
+    assert errno == 0
+    guest.memory.write(guest.store, b"\0" * (guest.size - 1024), 1024)   # wipe the model bytes
+    guest._top = 1024
+    _, ctx = guest.init(graph)
+    assert guest.set_input(ctx, 0, [1, 4], 1, inputs[0].tobytes()) == 0
+    assert guest.set_input(ctx, 1, [3], 4, inputs[1].tobytes()) == 0
+    assert guest.call("compute", ctx) == 0
+    _, data, _ = guest.get_output(ctx, 0, 1024)
+    np.testing.assert_array_equal(np.frombuffer(data, np.float32), expected[0].ravel())
+
+
+def test_openvino_input_type_mismatch_is_invalid(openvino_ir):
+    xml, weights = openvino_ir
+    guest = Guest()
+    _, graph = guest.load([xml.read_bytes(), weights.read_bytes()], OPENVINO)
+    _, ctx = guest.init(graph)
+    assert guest.set_input(ctx, 0, [1, 4], 4, np.zeros(4, np.int32).tobytes()) == 1
+    assert guest.set_input(ctx, 2, [1, 4], 1, np.zeros(4, np.float32).tobytes()) == 1
+
+
+def test_openvino_reads_onnx_bytes(onnx_model_bytes, tmp_path):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(onnx_model_bytes)
+    inputs = [np.arange(6, dtype=np.float32).reshape(2, 3), np.array([1, 2, 3], np.int64),
+              np.array([1, 2, 3, 250], np.uint8)]
+    expected = _openvino_direct(str(path), inputs)
+    got = run_guest([onnx_model_bytes], OPENVINO, inputs, 3)
+    for data, want in zip(got, expected):
+        np.testing.assert_array_equal(np.frombuffer(data, want.dtype).reshape(want.shape), want)
+
+
+@pytest.mark.fixtures
+def test_openvino_reads_tflite_mobilenet(fixtures_dir):
+    path = fixtures_dir / "models" / "mobilenet_v2_1.0_224_quant.tflite"
+    image = np.random.default_rng(2).integers(0, 256, (1, 224, 224, 3), dtype=np.uint8)
+    expected = _openvino_direct(str(path), [image])
+    got = run_guest([path.read_bytes()], OPENVINO, [image], 1)
+    np.testing.assert_array_equal(np.frombuffer(got[0], expected[0].dtype), expected[0].ravel())
+
+
+# -- ONNX Runtime -----------------------------------------------------------------------------
+def test_onnx_matches_onnxruntime(onnx_model_bytes):
+    ort = pytest.importorskip("onnxruntime")
+    inputs = [np.random.default_rng(3).standard_normal((2, 3)).astype(np.float32),
+              np.array([5, -6, 1 << 33], np.int64), np.array([9, 0, 255, 128], np.uint8)]
+    session = ort.InferenceSession(onnx_model_bytes, providers=["CPUExecutionProvider"])
+    expected = session.run(None, dict(zip(["X", "Y", "U"], inputs)))
+    got = run_guest([onnx_model_bytes], ONNX, inputs, 3)
+    for data, want in zip(got, expected):
+        np.testing.assert_array_equal(np.frombuffer(data, want.dtype).reshape(want.shape), want)
+
+
+def test_onnx_input_type_mismatch_is_invalid(onnx_model_bytes):
+    guest = Guest()
+    _, graph = guest.load([onnx_model_bytes], ONNX)
+    _, ctx = guest.init(graph)
+    assert guest.set_input(ctx, 0, [2, 3], 4, np.zeros(6, np.int32).tobytes()) == 1
+    assert guest.call("compute", ctx) == 1                       # inputs not set
+
+
+# -- TFLite -----------------------------------------------------------------------------------
+def _tflite_direct(model: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model)
+    interpreter.allocate_tensors()
+    for detail, array in zip(interpreter.get_input_details(), inputs):
+        interpreter.set_tensor(detail["index"], array)
+    interpreter.invoke()
+    return [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]
+
+
+@pytest.mark.fixtures
+@pytest.mark.parametrize("encoding", [TFLITE, AUTODETECT])
+def test_tflite_mobilenet_matches_litert(fixtures_dir, encoding):
+    model = (fixtures_dir / "models" / "mobilenet_v2_1.0_224_quant.tflite").read_bytes()
+    image = np.random.default_rng(4).integers(0, 256, (1, 224, 224, 3), dtype=np.uint8)
+    expected = _tflite_direct(model, [image])
+    got = run_guest([model], encoding, [image], 1)
+    np.testing.assert_array_equal(np.frombuffer(got[0], np.uint8), expected[0].ravel())
+
+
+@pytest.mark.fixtures
+def test_tflite_birds_with_crate_04_u8_type_code(fixtures_dir):
+    """The prebuilt birds example (crate 0.4) sends type 2 for its u8 input."""
+    model = (fixtures_dir / "models" / "aiy_vision_classifier_birds_V1_3.tflite").read_bytes()
+    image = np.random.default_rng(5).integers(0, 256, (1, 224, 224, 3), dtype=np.uint8)
+    expected = _tflite_direct(model, [image])[0]
+    guest = Guest()
+    _, graph = guest.load([model], TFLITE)
+    _, ctx = guest.init(graph)
+    assert guest.set_input(ctx, 0, [1, 224, 224, 3], 2, image.tobytes()) == 0
+    assert guest.call("compute", ctx) == 0
+    errno, data, written = guest.get_output(ctx, 0, 4096)
+    assert (errno, written) == (0, 965)
+    np.testing.assert_array_equal(np.frombuffer(data, np.uint8), expected.ravel())
+    assert guest.set_input(ctx, 0, [1, 224, 224, 3], 1, image.tobytes()) == 1   # f32: wrong size
+
+
+# -- autodetect -------------------------------------------------------------------------------
+def test_autodetect_picks_each_backend(torch_model_bytes, onnx_model_bytes, openvino_ir):
+    from wasinn.nn.backends.autodetect import detect
+    from wasinn.nn.types import GraphEncoding
+
+    xml, weights = openvino_ir
+    assert detect([memoryview(torch_model_bytes)]) is GraphEncoding.PYTORCH
+    assert detect([memoryview(onnx_model_bytes)]) is GraphEncoding.ONNX
+    assert detect([memoryview(xml.read_bytes()), memoryview(weights.read_bytes())]) \
+        is GraphEncoding.OPENVINO
+    inputs = [np.array([[0.5, -1.0, 2.0, 3.0]], np.float32), np.array([1, -2, 7], np.int32)]
+    got = run_guest([xml.read_bytes(), weights.read_bytes()], AUTODETECT, inputs, 2)
+    expected = _openvino_direct(str(xml), inputs)
+    np.testing.assert_array_equal(np.frombuffer(got[1], np.int32), expected[1])
+    onnx_inputs = [np.ones((2, 3), np.float32), np.array([1, 2, 3], np.int64),
+                   np.array([1, 2, 3, 4], np.uint8)]
+    assert len(run_guest([onnx_model_bytes], AUTODETECT, onnx_inputs, 3)) == 3
+
+
+def test_missing_library_names_the_pip_extra(monkeypatch):
+    from wasinn.nn import NnError
+    from wasinn.nn.backends.base import Backend
+
+    class Fake(Backend):
+        name, extra, module = "fake", "fakeextra", "wasinn_no_such_library"
+
+        def load(self, builders, target):
+            self.library()
+
+    with pytest.raises(NnError) as info:
+        Fake().load([], 0)
+    assert info.value.errno == 6 and "pip install wasinn[fakeextra]" in info.value.message
