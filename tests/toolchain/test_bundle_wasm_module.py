@@ -179,3 +179,12 @@ def test_imports_lists_module_and_name() -> None:
         ("env", "mem"),
     ]
     assert LOCATOR_MAGIC not in module
+
+
+def test_read_appended_bundle() -> None:
+    from wasinn_toolchain.wasm_module import read_appended_bundle
+
+    bare = module_wat(memory="3")
+    assert read_appended_bundle(bare) is None
+    bundle = os.urandom(70000)
+    assert read_appended_bundle(append_bundle(bare, bundle)) == bundle

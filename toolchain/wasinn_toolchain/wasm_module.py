@@ -399,3 +399,34 @@ def append_bundle(runtime: bytes | bytearray | memoryview, bundle: bytes) -> byt
 def _as_i32(value: int) -> int:
     """i32.const immediates are signed: addresses of 2 GiB and up encode as negatives."""
     return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def _segment_address(segment: DataSegment) -> int | None:
+    """The i32.const offset of an active memory-0 segment, else None (global-based, passive)."""
+    head = segment.raw_head
+    if not segment.active or head[0] != 0 or head[1] != _OP_I32_CONST:
+        return None
+    value, pos = read_sleb(head, 2)
+    return value & 0xFFFFFFFF if pos < len(head) and head[pos] == _OP_END else None
+
+
+def read_appended_bundle(module: bytes | bytearray | memoryview) -> bytes | None:
+    """The bundle a built guest carries (found through its locator), or None for a bare runtime.
+
+    Lets tests and tools look inside a built ``.wasm`` without running it.
+    """
+    sections = parse_sections(module)
+    data = next((s for s in sections if s.id == SEC_DATA), None)
+    if data is None:
+        raise WasmFormatError("the module has no data section, so no bundle locator")
+    segments = _parse_data(data.payload)
+    index, at = find_locator(segments)
+    locator = bytes(segments[index].init[at : at + LOCATOR_SIZE])
+    address = int.from_bytes(locator[8:12], "little")
+    length = int.from_bytes(locator[12:16], "little")
+    if address == 0 and length == 0:
+        return None
+    for segment in segments:
+        if _segment_address(segment) == address and len(segment.init) == length:
+            return bytes(segment.init)
+    raise WasmFormatError(f"the locator points at {address:#x}+{length}, but no segment is there")

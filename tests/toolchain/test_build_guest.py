@@ -1,0 +1,335 @@
+"""bundler.build_guest: the guest convention, what gets bundled, and every BuildError.
+
+These tests append to a small hand-written runtime (a WAT module with the locator), so they
+run without the real runtime; the stdlib bundle is the built one, or one made from this host's
+CPython 3.11 stdlib. Running built guests is in test_build_e2e.py.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import sysconfig
+from pathlib import Path
+
+import pytest
+import wasmtime
+
+from wasinn_toolchain import paths
+from wasinn_toolchain.bundle_format import Bundle, read_bundle
+from wasinn_toolchain.bundler import BuildError, BuildReport, build_guest
+from wasinn_toolchain.stdlib import build_stdlib_bundle
+from wasinn_toolchain.wasm_module import imports, read_appended_bundle
+
+WAT_RUNTIME = """
+(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))
+  (import "wasi_ephemeral_nn" "load" (func (param i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (data (i32.const 1024) "\\9fWNBLOC\\01\\00\\00\\00\\00\\00\\00\\00\\00"))
+"""
+
+
+@pytest.fixture(scope="module")
+def stdlib_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    built = paths.stdlib_bundle()
+    if built.is_file():
+        return built
+    out = tmp_path_factory.mktemp("stdlib") / "stdlib.bundle"
+    build_stdlib_bundle(Path(sysconfig.get_paths()["stdlib"]), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def wat_runtime(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("runtime") / "runtime.wasm"
+    path.write_bytes(wasmtime.wat2wasm(WAT_RUNTIME))
+    return path
+
+
+@pytest.fixture
+def build(tmp_path: Path, wat_runtime: Path, stdlib_bundle: Path):
+    def run(src: Path, **kwargs) -> tuple[BuildReport, Bundle]:
+        out = tmp_path / "out.wasm"
+        report = build_guest(src, out, runtime=wat_runtime, stdlib=stdlib_bundle, **kwargs)
+        bundle = read_appended_bundle(out.read_bytes())
+        assert bundle is not None
+        return report, read_bundle(bundle)
+
+    return run
+
+
+def make_guest(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def error_of(build, src: Path, **kwargs) -> str:
+    with pytest.raises(BuildError) as info:
+        build(src, **kwargs)
+    return str(info.value)
+
+
+# --- the convention and what is bundled -----------------------------------------------------
+
+
+def test_main_py_package_and_what_is_left_out(tmp_path: Path, build) -> None:
+    src = make_guest(
+        tmp_path / "guest",
+        {
+            "main.py": "import json\nfrom helpers import util\nimport pkg.sub.deep\n",
+            "helpers/__init__.py": "",
+            "helpers/util.py": "from . import other\nfrom .other import VALUE\n",
+            "helpers/other.py": "VALUE = 1\n",
+            "pkg/sub/deep.py": "X = 2\n",  # folders without __init__.py: namespace packages
+            "tests/test_main.py": "import pytest\n",
+            ".hidden/secret.py": "import nothing_here\n",
+            "__pycache__/junk.py": "",
+            "not-a-package/x.py": "",
+            "tool.txt": "not python",
+        },
+    )
+    report, bundle = build(src)
+    names = {m.name: m for m in bundle.modules}
+    assert bundle.entry == "main" and report.entry == "main"
+    for name in ("main", "helpers", "helpers.util", "helpers.other", "pkg", "pkg.sub", "pkg.sub.deep"):
+        assert name in names, name
+    assert names["pkg"].is_package and names["pkg.sub"].is_package and not names["main"].is_package
+    assert {"tests", "tests.test_main", "secret", "junk", "x", "__pycache__.junk"}.isdisjoint(names)
+    assert "wasi_nn" in names and "wasi_nn._lowlevel" in names  # the SDK, always
+    assert "json" in names and "encodings.utf_8" in names  # the stdlib subset
+    assert report.guest_modules == 7 and report.sdk_modules >= 5
+    assert report.module_count == len(bundle.modules)
+    assert report.third_party == ()
+    code = marshal.loads(names["helpers.util"].code)
+    assert code.co_filename == "helpers/util.py"  # like `python main.py` from the folder
+    assert marshal.loads(names["wasi_nn"].code).co_filename == "<frozen wasi_nn>"
+
+
+def test_pyproject_entry(tmp_path: Path, build) -> None:
+    src = make_guest(
+        tmp_path / "g",
+        {
+            "pyproject.toml": '[project]\nname = "x"\n[tool.wasinn]\nentry = "app.cli"\n',
+            "app/__init__.py": "",
+            "app/cli.py": "print('hi')\n",
+        },
+    )
+    report, bundle = build(src)
+    assert bundle.entry == "app.cli" == report.entry
+
+
+def test_pyproject_without_wasinn_table_falls_back_to_main(tmp_path: Path, build) -> None:
+    src = make_guest(tmp_path / "g", {"pyproject.toml": "[project]\nname='x'\n", "main.py": ""})
+    assert build(src)[1].entry == "main"
+
+
+def test_guest_module_shadows_stdlib_module(tmp_path: Path, build) -> None:
+    src = make_guest(tmp_path / "g", {"main.py": "import csv\n", "csv.py": "MINE = 1\n"})
+    report, bundle = build(src)
+    csv = [m for m in bundle.modules if m.name == "csv"]
+    assert len(csv) == 1 and marshal.loads(csv[0].code).co_filename == "csv.py"
+    assert any("shadows the stdlib" in w for w in report.warnings)
+
+
+def test_pure_third_party_package_is_bundled(tmp_path: Path, build, monkeypatch) -> None:
+    site = make_guest(
+        tmp_path / "site",
+        {
+            "purelib/__init__.py": "from .core import twice\nfrom purelib import extra\n",
+            "purelib/core.py": "import json\ndef twice(x):\n    return 2 * x\n",
+            "purelib/extra.py": "",
+            "purelib/tests/test_core.py": "import not_installed_anywhere\n",
+            "onefile.py": "import purelib\n",
+        },
+    )
+    monkeypatch.syspath_prepend(str(site))
+    src = make_guest(tmp_path / "g", {"main.py": "import onefile\n"})
+    report, bundle = build(src)
+    names = {m.name for m in bundle.modules}
+    assert {"onefile", "purelib", "purelib.core", "purelib.extra"} <= names
+    assert "purelib.tests.test_core" not in names
+    assert report.third_party == ("onefile", "purelib")
+
+
+def test_guarded_imports_only_warn(tmp_path: Path, build) -> None:
+    src = make_guest(
+        tmp_path / "g",
+        {
+            "main.py": (
+                "import sys\n"
+                "try:\n    import numpy\nexcept ImportError:\n    numpy = None\n"
+                "try:\n    import fast_json_not_here\nexcept (ValueError, ModuleNotFoundError):\n    pass\n"
+                "if sys.platform == 'nope':\n    import windows_only_thing\n"
+                "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import asyncio\n"
+            )
+        },
+    )
+    report, bundle = build(src)
+    text = "\n".join(report.warnings)
+    assert "numpy" in text and "fast_json_not_here" in text and "windows_only_thing" in text
+    assert not [m for m in bundle.modules if m.name.startswith("numpy")]  # never pulled in
+
+
+def test_verbose_prints_warnings(tmp_path: Path, build, capsys) -> None:
+    src = make_guest(tmp_path / "g", {"main.py": "try:\n    import nope_x\nexcept ImportError:\n    pass\n"})
+    build(src)
+    assert "nope_x" not in capsys.readouterr().err
+    build(src, verbose=True)
+    assert "warning" in capsys.readouterr().err
+
+
+def test_output_is_written_atomically_and_valid(tmp_path: Path, build) -> None:
+    src = make_guest(tmp_path / "g", {"main.py": "print(1)\n"})
+    report, _ = build(src)
+    assert report.output_size == report.output.stat().st_size
+    assert [p.name for p in report.output.parent.iterdir() if p.name.endswith(".tmp")] == []
+    assert {m for m, _ in imports(report.output.read_bytes())} == {
+        "wasi_snapshot_preview1",
+        "wasi_ephemeral_nn",
+    }
+    assert report.seconds < 3.0, f"build took {report.seconds:.2f} s"
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def test_no_entry_point(tmp_path: Path, build) -> None:
+    src = make_guest(tmp_path / "g", {"helper.py": "X = 1\n"})
+    message = error_of(build, src)
+    assert "no entry point" in message and "main.py" in message and "[tool.wasinn]" in message
+
+
+def test_pyproject_entry_that_does_not_exist(tmp_path: Path, build) -> None:
+    src = make_guest(tmp_path / "g", {"pyproject.toml": '[tool.wasinn]\nentry = "app"\n', "main.py": ""})
+    message = error_of(build, src)
+    assert 'entry = "app"' in message and "app.py" in message
+
+
+def test_pyproject_invalid(tmp_path: Path, build) -> None:
+    src = make_guest(tmp_path / "g", {"pyproject.toml": "[tool.wasinn\n", "main.py": ""})
+    assert "invalid TOML" in error_of(build, src)
+    src = make_guest(tmp_path / "h", {"pyproject.toml": '[tool.wasinn]\nentry = "a-b"\n'})
+    assert "must be a module name" in error_of(build, src)
+
+
+def test_syntax_error_names_file_line_and_column(tmp_path: Path, build) -> None:
+    src = make_guest(tmp_path / "g", {"main.py": "import helper\n", "helper.py": "x = 1\ndef f(:\n"})
+    message = error_of(build, src)
+    assert f"{src / 'helper.py'}:2:" in message and "syntax error" in message
+    assert "def f(:" in message
+
+
+def test_syntax_error_in_an_unimported_file_still_fails(tmp_path: Path, build) -> None:
+    src = make_guest(tmp_path / "g", {"main.py": "", "scratch/old.py": "print 'py2'\n"})
+    assert f"{src / 'scratch' / 'old.py'}:1:" in error_of(build, src)
+
+
+def test_compile_time_error_past_the_parser(tmp_path: Path, build) -> None:
+    src = make_guest(tmp_path / "g", {"main.py": "x = 1\nreturn x\n"})
+    message = error_of(build, src)
+    assert f"{src / 'main.py'}:2:" in message and "'return' outside function" in message
+
+
+def test_native_dependency_numpy(tmp_path: Path, build) -> None:
+    pytest.importorskip("numpy")
+    src = make_guest(tmp_path / "g", {"main.py": "import sys\nimport numpy as np\n"})
+    message = error_of(build, src)
+    assert f"{src / 'main.py'}:2" in message
+    assert "numpy" in message and "native extension" in message and "cannot be bundled" in message
+    assert ".so" in message  # the file that makes it native
+
+
+def test_native_file_inside_a_third_party_package(tmp_path: Path, build, monkeypatch) -> None:
+    site = make_guest(
+        tmp_path / "site",
+        {"halfnative/__init__.py": "", "halfnative/_speedups.cpython-311-x86_64-linux-gnu.so": ""},
+    )
+    monkeypatch.syspath_prepend(str(site))
+    src = make_guest(tmp_path / "g", {"main.py": "from halfnative import thing\n"})
+    message = error_of(build, src)
+    assert "halfnative/_speedups.cpython-311-x86_64-linux-gnu.so" in message
+    assert "cannot be bundled" in message
+
+
+def test_unknown_module(tmp_path: Path, build) -> None:
+    src = make_guest(tmp_path / "g", {"main.py": "import os\n\n\ndef f():\n    import no_such_module_xyz\n"})
+    message = error_of(build, src)
+    assert f"{src / 'main.py'}:5" in message and "no module named 'no_such_module_xyz'" in message
+
+
+def test_unknown_submodule_of_a_guest_package(tmp_path: Path, build) -> None:
+    src = make_guest(tmp_path / "g", {"main.py": "import pkg.missing\n", "pkg/__init__.py": ""})
+    assert "no module named 'pkg.missing'" in error_of(build, src)
+
+
+def test_missing_import_inside_a_third_party_package(tmp_path: Path, build, monkeypatch) -> None:
+    site = make_guest(tmp_path / "site", {"brokenlib.py": "import not_installed_dep_q\n"})
+    monkeypatch.syspath_prepend(str(site))
+    src = make_guest(tmp_path / "g", {"main.py": "import brokenlib\n"})
+    message = error_of(build, src)
+    assert f"{site / 'brokenlib.py'}:1" in message and "not_installed_dep_q" in message
+
+
+@pytest.mark.parametrize("module", ["asyncio", "zlib", "sqlite3", "tkinter", "unittest.mock"])
+def test_stdlib_module_left_out_of_the_runtime(tmp_path: Path, build, module: str) -> None:
+    src = make_guest(tmp_path / "g", {"main.py": f"import {module}\n"})
+    message = error_of(build, src)
+    assert f"'{module}'" in message and "standard library but not" in message
+
+
+def test_relative_import_beyond_top_level(tmp_path: Path, build) -> None:
+    src = make_guest(tmp_path / "g", {"main.py": "from . import sibling\n", "sibling.py": ""})
+    assert "relative import beyond top-level package" in error_of(build, src)
+
+
+def test_all_problems_are_reported_together(tmp_path: Path, build) -> None:
+    src = make_guest(tmp_path / "g", {"main.py": "import nope_one\nimport nope_two\n"})
+    message = error_of(build, src)
+    assert "nope_one" in message and "nope_two" in message
+
+
+def test_missing_or_unreadable_folder(tmp_path: Path, build) -> None:
+    assert "does not exist" in error_of(build, tmp_path / "absent")
+    (tmp_path / "file.py").write_text("")
+    assert "is not a folder" in error_of(build, tmp_path / "file.py")
+    src = tmp_path / "g"
+    src.mkdir()
+    (src / "main.py").symlink_to(tmp_path / "gone.py")  # dangling: cannot be read
+    assert f"cannot read {src / 'main.py'}" in error_of(build, src)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder")
+def test_folder_without_permissions(tmp_path: Path, build) -> None:
+    src = make_guest(tmp_path / "g", {"main.py": ""})
+    src.chmod(0)
+    try:
+        assert "not readable" in error_of(build, src)
+    finally:
+        src.chmod(0o755)
+
+
+def test_bad_output_paths(tmp_path: Path, wat_runtime: Path, stdlib_bundle: Path) -> None:
+    src = make_guest(tmp_path / "g", {"main.py": ""})
+    for out, expected in ((tmp_path, "is a folder"), (tmp_path / "no" / "x.wasm", "does not exist")):
+        with pytest.raises(BuildError, match=expected):
+            build_guest(src, out, runtime=wat_runtime, stdlib=stdlib_bundle)
+
+
+def test_missing_runtime_says_how_to_build_it(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv(paths.ENV_VAR, str(tmp_path / "empty"))
+    src = make_guest(tmp_path / "g", {"main.py": ""})
+    with pytest.raises(BuildError, match="python -m wasinn_toolchain.build_runtime"):
+        build_guest(src, tmp_path / "out.wasm")
+
+
+def test_runtime_without_locator(tmp_path: Path, stdlib_bundle: Path) -> None:
+    plain = tmp_path / "plain.wasm"
+    plain.write_bytes(wasmtime.wat2wasm('(module (memory 1) (data (i32.const 0) "x"))'))
+    src = make_guest(tmp_path / "g", {"main.py": ""})
+    with pytest.raises(BuildError, match="no bundle locator"):
+        build_guest(src, tmp_path / "out.wasm", runtime=plain, stdlib=stdlib_bundle)
+    assert not (tmp_path / "out.wasm").exists()
