@@ -157,10 +157,15 @@ def _build(options: argparse.Namespace) -> int:
     except ImportError as error:
         raise HostError(f"the bundler is not available ({error})") from None
     try:
-        build_guest(Path(options.source), Path(options.output), portable=options.portable,
-                    verbose=options.verbose)
+        report = build_guest(Path(options.source), Path(options.output),
+                             portable=options.portable, verbose=options.verbose)
     except BuildError as error:
         raise HostError(str(error)) from None
+    for warning in getattr(report, "warnings", ()):
+        print(f"wasinn build: warning: {warning}", file=sys.stderr)
+    summary = getattr(report, "summary", None)
+    if callable(summary):
+        print(summary())
     return 0
 
 

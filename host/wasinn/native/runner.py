@@ -8,9 +8,10 @@ core directly (through `wasinn.native.raw`). The exit code is the guest's own.
 from __future__ import annotations
 
 import os
-import runpy
+import builtins
 import sys
 import traceback
+import types
 from pathlib import Path
 from typing import Sequence
 
@@ -32,11 +33,17 @@ def run_native(package: Path, args: Sequence[str], *, registry: ModelRegistry | 
     raw.configure(registry, verbose=verbose, max_graphs=max_graphs, max_contexts=max_contexts)
     for key, value in env:
         os.environ[key] = value
-    saved_argv, saved_path = sys.argv[:], sys.path[:]
+    saved_argv, saved_path, saved_main = sys.argv[:], sys.path[:], sys.modules["__main__"]
     sys.argv = [package.resolve().name, *args]
     sys.path.insert(0, str(package.resolve()))
+    # Executed by hand rather than with runpy.run_path, which would overwrite sys.argv[0].
+    main = types.ModuleType("__main__")
+    main.__file__ = str(entry)
+    main.__builtins__ = builtins
+    sys.modules["__main__"] = main
     try:
-        runpy.run_path(str(entry), run_name="__main__")
+        code = compile(entry.read_bytes(), str(entry), "exec")
+        exec(code, main.__dict__)  # noqa: S102 - running the user's own program is the point
         return 0
     except SystemExit as exit_:
         code = exit_.code
@@ -49,8 +56,11 @@ def run_native(package: Path, args: Sequence[str], *, registry: ModelRegistry | 
     except KeyboardInterrupt:
         return 130
     except BaseException:  # noqa: BLE001 - the guest's own uncaught exception, shown like python
-        traceback.print_exc()
+        kind, value, trace = sys.exc_info()
+        # Drop wasinn's own frame: the user should see their program's traceback only.
+        traceback.print_exception(kind, value, trace.tb_next if trace else None)
         return 1
     finally:
         sys.stdout.flush()
         sys.argv, sys.path[:] = saved_argv, saved_path
+        sys.modules["__main__"] = saved_main
