@@ -78,8 +78,7 @@ def _run_native(inputs: Path, out: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300, env=env)
 
 
-def test_guest_gives_identical_tensors_and_outputs_in_wasm_and_natively(guest_wasm, inputs,
-                                                                         tmp_path):
+def _both(guest_wasm: Path, inputs: Path, tmp_path: Path):
     wasm_out, native_out = tmp_path / "wasm", tmp_path / "native"
     wasm_out.mkdir()
     native_out.mkdir()
@@ -87,6 +86,22 @@ def test_guest_gives_identical_tensors_and_outputs_in_wasm_and_natively(guest_wa
     assert wasm.returncode == 0, wasm.stderr[-3000:]
     native = _run_native(inputs, native_out)
     assert native.returncode == 0, native.stderr[-3000:]
+    return wasm, native, wasm_out, native_out
+
+
+@pytest.mark.fixtures
+def test_seed_picture_gives_identical_tensors(guest_wasm, inputs, tmp_path, fixtures_dir):
+    """The banana JPEG (640x427) through every preset: stb in wasm == stb natively."""
+    own = shutil.copytree(inputs, tmp_path / "inputs")
+    shutil.copy(fixtures_dir / "images" / "banana.jpg", own / "picture.jpg")
+    _, _, wasm_out, native_out = _both(guest_wasm, own, tmp_path)
+    for name in sorted(p.name for p in wasm_out.iterdir()):
+        assert (wasm_out / name).read_bytes() == (native_out / name).read_bytes(), name
+
+
+def test_guest_gives_identical_tensors_and_outputs_in_wasm_and_natively(guest_wasm, inputs,
+                                                                         tmp_path):
+    wasm, native, wasm_out, native_out = _both(guest_wasm, inputs, tmp_path)
 
     wasm_lines, native_lines = wasm.stdout.splitlines(), native.stdout.splitlines()
     assert wasm_lines[0] == "raw layer: wasm" and native_lines[0] == "raw layer: native"
