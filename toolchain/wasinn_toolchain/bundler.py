@@ -68,7 +68,7 @@ class BuildReport:
     bundle_size: int
     output_size: int
     seconds: float
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # filled only for verbose builds
 
     def summary(self) -> str:
         """One line: what went where, how big, how long."""
@@ -131,7 +131,9 @@ class _State:
 # --- finding the inputs ----------------------------------------------------------------------
 
 
-def _require_runtime(portable: bool, runtime: Path | None, stdlib: Path | None) -> tuple[Path, Path]:
+def _require_runtime(
+    portable: bool, runtime: Path | None, stdlib: Path | None
+) -> tuple[Path, Path]:
     try:
         runtime_path = runtime or paths.require_runtime(portable)
         stdlib_path = stdlib or paths.require(paths.stdlib_bundle())
@@ -196,7 +198,9 @@ def _read(path: Path) -> bytes:
         raise BuildError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _package_modules(root: Path, prefix: str, origin: str, skipped: frozenset[str]) -> dict[str, SourceModule]:
+def _package_modules(
+    root: Path, prefix: str, origin: str, skipped: frozenset[str]
+) -> dict[str, SourceModule]:
     """Modules of the folder ``root`` named below ``prefix`` ("" for the guest's import root).
 
     Folders without ``__init__.py`` that hold modules get an empty package record, as CPython
@@ -236,12 +240,12 @@ def _entry_module(src: Path, guest: dict[str, SourceModule]) -> str:
         if entry is not None:
             if not isinstance(entry, str) or not all(p.isidentifier() for p in entry.split(".")):
                 raise BuildError(
-                    f"{pyproject}: [tool.wasinn] entry must be a module name like \"app\" "
-                    f"or \"app.cli\", not {entry!r}"
+                    f'{pyproject}: [tool.wasinn] entry must be a module name like "app" '
+                    f'or "app.cli", not {entry!r}'
                 )
             if entry not in guest:
                 raise BuildError(
-                    f"{pyproject}: [tool.wasinn] entry = \"{entry}\" but there is no module "
+                    f'{pyproject}: [tool.wasinn] entry = "{entry}" but there is no module '
                     f"{entry} in {src} (looked for {entry.replace('.', '/')}.py)"
                 )
             return entry
@@ -249,7 +253,7 @@ def _entry_module(src: Path, guest: dict[str, SourceModule]) -> str:
         return "main"
     raise BuildError(
         f"no entry point in {src}: expected {src / DEFAULT_ENTRY_FILE}, or a pyproject.toml "
-        "with [tool.wasinn] entry = \"module_name\""
+        'with [tool.wasinn] entry = "module_name"'
     )
 
 
@@ -297,7 +301,11 @@ def _load_third_party(top: str, state: _State) -> str | None:
         locations = [Path(p) for p in spec.submodule_search_locations]
         native = _find_native_file(locations)
         if native is not None:
-            shown = native.relative_to(locations[0].parent) if native.is_relative_to(locations[0].parent) else native
+            shown = (
+                native.relative_to(locations[0].parent)
+                if native.is_relative_to(locations[0].parent)
+                else native
+            )
             return (
                 f"native: package '{top}' contains the native extension {shown} "
                 f"(in {locations[0].parent}); "
@@ -387,7 +395,9 @@ class _Resolver:
                 return None if is_package else "attribute"
         return None
 
-    def _resolve(self, ref: ImportRef, parent_required: bool, where: Path) -> list[tuple[str, bool]]:
+    def _resolve(
+        self, ref: ImportRef, parent_required: bool, where: Path
+    ) -> list[tuple[str, bool]]:
         required = parent_required and not ref.guarded
         name = ref.module
         kind = self._exists(name)
@@ -434,7 +444,7 @@ class _Resolver:
     def _report_missing(self, ref: ImportRef, required: bool, where: Path, reason: str) -> None:
         location = f"{where}:{ref.lineno}"
         if reason.startswith("native: "):
-            message = f"{location}: cannot bundle '{ref.module}': {reason[len('native: '):]}"
+            message = f"{location}: cannot bundle '{ref.module}': {reason[len('native: ') :]}"
         elif reason == "not found" and ref.module.split(".")[0] in sys.stdlib_module_names:
             message = (
                 f"{location}: '{ref.module}' is part of Python's standard library but not of "
@@ -464,7 +474,9 @@ def _compile(module: SourceModule, shown: Path) -> bytes:
     try:
         code = compile(tree, filename, "exec", dont_inherit=True, optimize=0)
     except SyntaxError as exc:  # checks past the parser, e.g. 'return' outside function
-        raise BuildError(f"{shown}:{exc.lineno or 0}:{exc.offset or 0}: syntax error: {exc.msg}") from None
+        raise BuildError(
+            f"{shown}:{exc.lineno or 0}:{exc.offset or 0}: syntax error: {exc.msg}"
+        ) from None
     except ValueError as exc:
         raise BuildError(f"{shown}: cannot be compiled: {exc}") from None
     return marshal.dumps(code)
@@ -506,8 +518,8 @@ def build_guest(
 
     ``portable`` picks the runtime flavour that imports only the six wasi_ephemeral_nn
     functions every runtime has. ``runtime``/``stdlib`` override the built runtime files (tests).
-    With ``verbose``, warnings about guarded imports go to stderr as they are also returned
-    in the report.
+    With ``verbose`` the report carries warnings (guarded imports that could not be bundled,
+    guest modules shadowing stdlib ones) for the caller to print; nothing is printed here.
     """
     started = time.perf_counter()
     src, out = Path(src), Path(out)
@@ -546,9 +558,6 @@ def build_guest(
         raise BuildError(f"{runtime_path} cannot take the bundle: {exc}") from None
     _write_atomic(out, module_bytes)
 
-    if verbose:
-        for warning in state.warnings:
-            print(f"wasinn build: warning: {warning}", file=sys.stderr)
     origins = [m.origin for m in state.modules.values()]
     return BuildReport(
         output=out,
@@ -562,5 +571,5 @@ def build_guest(
         bundle_size=len(bundle),
         output_size=len(module_bytes),
         seconds=time.perf_counter() - started,
-        warnings=tuple(state.warnings),
+        warnings=tuple(state.warnings) if verbose else (),
     )
