@@ -9,7 +9,8 @@ model the host preloaded by name (WasmEdge's `--nn-preload`).
 from __future__ import annotations
 
 from . import _lowlevel as _ll
-from ._enums import ExecutionTarget, GraphEncoding
+from ._enums import Errno, ExecutionTarget, GraphEncoding
+from ._errors import WasiNnError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -94,8 +95,6 @@ class Graph:
     def handle(self) -> int:
         """The host's graph handle (what the low-level API calls a graph)."""
         if self._handle is None:
-            from ._errors import WasiNnError
-            from ._enums import Errno
             raise WasiNnError(Errno.INVALID_ARGUMENT, "graph", detail="the graph was unloaded")
         return self._handle
 
