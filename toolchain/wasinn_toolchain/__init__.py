@@ -1,0 +1,1 @@
+"""wasinn_toolchain: builds the guest runtime and bundles Python guests into one wasm module."""
