@@ -286,14 +286,19 @@ def test_every_bundled_stdlib_module_imports_in_the_runtime(wasm: Path, tmp_path
     assert json.loads(run.stdout) == []
 
 
-def test_portable_flavour(tmp_path: Path) -> None:
+def test_portable_flavour_with_a_package_entry(tmp_path: Path) -> None:
+    """The portable runtime, and a pyproject entry that is a package (runs its __main__)."""
     require_runtime(portable=True)
     src = tmp_path / "g"
-    src.mkdir()
-    (src / "main.py").write_text("import sys, wasi_nn\nprint('portable', sys.argv[1:])\n")
+    (src / "app").mkdir(parents=True)
+    (src / "pyproject.toml").write_text('[tool.wasinn]\nentry = "app"\n')
+    (src / "app" / "__init__.py").write_text("")
+    (src / "app" / "__main__.py").write_text(
+        "import sys, wasi_nn\nprint('portable', __name__, sys.argv[1:])\n"
+    )
     report = build_guest(src, tmp_path / "p.wasm", portable=True)
     assert report.runtime == paths.runtime_wasm(portable=True)
     nn = {name for mod, name in imports(report.output.read_bytes()) if mod == "wasi_ephemeral_nn"}
     assert nn == PORTABLE_NN
     run = run_guest(report.output, ["x"], tmp_path)
-    assert (run.exit_code, run.stdout) == (0, "portable ['x']\n"), run.stderr
+    assert (run.exit_code, run.stdout) == (0, "portable __main__ ['x']\n"), run.stderr

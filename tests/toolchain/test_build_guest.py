@@ -129,6 +129,16 @@ def test_pyproject_entry(tmp_path: Path, build) -> None:
     assert bundle.entry == "app.cli" == report.entry
 
 
+def test_pyproject_entry_package_runs_its_main(tmp_path: Path, build) -> None:
+    files = {"pyproject.toml": '[tool.wasinn]\nentry = "app"\n', "app/__init__.py": ""}
+    src = make_guest(tmp_path / "g", files)
+    assert "without app/__main__.py" in error_of(build, src)
+    (src / "app" / "__main__.py").write_text("import missing_in_main_q\n")
+    assert "missing_in_main_q" in error_of(build, src)  # __main__ is analysed too
+    (src / "app" / "__main__.py").write_text("import __main__, _frozen_importlib\n")
+    assert build(src)[1].entry == "app"
+
+
 def test_pyproject_without_wasinn_table_falls_back_to_main(tmp_path: Path, build) -> None:
     src = make_guest(tmp_path / "g", {"pyproject.toml": "[project]\nname='x'\n", "main.py": ""})
     assert build(src)[1].entry == "main"

@@ -47,6 +47,8 @@ DEFAULT_ENTRY_FILE = "main.py"
 SKIPPED_GUEST_DIRS = frozenset({"tests", "__pycache__"})
 SKIPPED_PACKAGE_DIRS = frozenset({"tests", "test", "__pycache__"})
 NATIVE_SUFFIXES = tuple(sorted(set(importlib.machinery.EXTENSION_SUFFIXES) | {".so", ".pyd"}))
+ALWAYS_PRESENT = frozenset({"__main__", "_frozen_importlib", "_frozen_importlib_external"})
+"""Modules every CPython has without a record: the running script and the import bootstrap."""
 
 
 class BuildError(Exception):
@@ -248,6 +250,11 @@ def _entry_module(src: Path, guest: dict[str, SourceModule]) -> str:
                     f'{pyproject}: [tool.wasinn] entry = "{entry}" but there is no module '
                     f"{entry} in {src} (looked for {entry.replace('.', '/')}.py)"
                 )
+            if guest[entry].is_package and f"{entry}.__main__" not in guest:
+                raise BuildError(
+                    f'{pyproject}: [tool.wasinn] entry = "{entry}" is a package without '
+                    f"{entry.replace('.', '/')}/__main__.py, so there is nothing to run"
+                )
             return entry
     if "main" in guest and not guest["main"].is_package:
         return "main"
@@ -273,10 +280,17 @@ def _sdk_modules() -> dict[str, SourceModule]:
 
 
 def _find_native_file(locations: list[Path]) -> Path | None:
-    natives = sorted(
-        p for root in locations for p in root.rglob("*") if p.name.endswith(NATIVE_SUFFIXES)
-    )
-    return natives[0] if natives else None
+    """The first native extension file in the package (shallowest folders first), if any.
+
+    Stops at the first hit: packages such as torch hold tens of thousands of files.
+    """
+    for root in locations:
+        for folder, dirs, files in os.walk(root):
+            dirs.sort()
+            for name in sorted(files):
+                if name.endswith(NATIVE_SUFFIXES):
+                    return Path(folder) / name
+    return None
 
 
 def _load_third_party(top: str, state: _State) -> str | None:
@@ -336,11 +350,10 @@ def _load_third_party(top: str, state: _State) -> str | None:
 class _Resolver:
     """Walks imports from the entry, bundling third-party code and collecting problems."""
 
-    def __init__(self, state: _State, runtime: _Runtime, src: Path, verbose: bool) -> None:
+    def __init__(self, state: _State, runtime: _Runtime, src: Path) -> None:
         self.state = state
         self.runtime = runtime
         self.src = src
-        self.verbose = verbose
         self.analysed: dict[str, bool] = {}  # name -> analysed as required?
         self.failed_tops: dict[str, str] = {}
         self.current_origin = "guest"
@@ -355,7 +368,10 @@ class _Resolver:
         return module.path
 
     def run(self, entry: str) -> None:
+        """Analyse everything reachable from ``entry`` (and its ``__main__`` for a package)."""
         queue: list[tuple[str, bool]] = [(entry, True)]
+        if self.state.modules[entry].is_package:
+            queue.append((f"{entry}.__main__", True))
         while queue:
             name, required = queue.pop()
             if self.analysed.get(name) is True or (name in self.analysed and not required):
@@ -383,6 +399,8 @@ class _Resolver:
         """'source', 'runtime', 'attribute' (a name inside a plain module, like os.path) or None."""
         if name in self.state.modules:
             return "source"
+        if name in ALWAYS_PRESENT:
+            return "runtime"
         if name in self.runtime.names or name in self.runtime.builtins:
             return "runtime"
         parts = name.split(".")
@@ -539,7 +557,7 @@ def build_guest(
             )
         state.modules[name] = module
 
-    resolver = _Resolver(state, info, src, verbose)
+    resolver = _Resolver(state, info, src)
     for module in guest.values():  # every guest file is bundled, so every one must compile
         module.parse(resolver.shown_path(module))
     resolver.run(entry)
