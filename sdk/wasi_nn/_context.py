@@ -146,7 +146,11 @@ class GraphExecutionContext:
 
     # -- lifetime ---------------------------------------------------------------------------
     def finalize(self) -> None:
-        """Release the context on the host (WasmEdge's `finalize_execution_context`); idempotent."""
+        """Release the context on the host (WasmEdge's `finalize_execution_context`); idempotent.
+
+        Raises `WasiNnError` (unsupported_operation) on a host without that call; leaving a
+        `with` block does not.
+        """
         handle, self._handle = self._handle, None
         if handle is not None:
             _ll.finalize_execution_context(handle)
@@ -157,6 +161,11 @@ class GraphExecutionContext:
     def __exit__(self, exc_type, exc, traceback) -> None:
         try:
             self.finalize()
+        except WasiNnError as error:
+            # A host without `finalize_execution_context` (Wasmtime's CLI; the portable
+            # runtime) frees contexts when the guest exits: not an error on leaving the block.
+            if error.errno != Errno.UNSUPPORTED_OPERATION and exc_type is None:
+                raise
         except Exception:
             if exc_type is None:
                 raise

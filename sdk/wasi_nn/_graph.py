@@ -109,7 +109,11 @@ class Graph:
         return GraphExecutionContext(_ll.init_execution_context(self.handle), self)
 
     def unload(self) -> None:
-        """Release the graph on the host (WasmEdge's `unload`). Calling it twice is harmless."""
+        """Release the graph on the host (WasmEdge's `unload`). Calling it twice is harmless.
+
+        Raises `WasiNnError` (unsupported_operation) on a host without `unload`; leaving a
+        `with` block does not, since the host then frees the graph when the guest exits.
+        """
         handle, self._handle = self._handle, None
         if handle is not None:
             _ll.unload(handle)
@@ -120,6 +124,11 @@ class Graph:
     def __exit__(self, exc_type, exc, traceback) -> None:
         try:
             self.unload()
+        except WasiNnError as error:
+            # A host without `unload` (Wasmtime's CLI; wasinn's portable runtime) keeps the
+            # graph until the guest exits: nothing to release here, so not an error.
+            if error.errno != Errno.UNSUPPORTED_OPERATION and exc_type is None:
+                raise
         except Exception:
             if exc_type is None:  # don't hide the error that is already leaving the block
                 raise

@@ -115,3 +115,22 @@ def test_guest_gives_identical_tensors_and_outputs_in_wasm_and_natively(guest_wa
     assert names == sorted(p.name for p in native_out.iterdir()) and len(names) == 6
     for name in names:
         assert (wasm_out / name).read_bytes() == (native_out / name).read_bytes(), name
+
+
+def test_portable_runtime_with_blocks_tolerate_missing_release_calls(tmp_path, inputs):
+    """The portable runtime imports no unload/finalize (like Wasmtime's CLI): leaving `with`
+    blocks must still work, while an explicit unload reports unsupported_operation."""
+    runtime = _runtime().with_name("wasinn-runtime-portable.wasm")
+    if not runtime.is_file():
+        pytest.skip(f"the portable runtime is not built ({runtime} missing)")
+    from wasinn_toolchain.bundler import build_guest
+
+    wasm = tmp_path / "portable.wasm"
+    build_guest(GUEST.with_name("portable_guest"), wasm, portable=True)
+    result = subprocess.run([sys.executable, "-m", "wasinn", "run", "--dir", f"{inputs}:{inputs}",
+                             str(wasm), str(inputs / "tiny.pt")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines() == [
+        "portable: True", "output bytes: 12288", "with blocks left cleanly",
+        "explicit unload: unsupported_operation True"]
