@@ -236,12 +236,16 @@ def test_exit_code_passes_through(wasm: Path, tmp_path: Path, code: int) -> None
     assert run_guest(wasm, ["exit", str(code)], tmp_path).exit_code == code
 
 
-def test_uncaught_exception_gives_traceback_and_exit_1(wasm: Path, tmp_path: Path) -> None:
-    run = run_guest(wasm, ["crash"], tmp_path)
+def test_uncaught_exception_gives_traceback_and_exit_1(
+    built: tuple[Path, BuildReport], tmp_path: Path
+) -> None:
+    src, report = built
+    run = run_guest(report.output, ["crash"], tmp_path)
     assert run.exit_code == 1
-    assert (
-        'File "main.py", line' in run.stderr and "RuntimeError: boom from the guest" in run.stderr
-    )
+    assert 'File "main.py", line' in run.stderr and "RuntimeError: boom from the guest" in run.stderr
+    # with the guest folder preopened as the working directory, linecache finds the source
+    run = run_guest(report.output, ["crash"], tmp_path, preopen=src)
+    assert 'raise RuntimeError("boom from the guest")' in run.stderr
 
 
 def test_stdlib_features_match_native_python(
