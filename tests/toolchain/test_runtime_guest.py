@@ -55,6 +55,30 @@ def test_runtime_validates_and_imports_only_wasi_and_nn() -> None:
                                  "get_output_single", "unload", "finalize_execution_context"])
 
 
+# Wasm 2.0 minus reference types, multi-value and SIMD: what WasmEdge, WAMR and Wasmtime all
+# run without extra flags (build_runtime.WASM_CPU pins the compiler to it).
+PORTABLE_FEATURES = "mvp,mutable-global,sign-extension,saturating-float-to-int,bulk-memory"
+
+
+@pytest.mark.skipif(shutil.which("wasm-tools") is None, reason="wasm-tools not installed")
+def test_runtime_and_a_built_guest_need_only_widely_supported_features() -> None:
+    guest = build_guest({"app": "print(1)"}, "app")
+    for wasm in (require_runtime().read_bytes(), require_runtime(True).read_bytes(), guest):
+        subprocess.run(["wasm-tools", "validate", "--features", PORTABLE_FEATURES, "-"],
+                       input=wasm, check=True)
+
+
+def test_second_build_is_incremental_and_relinks_nothing(capsys) -> None:  # type: ignore[no-untyped-def]
+    from wasinn_toolchain import build_runtime
+
+    wasm = require_runtime()
+    before = wasm.stat().st_mtime_ns
+    assert build_runtime.main([]) == 0
+    out = capsys.readouterr().out
+    assert "wasinn-runtime.wasm is up to date" in out and "compiling" not in out
+    assert wasm.stat().st_mtime_ns == before
+
+
 def test_runtime_is_stripped_of_dwarf() -> None:
     data = require_runtime().read_bytes()
     assert b".debug_info" not in data and b".debug_line" not in data

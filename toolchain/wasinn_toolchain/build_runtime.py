@@ -44,7 +44,13 @@ STACK_SIZE = 8 * 1024 * 1024
 # Emulations of POSIX calls the libpython references (signal, getpid, times/clock).
 EMULATED_LIBS = ("-lwasi-emulated-signal", "-lwasi-emulated-getpid",
                  "-lwasi-emulated-process-clocks")
-CFLAGS = ("-target", "wasm32-wasi", "-O2", "-fno-sanitize=all", "-ffp-contract=off",
+# Target features: what the libpython itself uses (LLVM 17 defaults: sign-ext, mutable-globals)
+# plus bulk-memory and non-trapping float-to-int, which every WASI runtime has.  LLVM 22's
+# default CPU would add reference-types/call-indirect-overlong and multivalue, which older
+# WasmEdge and WAMR builds reject; zig builds its libc for the same CPU, so the whole module
+# stays within this set (tests validate it with exactly these features).
+WASM_CPU = "-mcpu=mvp+mutable_globals+sign_ext+nontrapping_fptoint+bulk_memory"
+CFLAGS = ("-target", "wasm32-wasi", WASM_CPU, "-O2", "-fno-sanitize=all", "-ffp-contract=off",
           "-Wall", "-Wno-unused-function", "-D_WASI_EMULATED_SIGNAL",
           "-D_WASI_EMULATED_GETPID", "-D_WASI_EMULATED_PROCESS_CLOCKS")
 
