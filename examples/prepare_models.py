@@ -67,27 +67,31 @@ def _is_current(outputs: list[Path], sources: list[Path]) -> bool:
     return min(o.stat().st_mtime for o in outputs) >= newest_source
 
 
-def _tflite_quantization(path: Path, which: str) -> tuple[float, int]:
-    """(scale, zero_point) of a TFLite model's first input or output, read from the model.
+def _float_softmax_output(model: "object") -> "object":
+    """The same network answering the f32 output of its Softmax instead of the quantised copy.
 
-    Read rather than hard-coded so that the IR's dequantisation cannot drift from the file.
+    In OpenVINO's reading of the quantised TFLite file the last steps are Softmax (f32) ->
+    FakeQuantize -> Convert to u8: the probabilities are rounded to multiples of 1/256, so all but
+    the top class print as 0.0000. Taking the Softmax's own output gives the f32 probabilities
+    of the (dequantised) logits, like the float model the seed used.
     """
-    from ai_edge_litert.interpreter import Interpreter
+    import openvino as ov
 
-    interpreter = Interpreter(model_path=str(path))
-    details = (interpreter.get_input_details() if which == "input"
-               else interpreter.get_output_details())[0]
-    scale, zero_point = details["quantization"]
-    return float(scale), int(zero_point)
+    softmaxes = [op for op in model.get_ordered_ops() if op.get_type_name() == "Softmax"]
+    if len(softmaxes) != 1:
+        raise PrepareError(f"expected one Softmax in the MobileNet model, found {len(softmaxes)}")
+    output = softmaxes[0].output(0)
+    output.get_tensor().set_names({"MobilenetV2/Predictions/Softmax"})
+    return ov.Model([output], model.get_parameters(), "mobilenet_v2_1.0_224")
 
 
 def prepare_mobilenet_openvino(fixtures: Path, force: bool = False) -> list[Path]:
     """MobileNetV2 IR taking the seed's f32 BGR NCHW 0–255 tensor, giving f32 probabilities.
 
-    The TFLite model wants u8 RGB NHWC 0–255 and answers u8 (scale 1/256). OpenVINO's
-    PrePostProcessor puts the conversions inside the graph: the guest's tensor is f32 BGR NCHW
-    (integral values, so the conversion to u8 is exact), it is reordered to RGB NHWC, and the
-    output is dequantised to f32 with the model's own scale and zero point.
+    The TFLite model wants u8 RGB NHWC 0–255. OpenVINO's PrePostProcessor puts the conversion
+    inside the graph: the guest's tensor is f32 BGR NCHW (integral values, so the conversion to
+    u8 is exact) and is reordered to RGB NHWC. The output is the f32 Softmax (see
+    `_float_softmax_output`): 1001 probabilities, background at 0, as in the seed's IR.
     """
     source = _fixture(fixtures, MOBILENET_TFLITE)
     out = model_dir("mobilenet_openvino")
@@ -96,23 +100,16 @@ def prepare_mobilenet_openvino(fixtures: Path, force: bool = False) -> list[Path
     if not force and _is_current([xml, weights], [source, Path(__file__)]):
         return [xml, weights, image]
 
-    import numpy as np
     import openvino as ov
     from openvino.preprocess import ColorFormat, PrePostProcessor
 
-    model = ov.Core().read_model(str(source))
-    scale, zero_point = _tflite_quantization(source, "output")
-
+    model = _float_softmax_output(ov.Core().read_model(str(source)))
     ppp = PrePostProcessor(model)
     tensor_in = ppp.input().tensor()
     tensor_in.set_element_type(ov.Type.f32).set_layout(ov.Layout("NCHW"))
     tensor_in.set_color_format(ColorFormat.BGR)
     ppp.input().model().set_layout(ov.Layout("NHWC"))
     ppp.input().preprocess().convert_color(ColorFormat.RGB)
-    ppp.output().postprocess().convert_element_type(ov.Type.f32)
-    ppp.output().postprocess().custom(
-        lambda node: ov.opset13.multiply(
-            ov.opset13.subtract(node, np.float32(zero_point)), np.float32(scale)).output(0))
     ppp.output().tensor().set_element_type(ov.Type.f32)
     model = ppp.build()
 

@@ -14,13 +14,14 @@ this guest reads them from the bytes it already loaded — `zipfile` needs no zl
 import io
 import sys
 import zipfile
+from array import array
 
 import wasi_nn
 from wasi_nn.image import image_to_tensor
-from wasi_nn.results import format_results, sort_results
+from wasi_nn.results import sort_results
 
 USAGE = "usage: main.py MODEL.tflite IMAGE"
-LABELS_MEMBER = "probability-labels.txt"
+LABELS_MEMBER = "probability-labels-en.txt"
 
 
 def labels_inside(model: bytes) -> list[str]:
@@ -40,16 +41,19 @@ def run(model_path: str, image_path: str) -> None:
     context = wasi_nn.init_execution_context(graph)
     print(f"Created wasi-nn execution context with ID: {context}")
 
-    tensor_data = image_to_tensor(image_path, 224, 224, layout="NHWC", order="RGB", dtype="u8")
+    tensor_data = image_to_tensor(image_path, 224, 224, preset="tflite")
     print(f"Read input tensor, size in bytes: {len(tensor_data)}")
     tensor = wasi_nn.Tensor([1, 224, 224, 3], wasi_nn.TENSOR_TYPE_U8, tensor_data)
     wasi_nn.set_input(context, 0, tensor)
     wasi_nn.compute(context)
     print("Executed graph inference")
 
-    output = bytearray(965)
+    output = array("B", bytes(965))  # u8 scores: an array of ints, not f32 bytes
     wasi_nn.get_output(context, 0, output)
-    print(format_results(sort_results(output), labels_inside(weights), top=5))
+    labels = labels_inside(weights)
+    # Rust's "{:.4}" ignores the precision for integers, so the scores print as 198, not 198.0.
+    for rank, (index, score) in enumerate(sort_results(output)[:5], start=1):
+        print(f"   {rank}.) [{index}]({score}){labels[index]}")
 
 
 def main(argv: list[str]) -> int:

@@ -44,8 +44,8 @@ def run(xml_path: str, weights_path: str, image_path: str) -> None:
 
     output = array("f", bytes(4 * 1001))
     wasi_nn.get_output(context, 0, output)
-    results = sort_results(output[1:])
-    print(format_results(results, imagenet_labels(1000), top=5))
+    results = sort_results(output, skip=1)
+    print(format_results(results, imagenet_labels(1000), k=5))
 
 
 def main(argv: list[str]) -> int:

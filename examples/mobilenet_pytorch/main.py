@@ -38,7 +38,7 @@ def run(model_path: str, image_path: str) -> None:
 
     output = array("f", bytes(4 * 1000))
     wasi_nn.get_output(context, 0, output)
-    print(format_results(sort_results(output), imagenet_labels(1000), top=5))
+    print(format_results(sort_results(output), imagenet_labels(1000), k=5))
 
 
 def main(argv: list[str]) -> int:

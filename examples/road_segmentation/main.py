@@ -82,7 +82,7 @@ def run(xml_path: str, weights_path: str, image_path: str, mask_path: str) -> No
 
     print("Retrieve the output ...", end="")
     output = array("f", bytes(4 * len(CLASSES) * HEIGHT * WIDTH))
-    size = context.get_output(0, output)
+    size = context.get_output_into(0, output)
     print("done")
     print(f"The size of the output buffer is {size} bytes")
 
