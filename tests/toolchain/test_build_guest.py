@@ -376,6 +376,17 @@ def test_missing_runtime_says_how_to_build_it(tmp_path: Path, monkeypatch) -> No
         build_guest(src, tmp_path / "out.wasm")
 
 
+def test_other_python_version_is_refused(
+    tmp_path: Path, wat_runtime: Path, stdlib_bundle: Path, monkeypatch
+) -> None:
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "MAGIC_NUMBER", b"\x00\x00\r\n")
+    src = make_guest(tmp_path / "g", {"main.py": ""})
+    with pytest.raises(BuildError, match="CPython 3.11"):
+        build_guest(src, tmp_path / "out.wasm", runtime=wat_runtime, stdlib=stdlib_bundle)
+
+
 def test_runtime_without_locator(tmp_path: Path, stdlib_bundle: Path) -> None:
     plain = tmp_path / "plain.wasm"
     plain.write_bytes(wasmtime.wat2wasm('(module (memory 1) (data (i32.const 0) "x"))'))

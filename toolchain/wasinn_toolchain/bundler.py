@@ -118,6 +118,7 @@ class _Runtime:
     names: frozenset[str]
     packages: frozenset[str]
     builtins: frozenset[str]
+    magic: str  # importlib's bytecode magic of the Python that marshaled the stdlib
 
 
 @dataclass
@@ -158,6 +159,7 @@ def _load_runtime_info(stdlib_path: Path, mtime_ns: int, size: int) -> _Runtime:
         bundle = read_bundle(stdlib_path.read_bytes())
         manifest = json.loads(manifest_path(stdlib_path).read_text(encoding="utf-8"))
         builtins = frozenset(manifest["builtin_modules"])
+        magic = str(manifest["magic"])
     except (OSError, ValueError, KeyError) as exc:
         raise BuildError(
             f"the stdlib bundle {stdlib_path} or its manifest is unreadable ({exc}); "
@@ -168,6 +170,7 @@ def _load_runtime_info(stdlib_path: Path, mtime_ns: int, size: int) -> _Runtime:
         frozenset(m.name for m in bundle.modules),
         frozenset(m.name for m in bundle.modules if m.is_package),
         builtins,
+        magic,
     )
 
 
@@ -544,6 +547,12 @@ def build_guest(
     _check_paths(src, out)
     runtime_path, stdlib_path = _require_runtime(portable, runtime, stdlib)
     info = _runtime_info(stdlib_path)
+    if info.magic != importlib.util.MAGIC_NUMBER.hex():
+        raise BuildError(
+            f"this Python ({sys.version.split()[0]}) writes code objects the runtime cannot load: "
+            f"its stdlib bundle was compiled by another version (magic {info.magic}). "
+            "Run `wasinn build` with CPython 3.11, the version of the guest runtime."
+        )
 
     guest = _package_modules(src, "", "guest", SKIPPED_GUEST_DIRS)
     entry = _entry_module(src, guest)
