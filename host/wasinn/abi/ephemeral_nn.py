@@ -55,23 +55,45 @@ class EphemeralNn:
         self.nn = nn if nn is not None else WasiNn()
         self.tracer = tracer
 
-    def define(self, linker: Any) -> None:
-        """Define every import on `linker` (store-independent, so one linker can serve many)."""
+    def define(self, linker: Any, *, fast: bool = True) -> None:
+        """Define every import on `linker` (store-independent, so one linker can serve many).
+
+        `fast` uses wasmtime's unchecked callbacks (see `fastcall`), which cut the per-call
+        cost of wasmtime-py's generic trampoline; it falls back to `Linker.define_func`.
+        """
+        from . import fastcall
+
+        if fast and fastcall.available():
+            for name, arity in self.FUNCTIONS:
+                fastcall.define(linker, MODULE_NAME, name, arity, self._entry(name))
+            return
         from wasmtime import FuncType, ValType
 
         i32 = ValType.i32()
         for name, arity in self.FUNCTIONS:
-            linker.define_func(MODULE_NAME, name, FuncType([i32] * arity, [i32]),
-                               self._wrap(name, getattr(self, f"_{name}")), access_caller=True)
+            entry = self._entry(name)
 
-    def _wrap(self, name: str, body: Callable[..., str]) -> Callable[..., int]:
-        """Turn a body that returns its trace text into an import returning an errno."""
+            def host_function(caller: Any, *args: int, _entry: Any = entry) -> int:
+                try:
+                    memory = GuestMemory.of_caller(caller)
+                except NnError:
+                    memory = None
+                return _entry(memory, args)
+
+            linker.define_func(MODULE_NAME, name, FuncType([i32] * arity, [i32]), host_function,
+                               access_caller=True)
+
+    def _entry(self, name: str) -> Callable[[GuestMemory | None, tuple[int, ...]], int]:
+        """The errno-returning entry for one import: body + catch-all + trace."""
         tracer = self.tracer
+        body = getattr(self, f"_{name}")
 
-        def host_function(caller: Any, *args: int) -> int:
+        def entry(memory: GuestMemory | None, args: tuple[int, ...]) -> int:
             start = time.perf_counter_ns()
             try:
-                memory = GuestMemory.of_caller(caller)
+                if memory is None:
+                    raise NnError(Errno.MISSING_MEMORY,
+                                  "the guest exports no memory named 'memory'")
                 trace = body(memory, *(_u(a) for a in args))
                 errno = 0
             except NnError as error:
@@ -85,14 +107,17 @@ class EphemeralNn:
                 print(f"wasinn: wasi-nn {name}: internal error: {type(error).__name__}: {error}",
                       file=sys.stderr)
             if tracer.enabled:
-                args_text = " ".join(f"{a:#x}" for a in (_u(a) for a in args))
-                if errno == 0:
-                    args_text, _, trace = trace.partition(" -> ")
-                tracer.call(name, args_text, trace, time.perf_counter_ns() - start)
+                try:
+                    args_text = " ".join(f"{_u(a):#x}" for a in args)
+                    if errno == 0:
+                        args_text, _, trace = trace.partition(" -> ")
+                    tracer.call(name, args_text, trace, time.perf_counter_ns() - start)
+                except Exception:  # noqa: BLE001 - a closed stderr must not break the guest
+                    pass
             return errno
 
-        host_function.__name__ = name
-        return host_function
+        entry.__name__ = name
+        return entry
 
     # Each body returns "<args> -> <outcome>" for the trace; errors are raised as NnError.
 

@@ -28,10 +28,20 @@ class GuestMemory:
     __slots__ = ("array", "size", "base")
 
     def __init__(self, memory: Any, store: Any) -> None:
-        self.size: int = memory.data_len(store)
-        self.base: int = ctypes.addressof(memory.data_ptr(store).contents)
-        raw = (ctypes.c_ubyte * self.size).from_address(self.base) if self.size else bytearray()
-        self.array: np.ndarray = np.frombuffer(raw, dtype=np.uint8)
+        self._attach(ctypes.addressof(memory.data_ptr(store).contents), memory.data_len(store))
+
+    def _attach(self, base: int, size: int) -> None:
+        self.size = size
+        self.base = base
+        raw = (ctypes.c_ubyte * size).from_address(base) if size else bytearray()
+        self.array = np.frombuffer(raw, dtype=np.uint8)
+
+    @classmethod
+    def at(cls, base: int, size: int) -> "GuestMemory":
+        """A view of `size` bytes at host address `base` (from wasmtime's raw memory API)."""
+        memory = cls.__new__(cls)
+        memory._attach(base, size)
+        return memory
 
     @classmethod
     def of_caller(cls, caller: Any) -> "GuestMemory":

@@ -41,35 +41,52 @@ class OpenVinoContext(Context):
     def __init__(self, graph: "OpenVinoGraph") -> None:
         self._graph = graph
         self._request = graph.compiled.create_infer_request()
-        self._inputs: dict[int, Any] = {}
+        #: index -> (address, shape, dtype, tensor, array) of the bound input
+        self._inputs: dict[int, tuple[Any, ...]] = {}
 
     def set_input(self, index: int, array: np.ndarray) -> None:
-        ov = self._graph.ov
-        ports = self._graph.compiled.inputs
-        check_index(index, len(ports), "input")
-        expected = ports[index].get_element_type()
-        given = ov.Type(array.dtype)
-        if expected != given and expected.is_static():
+        graph = self._graph
+        check_index(index, len(graph.input_types), "input")
+        expected = graph.input_types[index]
+        if expected is not None and expected != array.dtype:
             raise NnError(Errno.INVALID_ARGUMENT,
-                          f"input {index} of the model is {expected.get_type_name()}, "
-                          f"the tensor is {given.get_type_name()}")
+                          f"input {index} of the model is {expected.name}, "
+                          f"the tensor is {array.dtype.name}")
+        key = (array.ctypes.data, array.shape, array.dtype)
+        bound = self._inputs.get(index)
+        if bound is not None and bound[:3] == key:
+            return   # the same memory is already bound (shared): nothing to do
         # shared_memory=True: OpenVINO reads the caller's buffer during infer (no copy).
-        tensor = ov.Tensor(array, shared_memory=True)
+        tensor = graph.ov.Tensor(array, shared_memory=True)
         self._request.set_input_tensor(index, tensor)
-        self._inputs[index] = (tensor, array)
+        self._inputs[index] = (*key, tensor, array)
 
     def compute(self) -> None:
         self._request.infer()
 
     def get_output(self, index: int) -> np.ndarray:
-        check_index(index, len(self._graph.compiled.outputs), "output")
+        check_index(index, self._graph.output_count, "output")
         return np.ascontiguousarray(self._request.get_output_tensor(index).data)
+
+
+def _numpy_type(port: Any) -> np.dtype | None:
+    """The numpy dtype of a port, or None when OpenVINO leaves it dynamic."""
+    element = port.get_element_type()
+    if element.is_dynamic():
+        return None
+    try:
+        return np.dtype(element.to_dtype())
+    except Exception:  # noqa: BLE001 - types numpy has no name for: let OpenVINO decide
+        return None
 
 
 class OpenVinoGraph(Graph):
     def __init__(self, ov: Any, compiled: Any) -> None:
         self.ov = ov
         self.compiled = compiled
+        # Port objects are rebuilt by every `compiled.inputs` access: read them once.
+        self.input_types = [_numpy_type(port) for port in compiled.inputs]
+        self.output_count = len(compiled.outputs)
 
     def init_execution_context(self) -> Context:
         return OpenVinoContext(self)
