@@ -6,6 +6,8 @@ import marshal
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from wasinn_toolchain.bundle_format import (
     LOCATOR_MAGIC,
     BundleFormatError,
@@ -69,3 +71,24 @@ def test_bad_magic_and_trailing_bytes() -> None:
 def test_locator() -> None:
     assert LOCATOR_MAGIC == b"\x9fWNBLOC\x01"
     assert pack_locator(0x10000, 0x20) == LOCATOR_MAGIC + struct.pack("<II", 0x10000, 0x20)
+
+
+names = st.text(
+    alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(names, st.binary(max_size=64), st.booleans()), max_size=12),
+    names,
+)
+def test_round_trip_property(mods: list[tuple[str, bytes, bool]], entry: str) -> None:
+    unique = list({name: (name, code, pkg) for name, code, pkg in mods}.values())
+    data = write_bundle(unique, entry)
+    assert len(data) % 4 == 0
+    bundle = read_bundle(data)
+    assert bundle.entry == entry
+    assert [(m.name, m.code, m.is_package) for m in bundle.modules] == unique

