@@ -193,3 +193,18 @@ def test_paths_honour_env_override(monkeypatch, tmp_path) -> None:  # type: igno
     assert paths.stdlib_bundle() == tmp_path / "stdlib.bundle"
     with pytest.raises(paths.RuntimeNotBuiltError, match="python -m wasinn_toolchain.build_runtime"):
         paths.require_runtime()
+
+
+def test_log2_matches_native_near_subnormals() -> None:
+    """musl's log2 is linked ahead of zig's compiler-rt one, which was wrong near subnormals."""
+    import json
+    import math
+    import random
+
+    rng = random.Random(1)
+    xs = ([2.0**-1074 * k for k in (1, 3, 5, 1000, 2**20 + 1)]
+          + [2.0**-1022 * (1 + i / 7) for i in range(7)]
+          + [rng.uniform(0, 1e-300) for _ in range(100)] + [rng.uniform(0.5, 2) for _ in range(100)])
+    result = run_code(f"import math, json\nprint(json.dumps([math.log2(x) for x in {xs!r}]))")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout) == [math.log2(x) for x in xs]

@@ -126,6 +126,26 @@ def test_decode_errors_are_value_errors_with_reasons() -> None:
         _wasinn_image.decode(buf.getvalue())
 
 
+@pytest.mark.fixtures
+def test_truncated_or_corrupted_files_never_crash(fixtures_dir: Path) -> None:
+    """stb must refuse damaged input with ValueError (or decode what it can), never crash."""
+    rng = np.random.default_rng(7)
+    for name in ("banana.jpg", "cat.bmp", "road_segmentation_expected.png"):
+        data = (fixtures_dir / "images" / name).read_bytes()
+        variants = [data[:n] for n in (0, 1, 10, 100, 1000, len(data) // 2, len(data) - 1)]
+        for _ in range(20):
+            damaged = bytearray(data)
+            for pos in rng.integers(0, len(data), 8):
+                damaged[pos] = int(rng.integers(0, 256))
+            variants.append(bytes(damaged))
+        for blob in variants:
+            try:
+                pixels, w, h, c = _wasinn_image.decode(blob)
+            except ValueError:
+                continue
+            assert len(pixels) == w * h * c
+
+
 # ------------------------------------------------------------------ native resize / to_tensor
 
 @pytest.mark.parametrize("shape, new", [
