@@ -101,7 +101,7 @@ def test_road_segmentation_finds_the_road(built, real_models, tmp_path: Path) ->
     shares = {line.split(":")[0].strip(): float(line.split(":")[1].split("%")[0])
               for line in lines[7:]}
     assert set(shares) == {"background", "road", "curb", "mark"}
-    assert 15.0 < shares["road"] < 60.0 and shares["background"] > 30.0
+    assert 12.0 < shares["road"] < 40.0 and shares["background"] > 50.0
     mask = np.asarray(Image.open(work / "mask.bmp").convert("RGB"))
     assert mask.shape == (512, 896, 3)
     assert tuple(mask[-1, 448]) == (49, 104, 142)  # bottom centre: the road
