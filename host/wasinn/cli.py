@@ -7,6 +7,7 @@ see `wasinn.runner` for the full list of exit codes.
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import sys
 from pathlib import Path
@@ -128,6 +129,9 @@ def _registry(specs: Sequence[str]):
 
 
 def _run(options: argparse.Namespace) -> int:
+    if options.verbose:
+        # The host core reports what it ignores (e.g. load_by_name_with_config options) here.
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="wasinn: %(message)s")
     registry = _registry(options.nn_preload)
     if options.native:
         from .native import run_native

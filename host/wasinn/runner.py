@@ -2,18 +2,21 @@
 
 Exit codes a script can rely on (documented in docs/host.md):
   the guest's own code (proc_exit / return from _start = 0), 124 on --timeout (like
-  `timeout(1)`), 134 when the guest traps (like an abort), 2 when wasinn itself cannot start
-  the guest (missing or malformed module, bad option, unknown import, memory cap too small).
+  `timeout(1)`), 134 when the guest traps (like an abort), 130 on Ctrl-C, 2 when wasinn
+  itself cannot start the guest (missing or malformed module, bad option, unknown import, memory cap too small).
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import socket
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from .abi import EphemeralNn
 from .nn import ModelRegistry, WasiNn
@@ -22,6 +25,7 @@ from .trace import Tracer
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 124
 EXIT_TRAP = 134
+EXIT_INTERRUPTED = 130
 ELF_MAGIC = b"\x7fELF"
 WASM_MAGIC = b"\0asm"
 
@@ -146,14 +150,20 @@ def run(options: RunOptions) -> int:
 
     sys.stdout.flush()
     sys.stderr.flush()
+    interrupted = threading.Event()
     start = time.perf_counter_ns()
     try:
-        entry(store)
+        with _interrupt_stops_guest(engine, interrupted):
+            entry(store)
         code = 0
     except ExitTrap as exit_trap:
         code = exit_trap.code
     except (Trap, WasmtimeError) as error:
-        if timed_out.is_set() or (isinstance(error, Trap) and error.trap_code == TrapCode.INTERRUPT):
+        if interrupted.is_set():
+            print(f"wasinn: {options.module.name} interrupted", file=sys.stderr)
+            code = EXIT_INTERRUPTED
+        elif timed_out.is_set() or (isinstance(error, Trap)
+                                    and error.trap_code == TrapCode.INTERRUPT):
             print(f"wasinn: {options.module.name} timed out after {options.timeout:g} s",
                   file=sys.stderr)
             code = EXIT_TIMEOUT
@@ -166,6 +176,55 @@ def run(options: RunOptions) -> int:
         nn.close()
     tracer.phase(f"run (exit {code})", time.perf_counter_ns() - start)
     return code
+
+
+@contextlib.contextmanager
+def _interrupt_stops_guest(engine, interrupted: threading.Event) -> Iterator[None]:
+    """Make Ctrl-C (SIGINT) stop a guest even while it runs wasm code.
+
+    Python runs signal handlers only between bytecodes, never while the main thread is inside
+    wasm, so a guest in a loop would ignore Ctrl-C. CPython's C-level handler still writes
+    the signal number to the wakeup fd; a watcher thread reading it bumps the engine's epoch,
+    which traps the guest at its next loop edge or call.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    reader, writer = socket.socketpair()
+    reader.setblocking(True)
+    writer.setblocking(False)
+    previous_handler = signal.getsignal(signal.SIGINT)
+    previous_fd = -1
+    try:
+        previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        signal.signal(signal.SIGINT, lambda signum, frame: None)   # the watcher does the work
+    except (ValueError, OSError):
+        reader.close()
+        writer.close()
+        yield
+        return
+
+    def watch() -> None:
+        try:
+            while True:
+                data = reader.recv(64)
+                if not data:
+                    return
+                if signal.SIGINT in data:
+                    interrupted.set()
+                    engine.increment_epoch()
+        except OSError:
+            return
+
+    watcher = threading.Thread(target=watch, name="wasinn-sigint", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous_fd)
+        signal.signal(signal.SIGINT, previous_handler)
+        writer.close()
+        reader.close()
 
 
 def compile_module(source: Path, target: Path, cache: bool = True) -> None:

@@ -164,3 +164,26 @@ def test_build_reports_bundler_errors_on_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith(b"wasinn build: error: ")
     assert b"Traceback" not in result.stderr
+
+
+def test_ctrl_c_stops_a_guest_inside_wasm(modules):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "wasinn", "run", "--verbose",
+                                str(modules["spin"])], stderr=subprocess.PIPE)
+    first_lines = b""
+    while b"instantiate" not in first_lines:          # the guest is about to run
+        line = process.stderr.readline()
+        assert line, first_lines
+        first_lines += line
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    try:
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+    assert process.returncode == 130 and b"interrupted" in err
