@@ -23,7 +23,12 @@ _MODULES: dict[GraphEncoding, str] = {
 
 
 def backend_for(encoding: GraphEncoding) -> Backend:
-    """The backend for `encoding`; unsupported encodings are invalid_encoding with a reason."""
+    """The backend for `encoding`.
+
+    Encodings the ABI defines but wasinn has no backend for (GGML, TensorFlow) are
+    unsupported_operation with a reason; values outside the ABI never get here (the caller
+    reports them as invalid_encoding).
+    """
     module = _MODULES.get(encoding)
     if module is None:
         reason = {
@@ -32,7 +37,7 @@ def backend_for(encoding: GraphEncoding) -> Backend:
             GraphEncoding.TENSORFLOW: "TensorFlow SavedModels are not supported; convert the "
                                       "model to TFLite or ONNX",
         }.get(encoding, f"no backend for encoding {encoding}")
-        raise NnError(Errno.INVALID_ENCODING, reason)
+        raise NnError(Errno.UNSUPPORTED_OPERATION, reason)
     return importlib.import_module(f"{__name__}.{module}").BACKEND
 
 
