@@ -1,0 +1,289 @@
+#!/usr/bin/env python3
+"""Benchmarks: the examples as wasm guests vs. the same Python natively, as ratios.
+
+    python3 benchmarks/run.py            # prints the tables (a few minutes on 2 cores)
+    python3 benchmarks/run.py --write    # also saves them to benchmarks/RESULTS.md
+    python3 benchmarks/run.py --quick    # fewer repeats, for a smoke test
+
+What is compared, always side by side in one run:
+* end to end: `wasinn run X.wasm ARGS` (compile cache warm) vs `wasinn run --native DIR ARGS`
+  (the same guest file under CPython, same CLI, same backends): process start to exit;
+* inside the guest (benchmarks/guests/measure): model read+load, decode+resize of banana.jpg,
+  and one inference (set_input + compute + get_output), wasm vs native mode, and inference vs
+  the library called directly with numpy (`direct.py`);
+* start-up of a built guest to its first printed line: .wasm with the cache warm, .cwasm, and
+  native mode; plus the host's own phases (load module, instantiate, run) from `--verbose`.
+
+Needs the built runtime and ../shared/fixtures (the example models are prepared from them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import importlib.util
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from timing import RunFailed, time_call, time_command  # noqa: E402
+
+REPO = HERE.parent
+EXAMPLES = REPO / "examples"
+GUESTS = HERE / "guests"
+RESULTS = HERE / "RESULTS.md"
+
+
+def wasinn() -> list[str]:
+    """This interpreter's `wasinn` console script (not a shell shim, which would add start-up)."""
+    script = Path(sys.executable).with_name("wasinn")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "wasinn"]
+
+
+@dataclass
+class Example:
+    """An example, its model folder and its arguments (as in its README)."""
+
+    name: str
+    args: list[str]
+    measure: tuple[str, str, int, list[str]] | None = None  # encoding, preset, out bytes, models
+
+    @property
+    def folder(self) -> Path:
+        return EXAMPLES / self.name / "model"
+
+
+EXAMPLE_RUNS = [
+    Example("mobilenet_openvino", ["mobilenet.xml", "mobilenet.bin", "input.jpg"],
+            ("OPENVINO", "openvino", 4 * 1001, ["mobilenet.xml", "mobilenet.bin"])),
+    Example("mobilenet_pytorch", ["mobilenet.pt", "input.jpg"],
+            ("PYTORCH", "pytorch", 4 * 1000, ["mobilenet.pt"])),
+    Example("road_segmentation", ["road-segmentation-adas-0001.xml",
+                                  "road-segmentation-adas-0001.bin", "road.jpg", "mask.bmp"]),
+    Example("birds_tflite", ["lite-model_aiy_vision_classifier_birds_V1_3.tflite", "bird.jpg"]),
+]
+
+
+@dataclass
+class Table:
+    """One table of the report: a title, column names, rows of cells."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+
+    def render(self) -> str:
+        lines = [f"### {self.title}", "", "| " + " | ".join(self.columns) + " |",
+                 "|" + "|".join(" --- " for _ in self.columns) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        return "\n".join(lines)
+
+
+def ms(value: float | None) -> str:
+    return "—" if value is None else (f"{value:.1f} ms" if value >= 1 else f"{value:.3f} ms")
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return "—" if a is None or b is None or b == 0 else f"{a / b:.2f}"
+
+
+def _prepare(fixtures: Path) -> None:
+    spec = importlib.util.spec_from_file_location("prepare_models", EXAMPLES / "prepare_models.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.prepare(list(module.PREPARERS), fixtures)
+
+
+def _build(package: Path, out: Path) -> Path:
+    result = subprocess.run([*wasinn(), "build", str(package), "-o", str(out)],
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        sys.exit(f"benchmarks: wasinn build {package} failed: {result.stderr.strip()}")
+    return out
+
+
+def _try(label: str, action, failures: list[str]):
+    try:
+        return action()
+    except RunFailed as error:
+        failures.append(f"{label}: {error}")
+        return None
+
+
+def end_to_end(modules: dict[str, Path], repeat: int, failures: list[str]) -> Table:
+    table = Table("End to end: process start to exit (median)",
+                  ["example", "wasm guest", "native mode", "wasm ÷ native"])
+    for example in EXAMPLE_RUNS:
+        wasm = _try(f"{example.name} wasm", lambda: time_command(
+            [*wasinn(), "run", "--dir", ".:.", str(modules[example.name]), *example.args],
+            example.folder, repeat), failures)
+        native = _try(f"{example.name} native", lambda: time_command(
+            [*wasinn(), "run", "--native", str(EXAMPLES / example.name), *example.args],
+            example.folder, repeat), failures)
+        w = wasm.median_ms if wasm else None
+        n = native.median_ms if native else None
+        table.rows.append([example.name, ms(w), ms(n), ratio(w, n)])
+    return table
+
+
+def _measure(command: list[str], cwd: Path, failures: list[str], label: str) -> dict | None:
+    result = _try(label, lambda: time_command(command, cwd, repeat=1, warmup=0), failures)
+    return json.loads(result.stdout.strip().splitlines()[-1]) if result else None
+
+
+def in_guest(measure_wasm: Path, repeat: int, failures: list[str]) -> Table:
+    import numpy as np
+    from wasi_nn.image import image_to_tensor
+
+    import direct
+
+    table = Table("Inside the guest: the same SDK calls timed in wasm and natively (median)",
+                  ["example", "step", "wasm guest", "native mode", "direct library",
+                   "wasm ÷ native", "wasm ÷ direct"])
+    for example in EXAMPLE_RUNS:
+        if example.measure is None:
+            continue
+        encoding, preset, out_bytes, models = example.measure
+        args = [encoding, preset, "1,3,224,224", str(out_bytes), str(repeat), "input.jpg", *models]
+        wasm = _measure([*wasinn(), "run", "--dir", ".:.", str(measure_wasm), *args],
+                        example.folder, failures, f"{example.name} measure wasm")
+        native = _measure([*wasinn(), "run", "--native", str(GUESTS / "measure"), *args],
+                          example.folder, failures, f"{example.name} measure native")
+        tensor = np.frombuffer(bytes(image_to_tensor(str(example.folder / "input.jpg"), 224, 224,
+                                                     preset=preset)),
+                               np.float32).reshape(1, 3, 224, 224).copy()
+        model_path = example.folder / models[0]
+        if encoding == "OPENVINO":
+            call = direct.openvino_infer(model_path, tensor)
+            direct_load = time_call(lambda: direct.openvino_load(model_path), 3, 0)
+        else:
+            call = direct.torch_infer(model_path, tensor)
+            direct_load = time_call(lambda: direct.torch_load(model_path), 3, 0)
+        direct_infer = time_call(call, repeat)
+        direct_decode = time_call(lambda: image_to_tensor(str(example.folder / "input.jpg"),
+                                                          224, 224, preset=preset), repeat)
+        for keys, step, direct_value in (
+                (("read_ms", "load_ms"), "read + load + init model", direct_load),
+                (("decode_ms",), "decode + resize banana.jpg to a tensor", direct_decode),
+                (("infer_ms",), "one inference (set_input + compute + get_output)",
+                 direct_infer)):
+            w = sum(wasm[k] for k in keys) if wasm else None
+            n = sum(native[k] for k in keys) if native else None
+            table.rows.append([example.name, step, ms(w), ms(n), ms(direct_value),
+                               ratio(w, n), ratio(w, direct_value)])
+    return table
+
+
+_PHASE = re.compile(r"wasinn: (load module|instantiate|run) .*?([0-9.]+) ms")
+
+
+def _phases(module: Path) -> dict[str, float]:
+    result = subprocess.run([*wasinn(), "run", "--verbose", str(module)], capture_output=True,
+                            text=True, check=False)
+    return {m.group(1): float(m.group(2)) for m in _PHASE.finditer(result.stderr)}
+
+
+def startup(hello_wasm: Path, hello_cwasm: Path, repeat: int, failures: list[str]) -> Table:
+    table = Table("Start-up of a built guest to its first printed line (median)",
+                  ["how", "process start → first line", "host phases: load module + "
+                   "instantiate + run"])
+    runs = [(".wasm, compile cache warm", [*wasinn(), "run", str(hello_wasm)], hello_wasm),
+            (".cwasm (`wasinn compile`)", [*wasinn(), "run", str(hello_cwasm)], hello_cwasm),
+            ("native mode (`--native`)", [*wasinn(), "run", "--native", str(GUESTS / "hello")],
+             None),
+            ("bare `python3 -c pass`, for scale", [sys.executable, "-c", "print()"], None)]
+    for label, command, module in runs:
+        timed = _try(label, lambda: time_command(command, None, repeat * 2), failures)
+        host = "—"
+        if module is not None:
+            samples = [_phases(module) for _ in range(repeat)]
+            if all(len(s) == 3 for s in samples):
+                parts = [statistics.median(s[k] for s in samples)
+                         for k in ("load module", "instantiate", "run")]
+                host = " + ".join(f"{p:.1f}" for p in parts) + f" = {ms(sum(parts))}"
+        table.rows.append([label, ms(timed.first_line_ms if timed else None), host])
+    return table
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = []
+    for name in ("wasmtime", "openvino", "torch", "ai_edge_litert"):
+        try:
+            from importlib.metadata import version
+            versions.append(f"{name} {version(name.replace('_', '-'))}")
+        except Exception:  # noqa: BLE001 - a missing package just is not listed
+            pass
+    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}; " + ", ".join(versions))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--write", action="store_true", help=f"save the tables to {RESULTS}")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke test)")
+    parser.add_argument("--fixtures", type=Path, default=Path(os.environ.get(
+        "WASINN_FIXTURES", REPO.parent / "shared" / "fixtures")))
+    args = parser.parse_args(argv)
+    repeat = 2 if args.quick else 5
+    inner_repeat = 5 if args.quick else 30
+
+    if not (args.fixtures / "models").is_dir():
+        print(f"benchmarks: no fixtures at {args.fixtures} (the example models are made from "
+              f"them; set --fixtures or WASINN_FIXTURES)", file=sys.stderr)
+        return 1
+    print("preparing models and building guests ...", file=sys.stderr)
+    _prepare(args.fixtures)
+    failures: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="wasinn-bench-") as tmp:
+        out = Path(tmp)
+        modules = {e.name: _build(EXAMPLES / e.name, out / f"{e.name}.wasm") for e in EXAMPLE_RUNS}
+        measure_wasm = _build(GUESTS / "measure", out / "measure.wasm")
+        hello_wasm = _build(GUESTS / "hello", out / "hello.wasm")
+        hello_cwasm = out / "hello.cwasm"
+        subprocess.run([*wasinn(), "compile", str(hello_wasm), str(hello_cwasm)], check=True)
+
+        tables = []
+        for name, make in (("end to end", lambda: end_to_end(modules, repeat, failures)),
+                           ("inside the guest", lambda: in_guest(measure_wasm, inner_repeat,
+                                                                 failures)),
+                           ("start-up", lambda: startup(hello_wasm, hello_cwasm, repeat,
+                                                        failures))):
+            print(f"measuring {name} ...", file=sys.stderr)
+            tables.append(make())
+
+    when = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    report = [f"Measured {when} on {machine()}.", ""]
+    for table in tables:
+        report += [table.render(), ""]
+    if failures:
+        report += ["Runs that failed (their rows show —):", ""]
+        report += [f"- {failure}" for failure in failures] + [""]
+    text = "\n".join(report)
+    print(text)
+    if args.write:
+        RESULTS.write_text("# Benchmark results\n\nWritten by `python3 benchmarks/run.py "
+                           "--write`; ratios are wasm ÷ native, lower is better.\n\n" + text)
+        print(f"saved to {RESULTS}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
