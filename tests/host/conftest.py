@@ -94,3 +94,44 @@ def run_wasinn(*args: str, timeout: float = 120, env: dict | None = None,
 @pytest.fixture
 def wasinn_cli():
     return run_wasinn
+
+
+@pytest.fixture(scope="session")
+def tflite_model_bytes() -> bytes:
+    """A TFLite flatbuffer built with LiteRT's own schema: a f32 [2,3] + a -> a2,
+    b i32 [4] * b -> b2 (two inputs, two outputs, two dtypes)."""
+    flatbuffers = pytest.importorskip("flatbuffers")
+    schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
+
+    def tensor(name: str, shape: list[int], kind: int, buffer: int):
+        t = schema.TensorT()
+        t.name, t.shape, t.type, t.buffer = name, shape, kind, buffer
+        return t
+
+    def operator(code: int, inputs: list[int], output: int, options_type: int, options):
+        op = schema.OperatorT()
+        op.opcodeIndex, op.inputs, op.outputs = code, inputs, [output]
+        op.builtinOptionsType, op.builtinOptions = options_type, options
+        return op
+
+    codes = []
+    for builtin in (schema.BuiltinOperator.ADD, schema.BuiltinOperator.MUL):
+        code = schema.OperatorCodeT()
+        code.builtinCode = code.deprecatedBuiltinCode = builtin
+        code.version = 1
+        codes.append(code)
+    graph = schema.SubGraphT()
+    graph.tensors = [tensor("a", [2, 3], schema.TensorType.FLOAT32, 1),
+                     tensor("b", [4], schema.TensorType.INT32, 2),
+                     tensor("a2", [2, 3], schema.TensorType.FLOAT32, 3),
+                     tensor("b2", [4], schema.TensorType.INT32, 4)]
+    graph.inputs, graph.outputs = [0, 1], [2, 3]
+    graph.operators = [
+        operator(0, [0, 0], 2, schema.BuiltinOptions.AddOptions, schema.AddOptionsT()),
+        operator(1, [1, 1], 3, schema.BuiltinOptions.MulOptions, schema.MulOptionsT())]
+    model = schema.ModelT()
+    model.version, model.operatorCodes, model.subgraphs = 3, codes, [graph]
+    model.buffers = [schema.BufferT() for _ in range(5)]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())

@@ -323,13 +323,15 @@ def test_load_by_name_errors(torch_linear_path):
     assert guest.call("load_by_name", name, 4, 0xFFFFFFFC) == INVALID
 
 
-def test_load_by_name_with_config(torch_linear_path):
+def test_load_by_name_with_config(torch_linear_path, caplog):
+    caplog.set_level("INFO", logger="wasinn.nn")
     registry = ModelRegistry([parse_preload(f"demo:PyTorch:CPU:{torch_linear_path}")])
     guest = Guest(WasiNn(registry))
     name = guest.put(b"demo")
     out = guest.alloc(4, 4)
     good = guest.put(b'{"n-gpu-layers": 0, "ctx-size": 512}')
     assert guest.call("load_by_name_with_config", name, 4, good, 36, out) == OK
+    assert "ignoring options the backend cannot honour: ctx-size, n-gpu-layers" in caplog.text
     bad = guest.put(b"{not json")
     assert guest.call("load_by_name_with_config", name, 4, bad, 9, out) == INVALID
     array = guest.put(b"[1, 2]")

@@ -154,6 +154,31 @@ def _tflite_direct(model: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]
 
 
+@pytest.mark.parametrize("encoding", [TFLITE, AUTODETECT])
+def test_tflite_multi_input_output_matches_litert(tflite_model_bytes, encoding):
+    inputs = [np.random.default_rng(6).standard_normal((2, 3)).astype(np.float32),
+              np.array([1, -2, 300, 4], np.int32)]
+    expected = _tflite_direct(tflite_model_bytes, inputs)
+    got = run_guest([tflite_model_bytes], encoding, inputs, 2)
+    for data, want in zip(got, expected):
+        np.testing.assert_array_equal(np.frombuffer(data, want.dtype).reshape(want.shape), want)
+
+
+def test_tflite_type_mismatch_and_resize(tflite_model_bytes):
+    guest = Guest()
+    _, graph = guest.load([tflite_model_bytes], TFLITE)
+    _, ctx = guest.init(graph)
+    assert guest.set_input(ctx, 1, [4], 1, np.zeros(4, np.float32).tobytes()) == 1  # f32 vs i32
+    assert guest.set_input(ctx, 2, [4], 4, np.zeros(4, np.int32).tobytes()) == 1    # no input 2
+    a = np.arange(9, dtype=np.float32).reshape(3, 3)                # a new shape: resized
+    assert guest.set_input(ctx, 0, [3, 3], 1, a.tobytes()) == 0
+    assert guest.set_input(ctx, 1, [4], 4, np.arange(4, dtype=np.int32).tobytes()) == 0
+    assert guest.call("compute", ctx) == 0
+    errno, data, written = guest.get_output(ctx, 0, 1024)
+    assert (errno, written) == (0, 36)
+    np.testing.assert_array_equal(np.frombuffer(data, np.float32).reshape(3, 3), a + a)
+
+
 @pytest.mark.fixtures
 @pytest.mark.parametrize("encoding", [TFLITE, AUTODETECT])
 def test_tflite_mobilenet_matches_litert(fixtures_dir, encoding):
@@ -182,13 +207,15 @@ def test_tflite_birds_with_crate_04_u8_type_code(fixtures_dir):
 
 
 # -- autodetect -------------------------------------------------------------------------------
-def test_autodetect_picks_each_backend(torch_model_bytes, onnx_model_bytes, openvino_ir):
+def test_autodetect_picks_each_backend(torch_model_bytes, onnx_model_bytes, openvino_ir,
+                                      tflite_model_bytes):
     from wasinn.nn.backends.autodetect import detect
     from wasinn.nn.types import GraphEncoding
 
     xml, weights = openvino_ir
     assert detect([memoryview(torch_model_bytes)]) is GraphEncoding.PYTORCH
     assert detect([memoryview(onnx_model_bytes)]) is GraphEncoding.ONNX
+    assert detect([memoryview(tflite_model_bytes)]) is GraphEncoding.TENSORFLOWLITE
     assert detect([memoryview(xml.read_bytes()), memoryview(weights.read_bytes())]) \
         is GraphEncoding.OPENVINO
     inputs = [np.array([[0.5, -1.0, 2.0, 3.0]], np.float32), np.array([1, -2, 7], np.int32)]
