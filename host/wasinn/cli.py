@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -96,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="log every wasi-nn call with timings, and compile/instantiate times")
     run.add_argument("--no-cache", action="store_true", help="disable wasmtime's compile cache")
     run.add_argument("--native", action="store_true",
-                     help="MODULE is a guest package folder: run its main.py under this CPython")
+                     help="MODULE is a guest package folder: run its main.py under this CPython "
+                          "(--dir, --max-memory, --timeout and --no-cache do not apply)")
     run.add_argument("module", metavar="MODULE", help="the guest (.wasm/.wat/.cwasm, or a folder "
                                                       "with --native)")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
@@ -136,6 +138,10 @@ def _run(options: argparse.Namespace) -> int:
     if options.native:
         from .native import run_native
 
+        # Without --nn-preload, native mode keeps WASINN_NN_PRELOAD (like the SDK run directly).
+        if not options.nn_preload:
+            registry = _registry(s for s in os.environ.get("WASINN_NN_PRELOAD", "").split(";")
+                                 if s.strip())
         return run_native(Path(options.module), options.args, registry=registry, env=options.env,
                           verbose=options.verbose, max_graphs=options.max_graphs,
                           max_contexts=options.max_contexts)

@@ -118,6 +118,17 @@ def test_run_native_package(tmp_path, torch_linear_path):
     np.testing.assert_array_equal(np.array([float(v) for v in values], np.float32), expected)
 
 
+def test_run_native_uses_env_preload_without_option(tmp_path, torch_linear_path):
+    package = tmp_path / "envguest"
+    package.mkdir()
+    (package / "main.py").write_text("from wasinn.native import raw\nprint(raw.load_by_name('e'))\n")
+    result = run_wasinn("run", "--native", str(package),
+                        env={"WASINN_NN_PRELOAD": f"e:PyTorch:CPU:{torch_linear_path}"})
+    assert (result.returncode, result.stdout) == (0, b"0\n"), result.stderr
+    result = run_wasinn("run", "--native", str(package), env={"WASINN_NN_PRELOAD": "broken"})
+    assert result.returncode == 2 and b"bad --nn-preload 'broken'" in result.stderr
+
+
 def test_run_native_exit_codes(tmp_path):
     package = tmp_path / "crash"
     package.mkdir()
