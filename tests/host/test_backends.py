@@ -91,6 +91,8 @@ def test_openvino_weights_buffer_may_be_reused_after_load(openvino_ir):
     assert guest.call("compute", ctx) == 0
     _, data, _ = guest.get_output(ctx, 0, 1024)
     np.testing.assert_array_equal(np.frombuffer(data, np.float32), expected[0].ravel())
+    _, data, _ = guest.get_output(ctx, 1, 1024)         # b * 3: the constant 3 lives in .bin
+    np.testing.assert_array_equal(np.frombuffer(data, np.int32), expected[1].ravel())
 
 
 def test_openvino_input_type_mismatch_is_invalid(openvino_ir):

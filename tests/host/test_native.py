@@ -151,3 +151,35 @@ def test_registry_parsing_and_env_separator(torch_linear_path, openvino_ir):
     assert model.paths == [xml, weights] and model.encoding == 0
     assert parse_preload(f"x:TensorflowLite:AUTO:{xml}").target == 3
     assert parse_preload(f"x:autodetect:gpu:{xml}").encoding == 5
+
+
+def test_openvino_accepts_read_only_bytes_natively(openvino_ir):
+    """`file.read()` gives bytes (read-only): weights and inputs must still be shared, not refused."""
+    import openvino as ov
+
+    xml, weights = openvino_ir
+    raw.configure(ModelRegistry())
+    graph = raw.load([xml.read_bytes(), weights.read_bytes()], 0, 0)
+    ctx = raw.init_execution_context(graph)
+    a = np.array([[0.5, -1.0, 2.0, 3.0]], np.float32)
+    b = np.array([1, -2, 7], np.int32)
+    raw.set_input(ctx, 0, [1, 4], 1, a.tobytes())
+    raw.set_input(ctx, 1, [3], 4, b.tobytes())
+    raw.compute(ctx)
+    out = bytearray(64)
+    n = raw.get_output(ctx, 0, out)
+    expected = ov.Core().compile_model(str(xml), "CPU")([a, b])
+    np.testing.assert_array_equal(np.frombuffer(out[:n], np.float32), expected[0].ravel())
+
+
+def test_openvino_named_model_from_mmap(openvino_ir):
+    """--nn-preload maps files read-only; the OpenVINO IR must load from that mapping."""
+    xml, weights = openvino_ir
+    raw.configure(ModelRegistry([parse_preload(f"ir:OpenVINO:CPU:{xml},{weights}")]))
+    graph = raw.load_by_name("ir")
+    ctx = raw.init_execution_context(graph)
+    raw.set_input(ctx, 0, [1, 4], 1, np.ones((1, 4), np.float32))
+    raw.set_input(ctx, 1, [3], 4, np.ones(3, np.int32))
+    raw.compute(ctx)
+    assert raw.get_output(ctx, 1, bytearray(12)) == 12
+    raw.configure(ModelRegistry())

@@ -8,6 +8,7 @@ share the caller's memory (no copy of the input tensor).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import tempfile
 from typing import Any, Sequence
@@ -27,6 +28,20 @@ def _core(ov: Any) -> Any:
     if _CORE is None:
         _CORE = ov.Core()
     return _CORE
+
+
+def _shareable(array: np.ndarray) -> np.ndarray:
+    """`array` itself, or a writable alias of the same memory when it is read-only.
+
+    `ov.Tensor(..., shared_memory=True)` refuses read-only arrays, yet read-only memory is
+    common: `bytes` natively (`file.read()`), mmap'd named models. OpenVINO only reads input
+    and weight tensors, so aliasing the memory as writable (no copy) is safe; the caller keeps
+    the original object alive for as long as the alias is used.
+    """
+    if array.flags.writeable or array.nbytes == 0:
+        return array
+    raw = (ctypes.c_char * array.nbytes).from_address(array.ctypes.data)
+    return np.frombuffer(raw, dtype=array.dtype).reshape(array.shape)
 
 
 def _sniff_suffix(data: memoryview) -> str:
@@ -57,7 +72,7 @@ class OpenVinoContext(Context):
         if bound is not None and bound[:3] == key:
             return   # the same memory is already bound (shared): nothing to do
         # shared_memory=True: OpenVINO reads the caller's buffer during infer (no copy).
-        tensor = graph.ov.Tensor(array, shared_memory=True)
+        tensor = graph.ov.Tensor(_shareable(array), shared_memory=True)
         self._request.set_input_tensor(index, tensor)
         self._inputs[index] = (*key, tensor, array)
 
@@ -80,10 +95,31 @@ def _numpy_type(port: Any) -> np.dtype | None:
         return None
 
 
+def _weights(ov: Any, part: memoryview) -> tuple[Any, Any]:
+    """An `ov.Tensor` for the weights, and the object that must live as long as the graph.
+
+    OpenVINO's CPU plugin keeps pointing at some constants of the weights tensor after
+    `compile_model` (measured: freeing the bytes crashed a later infer; overwriting them changed
+    its results). So the memory must be the graph's for the graph's lifetime:
+    - read-only memory (`bytes`, the read-only mmap of a named model) cannot change: it is
+      shared, no copy, and the graph keeps a reference to it;
+    - writable memory (guest memory, a bytearray) may be reused by the guest once `load`
+      returns: it is copied once, here, at load time (a memcpy; ~1 ms for 14 MB, next to a
+      compile of hundreds of ms).
+    """
+    array = np.frombuffer(part, dtype=np.uint8)
+    if part.readonly:
+        return ov.Tensor(_shareable(array), shared_memory=True), part
+    owned = array.copy()
+    return ov.Tensor(owned, shared_memory=True), owned
+
+
 class OpenVinoGraph(Graph):
-    def __init__(self, ov: Any, compiled: Any) -> None:
+    def __init__(self, ov: Any, compiled: Any, keep_alive: Any = None) -> None:
         self.ov = ov
         self.compiled = compiled
+        #: memory the compiled model may still reference (see `_weights`)
+        self._keep_alive = keep_alive
         # Port objects are rebuilt by every `compiled.inputs` access: read them once.
         self.input_types = [_numpy_type(port) for port in compiled.inputs]
         self.output_count = len(compiled.outputs)
@@ -112,33 +148,38 @@ class OpenVinoBackend(Backend):
         ov = self.library()
         core = _core(ov)
         device = self._device(core, target)
+        keep_alive: Any = None
         if len(builders) == 2:
             xml = bytes(builders[0]).decode("utf-8", errors="replace")
-            # The weights are wrapped, not copied; compile_model makes the plugin's own copy,
-            # so the caller may reuse the buffer once load returns.
-            weights = ov.Tensor(np.frombuffer(builders[1], dtype=np.uint8), shared_memory=True)
+            weights, keep_alive = _weights(ov, builders[1])
             model = core.read_model(xml, weights)
+        elif len(builders) == 1 and bytes(builders[0][:64]).lstrip().startswith(b"<"):
+            model = core.read_model(bytes(builders[0]).decode("utf-8", errors="replace"),
+                                    ov.Tensor(np.zeros(0, np.uint8)))
         elif len(builders) == 1:
-            data = builders[0]
-            if bytes(data[:64]).lstrip().startswith(b"<"):
-                model = core.read_model(bytes(data).decode("utf-8", errors="replace"),
-                                        ov.Tensor(np.zeros(0, np.uint8)))
-            else:
-                # OpenVINO's Python API reads ONNX/TFLite only from a file; this is load time.
-                fd, path = tempfile.mkstemp(suffix=_sniff_suffix(data), prefix="wasinn-")
-                try:
-                    with os.fdopen(fd, "wb") as handle:
-                        handle.write(data)
-                    model = core.read_model(path)
-                    compiled = core.compile_model(model, device)
-                    return OpenVinoGraph(ov, compiled)
-                finally:
-                    os.unlink(path)
+            model = self._read_file_model(core, builders[0])
         else:
             raise NnError(Errno.INVALID_ARGUMENT,
                           f"openvino expects 2 model parts (xml, weights) or 1 (ONNX/TFLite/IR "
                           f"without weights), got {len(builders)}")
-        return OpenVinoGraph(ov, core.compile_model(model, device))
+        compiled = core.compile_model(model, device)
+        # The ov.Model is kept too: its constants may be what the compiled model points at.
+        return OpenVinoGraph(ov, compiled, (model, keep_alive))
+
+    @staticmethod
+    def _read_file_model(core: Any, data: memoryview) -> Any:
+        """ONNX/TFLite bytes: OpenVINO's Python API reads these only from a file (load time).
+
+        The file is unlinked right after reading; a mapping OpenVINO made of it stays valid
+        (the inode lives while mapped) and the graph keeps the model that owns it.
+        """
+        fd, path = tempfile.mkstemp(suffix=_sniff_suffix(data), prefix="wasinn-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            return core.read_model(path)
+        finally:
+            os.unlink(path)
 
 
 BACKEND = OpenVinoBackend()
