@@ -348,7 +348,7 @@ def test_verbose_trace_shows_guest_addresses(linear_bytes, capsys):
     out = guest.alloc(4, 4)
     assert guest.call("load", ptr, count, PYTORCH, 0, out) == OK
     err = capsys.readouterr().err
-    assert f"wasi-nn: load builders=[{model_ptr:#x}+{len(linear_bytes)}] encoding=pytorch" in err
+    assert f"wasi-nn: load builders=[{model_ptr:#x}+{len(linear_bytes)}] encoding=pytorch -> graph 0 (" in err
     assert "-> graph 0 (" in err and " ms)" in err
 
 

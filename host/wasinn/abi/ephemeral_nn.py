@@ -15,18 +15,13 @@ from typing import Any, Callable
 
 from ..nn import WasiNn
 from ..nn.errors import Errno, NnError, errno_name
-from ..nn.types import GraphEncoding
+from ..nn.types import ExecutionTarget, GraphEncoding, resolve_tensor_type
 from ..trace import QUIET, Tracer
 from .memory import GuestMemory
 
 MODULE_NAME = "wasi_ephemeral_nn"
-TENSOR_SIZE = 20
-BUILDER_SIZE = 8
 MAX_BUILDERS = 64
 MAX_DIMS = 32
-
-_TYPE_NAMES = {0: "f16", 1: "f32", 2: "f64|u8", 3: "u8|i32", 4: "i32", 5: "i64"}
-
 
 def _u(value: int) -> int:
     """An i32 argument as the u32 the ABI means."""
@@ -36,6 +31,13 @@ def _u(value: int) -> int:
 def _encoding_name(code: int) -> str:
     try:
         return GraphEncoding(code).name.lower()
+    except ValueError:
+        return str(code)
+
+
+def _target_name(code: int) -> str:
+    try:
+        return ExecutionTarget(code).name.lower()
     except ValueError:
         return str(code)
 
@@ -135,8 +137,8 @@ class EphemeralNn:
         graph = self.nn.load(builders, encoding, target)
         memory.write_u32(graph_out, graph, "graph_out")
         parts = ", ".join(f"{b.ctypes.data - memory.base:#x}+{b.size}" for b in builders)
-        return (f"builders=[{parts}] encoding={_encoding_name(encoding)} target={target} "
-                f"-> graph {graph}")
+        target_text = "" if target == 0 else f" target={_target_name(target)}"
+        return f"builders=[{parts}] encoding={_encoding_name(encoding)}{target_text} -> graph {graph}"
 
     def _read_text(self, memory: GuestMemory, ptr: int, length: int, what: str) -> str:
         return bytes(memory.view(ptr, length, what)).decode("utf-8", errors="replace")
@@ -174,7 +176,11 @@ class EphemeralNn:
         dims = memory.u32s(dims_ptr, dims_len, "tensor dims")
         data = memory.view(data_ptr, data_len, "tensor data")
         self.nn.set_input(ctx, index, dims, type_code, data)
-        return (f"context={ctx} index={index} dims={dims} type={_TYPE_NAMES.get(type_code, type_code)} "
+        if not self.tracer.enabled:
+            return ""
+        # the type as resolved from the (code, data_len) pair, so crate-0.4 guests are visible
+        type_name = resolve_tensor_type(type_code, dims, data_len).name.lower()
+        return (f"context={ctx} index={index} dims={dims} type={type_name} "
                 f"data={data_ptr:#x}+{data_len} -> ok")
 
     def _compute(self, memory: GuestMemory, ctx: int) -> str:
