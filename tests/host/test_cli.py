@@ -187,3 +187,23 @@ def test_ctrl_c_stops_a_guest_inside_wasm(modules):
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
     assert process.returncode == 130 and b"interrupted" in err
+
+
+def test_option_parsers():
+    import argparse
+
+    from wasinn.cli import parse_dir, parse_env, parse_size
+
+    assert parse_size("65536") == 65536
+    assert parse_size("64K") == 64 << 10
+    assert parse_size("512M") == 512 << 20
+    assert parse_size("2GiB") == 2 << 30
+    assert parse_size("1g") == 1 << 30
+    assert parse_dir(".:.") == (".", ".")
+    assert parse_dir("/models:./m") == ("/models", "./m")
+    assert parse_dir("data") == ("data", "data")
+    assert parse_env("A=b=c") == ("A", "b=c")
+    for parser, text in ((parse_size, "12X"), (parse_size, ""), (parse_dir, ":x"),
+                         (parse_env, "NOVALUE"), (parse_env, "=v")):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parser(text)
