@@ -16,35 +16,10 @@ import numpy as np
 import pytest
 
 from _example_runs import (EXAMPLES, GUESTS, ok, ranked, run_native, run_wasm, seed_lines)
+from _tiny_models import TinyClassifier, picture
 
 torch = pytest.importorskip("torch")
 ov = pytest.importorskip("openvino")
-
-
-def _picture(path: Path, width: int = 64, height: int = 48) -> Path:
-    """A small colourful lossless picture (gradients, so every channel differs)."""
-    from PIL import Image
-
-    y, x = np.mgrid[0:height, 0:width]
-    pixels = np.stack([x * 255 // width, y * 255 // height, (x + y) * 255 // (width + height)],
-                      axis=-1).astype(np.uint8)
-    Image.fromarray(pixels, "RGB").save(path)
-    return path
-
-
-class TinyClassifier(torch.nn.Module):
-    """[1, 3, 224, 224] -> [1, classes]: pooling and a linear layer; a softmax if asked."""
-
-    def __init__(self, classes: int, softmax: bool) -> None:
-        super().__init__()
-        torch.manual_seed(7)
-        self.pool = torch.nn.AdaptiveAvgPool2d(4)
-        self.fc = torch.nn.Linear(3 * 4 * 4, classes)
-        self.softmax = softmax
-
-    def forward(self, x):  # noqa: D102
-        y = self.fc(torch.flatten(self.pool(x), 1) / 64.0)
-        return torch.softmax(y * 40.0, dim=1) if self.softmax else y * 10.0
 
 
 def _tensor(picture: Path, preset: str, height: int = 224, width: int = 224) -> np.ndarray:
@@ -60,7 +35,7 @@ def torchscript_case(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny_pt")
     model = TinyClassifier(1000, softmax=False).eval()
     torch.jit.trace(model, torch.zeros(1, 3, 224, 224)).save(str(folder / "mobilenet.pt"))
-    _picture(folder / "input.png")
+    picture(folder / "input.png")
     return folder
 
 
@@ -70,7 +45,7 @@ def openvino_case(tmp_path_factory) -> Path:
     model = TinyClassifier(1001, softmax=True).eval()
     converted = ov.convert_model(model, example_input=torch.zeros(1, 3, 224, 224))
     ov.save_model(converted, str(folder / "mobilenet.xml"))
-    _picture(folder / "input.bmp", 80, 60)
+    picture(folder / "input.bmp", 80, 60)
     from PIL import Image
     Image.open(folder / "input.bmp").save(folder / "input.png")
     return folder
@@ -85,8 +60,8 @@ def _torch_lines(folder: Path, picture: str) -> list[str]:
     return seed_lines(ranked(scores), imagenet_labels(1000))
 
 
-def _openvino_scores(folder: Path, tensor: np.ndarray) -> np.ndarray:
-    compiled = ov.Core().compile_model(str(folder / "mobilenet.xml"), "CPU")
+def _openvino_scores(folder: Path, tensor: np.ndarray, xml: str = "mobilenet.xml") -> np.ndarray:
+    compiled = ov.Core().compile_model(str(folder / xml), "CPU")
     return compiled(tensor)[compiled.output(0)][0]
 
 
@@ -211,7 +186,7 @@ def test_road_segmentation_mask_matches_native_argmax(built, tmp_path: Path) -> 
     model = torch.nn.Sequential(conv, torch.nn.Softmax(dim=1))
     converted = ov.convert_model(model, example_input=torch.zeros(1, 3, 512, 896))
     ov.save_model(converted, str(tmp_path / "seg.xml"))
-    _picture(tmp_path / "road.png", 180, 100)
+    picture(tmp_path / "road.png", 180, 100)
 
     wasm = built(EXAMPLES / "road_segmentation")
     lines = ok(run_wasm(wasm, ["seg.xml", "seg.bin", "road.png", "mask.bmp"], tmp_path))
@@ -250,3 +225,37 @@ def test_bmp_header_is_what_readers_expect(tmp_path: Path) -> None:
         assert np.array_equal(np.asarray(Image.open(tmp_path / "x.bmp").convert("RGB")), rgb)
     with pytest.raises(ValueError, match="BMP needs 2x2x3 bytes"):
         bmp.encode_bmp(2, 2, b"\0" * 11)
+
+
+@pytest.mark.parametrize("backend", ["OPENVINO", "PYTORCH"])
+def test_model_bytes_may_be_freed_after_load(built, tmp_path: Path, backend: str) -> None:
+    """The examples free the model bytes once `load` returns; the host must not read them later.
+
+    The guest frees its copy of the model, fills the heap with other data, then infers: the
+    output must still equal the model run natively. The shape is road segmentation's and the IR's
+    weights are f16 (`save_model`'s default): OpenVINO's CPU plugin then still reads the weights
+    buffer after `compile_model` has returned, so a host must give it memory of its own.
+    """
+    torch.manual_seed(5)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, kernel_size=1), torch.nn.Softmax(dim=1))
+    model.eval()
+    with torch.no_grad():
+        model[0].weight.mul_(0.01)  # keep the softmax away from saturation: every bit counts
+    example = torch.zeros(1, 3, 512, 896)
+    tensor = np.random.default_rng(1).random((1, 3, 512, 896), dtype=np.float32) * 255
+    (tmp_path / "input.bin").write_bytes(tensor.tobytes())
+    if backend == "OPENVINO":
+        ov.save_model(ov.convert_model(model, example_input=example), str(tmp_path / "m.xml"),
+                      compress_to_fp16=True)
+        models = ["m.xml", "m.bin"]
+        expected = _openvino_scores(tmp_path, tensor, "m.xml")[None]
+    else:
+        torch.jit.trace(model, example).save(str(tmp_path / "m.pt"))
+        models = ["m.pt"]
+        with torch.no_grad():
+            expected = torch.jit.load(str(tmp_path / "m.pt"))(torch.from_numpy(tensor)).numpy()
+    lines = ok(run_wasm(built(GUESTS / "free_after_load"),
+                        [backend, "1,3,512,896", "input.bin", "output.bin", *models], tmp_path))
+    assert lines[0].startswith(f"wrote {expected.nbytes} bytes")
+    got = np.frombuffer((tmp_path / "output.bin").read_bytes(), np.float32)
+    np.testing.assert_array_equal(got, np.ascontiguousarray(expected).ravel())

@@ -1,0 +1,84 @@
+"""benchmarks/: the measuring guest, the timing helpers and the script's own error path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from _example_runs import REPO, ok, run_native, run_wasm
+
+BENCHMARKS = REPO / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+KEYS = {"read_ms", "load_ms", "decode_ms", "infer_ms"}
+
+
+@pytest.fixture(scope="module")
+def tiny_case(tmp_path_factory) -> Path:
+    torch = pytest.importorskip("torch")
+    from _tiny_models import TinyClassifier, picture
+
+    folder = tmp_path_factory.mktemp("bench")
+    torch.jit.trace(TinyClassifier(1000, softmax=False).eval(),
+                    torch.zeros(1, 3, 224, 224)).save(str(folder / "model.pt"))
+    picture(folder / "input.png")
+    return folder
+
+
+ARGS = ["PYTORCH", "pytorch", "1,3,224,224", "4000", "3", "input.png", "model.pt"]
+
+
+def _figures(lines: list[str]) -> dict[str, float]:
+    figures = json.loads(lines[-1])
+    assert set(figures) == KEYS
+    assert all(value > 0 for value in figures.values())
+    return figures
+
+
+def test_measure_guest_in_wasm(built, tiny_case: Path) -> None:
+    _figures(ok(run_wasm(built(BENCHMARKS / "guests" / "measure"), ARGS, tiny_case)))
+
+
+def test_measure_guest_natively(tiny_case: Path) -> None:
+    _figures(ok(run_native(BENCHMARKS / "guests" / "measure", ARGS, tiny_case)))
+
+
+def test_hello_guest_prints_one_line(built, tmp_path: Path) -> None:
+    assert ok(run_wasm(built(BENCHMARKS / "guests" / "hello"), [], tmp_path)) == [
+        "hello from a wasinn guest"]
+
+
+def test_time_command_measures_first_line_and_total() -> None:
+    from timing import time_command
+
+    timed = time_command([sys.executable, "-c",
+                          "import sys, time; print('a', flush=True); time.sleep(0.3); print('b')"],
+                         repeat=1, warmup=0)
+    assert timed.stdout == "a\nb\n"
+    assert timed.first_line_ms + 250 < timed.median_ms
+
+
+def test_time_command_reports_a_failing_run() -> None:
+    from timing import RunFailed, time_command
+
+    with pytest.raises(RunFailed, match="^boom$"):
+        time_command([sys.executable, "-c", "import sys; sys.exit('boom')"], repeat=1, warmup=0)
+
+
+def test_tables_render_as_markdown() -> None:
+    import run
+
+    table = run.Table("T", ["a", "b"], [["1", "2"]])
+    assert table.render() == "### T\n\n| a | b |\n| --- | --- |\n| 1 | 2 |"
+    assert run.ratio(3.0, 2.0) == "1.50" and run.ratio(None, 2.0) == "—"
+
+
+def test_run_without_fixtures_says_so(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "run.py"), "--fixtures",
+                             str(tmp_path)], capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    assert "benchmarks: no fixtures at" in result.stderr
