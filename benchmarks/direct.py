@@ -54,3 +54,4 @@ def torch_infer(model_path: Path, tensor: np.ndarray) -> Callable[[], object]:
             return model(data).numpy().copy()
 
     return infer
+

@@ -6,8 +6,9 @@
     python3 benchmarks/run.py --quick    # fewer repeats, for a smoke test
 
 What is compared, always side by side in one run:
-* end to end: `wasinn run X.wasm ARGS` (compile cache warm) vs `wasinn run --native DIR ARGS`
-  (the same guest file under CPython, same CLI, same backends): process start to exit;
+* end to end: `wasinn run X.wasm ARGS` (compile cache warm) and `wasinn run X.cwasm ARGS`
+  (ahead-of-time compiled) vs `wasinn run --native DIR ARGS` (the same guest file under
+  CPython, same CLI, same backends): process start to exit;
 * inside the guest (benchmarks/guests/measure): model read+load, decode+resize of banana.jpg,
   and one inference (set_input + compute + get_output), wasm vs native mode, and inference vs
   the library called directly with numpy (`direct.py`);
@@ -122,17 +123,25 @@ def _try(label: str, action, failures: list[str]):
 
 def end_to_end(modules: dict[str, Path], repeat: int, failures: list[str]) -> Table:
     table = Table("End to end: process start to exit (median)",
-                  ["example", "wasm guest", "native mode", "wasm ÷ native"])
+                  ["example", "wasm guest (.wasm, cache warm)", "wasm guest (.cwasm)",
+                   "native mode", "wasm ÷ native", ".cwasm ÷ native"])
     for example in EXAMPLE_RUNS:
         wasm = _try(f"{example.name} wasm", lambda: time_command(
             [*wasinn(), "run", "--dir", ".:.", str(modules[example.name]), *example.args],
+            example.folder, repeat), failures)
+        cwasm_path = modules[example.name].with_suffix(".cwasm")
+        subprocess.run([*wasinn(), "compile", str(modules[example.name]), str(cwasm_path)],
+                       check=True)
+        cwasm = _try(f"{example.name} cwasm", lambda: time_command(
+            [*wasinn(), "run", "--dir", ".:.", str(cwasm_path), *example.args],
             example.folder, repeat), failures)
         native = _try(f"{example.name} native", lambda: time_command(
             [*wasinn(), "run", "--native", str(EXAMPLES / example.name), *example.args],
             example.folder, repeat), failures)
         w = wasm.median_ms if wasm else None
+        c = cwasm.median_ms if cwasm else None
         n = native.median_ms if native else None
-        table.rows.append([example.name, ms(w), ms(n), ratio(w, n)])
+        table.rows.append([example.name, ms(w), ms(c), ms(n), ratio(w, n), ratio(c, n)])
     return table
 
 
@@ -165,15 +174,17 @@ def in_guest(measure_wasm: Path, repeat: int, failures: list[str]) -> Table:
         model_path = example.folder / models[0]
         if encoding == "OPENVINO":
             call = direct.openvino_infer(model_path, tensor)
-            direct_load = time_call(lambda: direct.openvino_load(model_path), 3, 0)
+            direct_load = time_call(lambda: direct.openvino_load(model_path), 3, 1)
         else:
             call = direct.torch_infer(model_path, tensor)
-            direct_load = time_call(lambda: direct.torch_load(model_path), 3, 0)
+            direct_load = time_call(lambda: direct.torch_load(model_path), 3, 1)
         direct_infer = time_call(call, repeat)
         direct_decode = time_call(lambda: image_to_tensor(str(example.folder / "input.jpg"),
                                                           224, 224, preset=preset), repeat)
         for keys, step, direct_value in (
-                (("read_ms", "load_ms"), "read + load + init model", direct_load),
+                (("read_ms", "load_ms"), "read + load + init model (2nd load: backend imported)",
+                 direct_load),
+                (("first_load_ms",), "first load + init (pays the backend's import)", None),
                 (("decode_ms",), "decode + resize banana.jpg to a tensor", direct_decode),
                 (("infer_ms",), "one inference (set_input + compute + get_output)",
                  direct_infer)):

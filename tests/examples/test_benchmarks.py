@@ -14,7 +14,7 @@ from _example_runs import REPO, ok, run_native, run_wasm
 BENCHMARKS = REPO / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
-KEYS = {"read_ms", "load_ms", "decode_ms", "infer_ms"}
+KEYS = {"read_ms", "first_load_ms", "load_ms", "decode_ms", "infer_ms"}
 
 
 @pytest.fixture(scope="module")
