@@ -98,14 +98,15 @@ def wasinn_cli():
 
 @pytest.fixture(scope="session")
 def tflite_model_bytes() -> bytes:
-    """A TFLite flatbuffer built with LiteRT's own schema: a f32 [2,3] + a -> a2,
+    """A TFLite flatbuffer built with LiteRT's own schema: a f32 [2,3] (first dim dynamic) + a -> a2,
     b i32 [4] * b -> b2 (two inputs, two outputs, two dtypes)."""
     flatbuffers = pytest.importorskip("flatbuffers")
     schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
 
-    def tensor(name: str, shape: list[int], kind: int, buffer: int):
+    def tensor(name: str, shape: list[int], kind: int, buffer: int, signature=None):
         t = schema.TensorT()
         t.name, t.shape, t.type, t.buffer = name, shape, kind, buffer
+        t.shapeSignature = signature
         return t
 
     def operator(code: int, inputs: list[int], output: int, options_type: int, options):
@@ -121,9 +122,9 @@ def tflite_model_bytes() -> bytes:
         code.version = 1
         codes.append(code)
     graph = schema.SubGraphT()
-    graph.tensors = [tensor("a", [2, 3], schema.TensorType.FLOAT32, 1),
+    graph.tensors = [tensor("a", [2, 3], schema.TensorType.FLOAT32, 1, [-1, 3]),
                      tensor("b", [4], schema.TensorType.INT32, 2),
-                     tensor("a2", [2, 3], schema.TensorType.FLOAT32, 3),
+                     tensor("a2", [2, 3], schema.TensorType.FLOAT32, 3, [-1, 3]),
                      tensor("b2", [4], schema.TensorType.INT32, 4)]
     graph.inputs, graph.outputs = [0, 1], [2, 3]
     graph.operators = [

@@ -95,13 +95,18 @@ def test_openvino_weights_buffer_may_be_reused_after_load(openvino_ir):
     np.testing.assert_array_equal(np.frombuffer(data, np.int32), expected[1].ravel())
 
 
-def test_openvino_input_type_mismatch_is_invalid(openvino_ir):
+def test_openvino_input_type_or_shape_mismatch_is_invalid(openvino_ir):
     xml, weights = openvino_ir
     guest = Guest()
     _, graph = guest.load([xml.read_bytes(), weights.read_bytes()], OPENVINO)
     _, ctx = guest.init(graph)
     assert guest.set_input(ctx, 0, [1, 4], 4, np.zeros(4, np.int32).tobytes()) == 1
     assert guest.set_input(ctx, 2, [1, 4], 1, np.zeros(4, np.float32).tobytes()) == 1
+    assert guest.set_input(ctx, 0, [4], 1, np.zeros(4, np.float32).tobytes()) == 1      # shape
+    assert guest.set_input(ctx, 0, [2, 2], 1, np.zeros(4, np.float32).tobytes()) == 1
+    assert guest.set_input(ctx, 0, [1, 4], 1, np.zeros(4, np.float32).tobytes()) == 0   # still fine
+    assert guest.set_input(ctx, 1, [3], 4, np.zeros(3, np.int32).tobytes()) == 0
+    assert guest.call("compute", ctx) == 0
 
 
 def test_openvino_reads_onnx_bytes(onnx_model_bytes, tmp_path):
@@ -166,13 +171,27 @@ def test_tflite_multi_input_output_matches_litert(tflite_model_bytes, encoding):
         np.testing.assert_array_equal(np.frombuffer(data, want.dtype).reshape(want.shape), want)
 
 
+@pytest.mark.fixtures
+def test_tflite_wrong_shape_is_invalid_and_harmless(fixtures_dir):
+    model = (fixtures_dir / "models" / "mobilenet_v2_1.0_224_quant.tflite").read_bytes()
+    guest = Guest()
+    _, graph = guest.load([model], TFLITE)
+    _, ctx = guest.init(graph)
+    image = bytes(224 * 224 * 3)
+    assert guest.set_input(ctx, 0, [224, 224, 3], 3, image) == 1       # rank 3, model rank 4
+    assert guest.set_input(ctx, 0, [1, 224, 672, 1], 3, image) == 1    # fixed dims differ
+    assert guest.set_input(ctx, 0, [1, 224, 224, 3], 3, image) == 0    # context still good
+    assert guest.call("compute", ctx) == 0
+
+
 def test_tflite_type_mismatch_and_resize(tflite_model_bytes):
     guest = Guest()
     _, graph = guest.load([tflite_model_bytes], TFLITE)
     _, ctx = guest.init(graph)
     assert guest.set_input(ctx, 1, [4], 1, np.zeros(4, np.float32).tobytes()) == 1  # f32 vs i32
     assert guest.set_input(ctx, 2, [4], 4, np.zeros(4, np.int32).tobytes()) == 1    # no input 2
-    a = np.arange(9, dtype=np.float32).reshape(3, 3)                # a new shape: resized
+    assert guest.set_input(ctx, 0, [3, 4], 1, np.zeros(12, np.float32).tobytes()) == 1  # fixed dim
+    a = np.arange(9, dtype=np.float32).reshape(3, 3)                # dynamic first dim: resized
     assert guest.set_input(ctx, 0, [3, 3], 1, a.tobytes()) == 0
     assert guest.set_input(ctx, 1, [4], 4, np.arange(4, dtype=np.int32).tobytes()) == 0
     assert guest.call("compute", ctx) == 0

@@ -71,6 +71,11 @@ class OpenVinoContext(Context):
         bound = self._inputs.get(index)
         if bound is not None and bound[:3] == key:
             return   # the same memory is already bound (shared): nothing to do
+        wanted = graph.input_shapes[index]
+        if not wanted.compatible(graph.ov.PartialShape(list(array.shape))):
+            raise NnError(Errno.INVALID_ARGUMENT,
+                          f"input {index} of the model has shape {wanted}, "
+                          f"the tensor {list(array.shape)}")
         # shared_memory=True: OpenVINO reads the caller's buffer during infer (no copy).
         tensor = graph.ov.Tensor(_shareable(array), shared_memory=True)
         self._request.set_input_tensor(index, tensor)
@@ -122,6 +127,7 @@ class OpenVinoGraph(Graph):
         self._keep_alive = keep_alive
         # Port objects are rebuilt by every `compiled.inputs` access: read them once.
         self.input_types = [_numpy_type(port) for port in compiled.inputs]
+        self.input_shapes = [port.get_partial_shape() for port in compiled.inputs]
         self.output_count = len(compiled.outputs)
 
     def init_execution_context(self) -> Context:

@@ -1,7 +1,8 @@
 """TensorFlow Lite backend through ai-edge-litert (the successor of tflite_runtime).
 
 The interpreter owns its tensors, so `set_input` copies into them (LiteRT's API has no way to
-bind outside memory safely). Input shapes that differ from the model's are resized.
+bind outside memory safely). An input shape that differs from the model's is accepted where
+the model's signature allows it (-1 dims), by resizing; otherwise it is invalid_argument.
 """
 
 from __future__ import annotations
@@ -17,8 +18,17 @@ from .base import Backend, Context, Graph, check_builders, check_index, unsuppor
 
 class TfLiteContext(Context):
     def __init__(self, graph: "TfLiteGraph") -> None:
-        self._interpreter = graph.make_interpreter()
+        self._graph = graph
+        self._reset()
+
+    def _reset(self) -> None:
+        """A fresh interpreter (also the recovery after a failed resize, which leaves the old
+        one unusable)."""
+        self._interpreter = self._graph.make_interpreter()
         self._interpreter.allocate_tensors()
+        self._refresh()
+
+    def _refresh(self) -> None:
         self._inputs = self._interpreter.get_input_details()
         self._outputs = self._interpreter.get_output_details()
 
@@ -30,11 +40,25 @@ class TfLiteContext(Context):
                           f"input {index} of the model is {np.dtype(detail['dtype']).name}, "
                           f"the tensor is {array.dtype.name}")
         if tuple(detail["shape"]) != array.shape:
-            self._interpreter.resize_tensor_input(detail["index"], list(array.shape))
-            self._interpreter.allocate_tensors()
-            self._inputs = self._interpreter.get_input_details()
-            self._outputs = self._interpreter.get_output_details()
+            self._resize(index, detail, array.shape)
         self._interpreter.set_tensor(detail["index"], array)
+
+    def _resize(self, index: int, detail: dict, shape: tuple[int, ...]) -> None:
+        """Resize input `index` when the model allows it (dims of -1 in its signature)."""
+        signature = [int(d) for d in detail.get("shape_signature", detail["shape"])]
+        fits = len(signature) == len(shape) and all(
+            want == -1 or want == got for want, got in zip(signature, shape))
+        if not fits:
+            raise NnError(Errno.INVALID_ARGUMENT,
+                          f"input {index} of the model has shape {signature} (-1: any), "
+                          f"the tensor {list(shape)}")
+        try:
+            self._interpreter.resize_tensor_input(detail["index"], list(shape))
+            self._interpreter.allocate_tensors()
+        except Exception:
+            self._reset()      # inputs set earlier on this context are gone with it
+            raise
+        self._refresh()
 
     def compute(self) -> None:
         self._interpreter.invoke()
