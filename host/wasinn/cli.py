@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run a guest module (.wasm, .wat or .cwasm)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run a WASI command module with wasinn's wasi-nn host.",
-        epilog="exit codes: the guest's own; 124 timeout; 134 guest trap; 2 wasinn could not "
+        epilog="exit codes: the guest's own; 124 timeout; 134 guest trap; 130 Ctrl-C; 2 wasinn could not "
                "start the guest\nexamples:\n"
                "  wasinn run --dir .:. mobilenet.wasm mobilenet.xml mobilenet.bin input.jpg\n"
                "  wasinn run --dir .:. --nn-preload demo:PyTorch:CPU:model.pt named.wasm demo x.jpg\n"
