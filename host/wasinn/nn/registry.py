@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import mmap
 import os
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 from .backends import Graph, backend_for
 from .errors import Errno, NnError
