@@ -37,7 +37,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from timing import RunFailed, time_call, time_command  # noqa: E402
+from timing import RunFailed, time_call, time_command, time_interleaved  # noqa: E402
 
 REPO = HERE.parent
 EXAMPLES = REPO / "examples"
@@ -114,6 +114,7 @@ def _build(package: Path, out: Path) -> Path:
 
 
 def _try(label: str, action, failures: list[str]):
+    """`action()`, or None with the failure noted when a run fails."""
     try:
         return action()
     except RunFailed as error:
@@ -121,36 +122,63 @@ def _try(label: str, action, failures: list[str]):
         return None
 
 
+def _timed(results: dict, label: str, name: str, failures: list[str]):
+    value = results[label]
+    if isinstance(value, RunFailed):
+        failures.append(f"{name} {label}: {value}")
+        return None
+    return value
+
+
 def end_to_end(modules: dict[str, Path], repeat: int, failures: list[str]) -> Table:
     table = Table("End to end: process start to exit (median)",
                   ["example", "wasm guest (.wasm, cache warm)", "wasm guest (.cwasm)",
                    "native mode", "wasm ÷ native", ".cwasm ÷ native"])
     for example in EXAMPLE_RUNS:
-        wasm = _try(f"{example.name} wasm", lambda: time_command(
-            [*wasinn(), "run", "--dir", ".:.", str(modules[example.name]), *example.args],
-            example.folder, repeat), failures)
-        cwasm_path = modules[example.name].with_suffix(".cwasm")
-        subprocess.run([*wasinn(), "compile", str(modules[example.name]), str(cwasm_path)],
-                       check=True)
-        cwasm = _try(f"{example.name} cwasm", lambda: time_command(
-            [*wasinn(), "run", "--dir", ".:.", str(cwasm_path), *example.args],
-            example.folder, repeat), failures)
-        native = _try(f"{example.name} native", lambda: time_command(
-            [*wasinn(), "run", "--native", str(EXAMPLES / example.name), *example.args],
-            example.folder, repeat), failures)
-        w = wasm.median_ms if wasm else None
-        c = cwasm.median_ms if cwasm else None
-        n = native.median_ms if native else None
+        wasm_path = modules[example.name]
+        cwasm_path = wasm_path.with_suffix(".cwasm")
+        subprocess.run([*wasinn(), "compile", str(wasm_path), str(cwasm_path)], check=True)
+        results = time_interleaved({
+            "wasm": ([*wasinn(), "run", "--dir", ".:.", str(wasm_path), *example.args],
+                     example.folder),
+            "cwasm": ([*wasinn(), "run", "--dir", ".:.", str(cwasm_path), *example.args],
+                      example.folder),
+            "native": ([*wasinn(), "run", "--native", str(EXAMPLES / example.name),
+                        *example.args], example.folder),
+        }, repeat)
+        w, c, n = (_timed(results, label, example.name, failures)
+                   for label in ("wasm", "cwasm", "native"))
+        w, c, n = (t.median_ms if t else None for t in (w, c, n))
         table.rows.append([example.name, ms(w), ms(c), ms(n), ratio(w, n), ratio(c, n)])
     return table
 
 
-def _measure(command: list[str], cwd: Path, failures: list[str], label: str) -> dict | None:
-    result = _try(label, lambda: time_command(command, cwd, repeat=1, warmup=0), failures)
-    return json.loads(result.stdout.strip().splitlines()[-1]) if result else None
+def _measure(wasm_command: list[str], native_command: list[str], cwd: Path,
+             failures: list[str], name: str, rounds: int) -> tuple[dict | None, dict | None]:
+    """The measure guest's figures in wasm and natively: per key, the median over `rounds`."""
+    results = {"wasm": [], "native": []}
+    for _ in range(rounds):
+        timed = time_interleaved({"wasm": (wasm_command, cwd), "native": (native_command, cwd)},
+                                 repeat=1, warmup=0)
+        for label in results:
+            value = timed[label]
+            if isinstance(value, RunFailed):
+                failures.append(f"{name} measure {label}: {value}")
+                results[label] = None
+            elif results[label] is not None:
+                results[label].append(json.loads(value.stdout.strip().splitlines()[-1]))
+        if None in results.values():
+            break
+
+    def combine(runs: list[dict] | None) -> dict | None:
+        if not runs:
+            return None
+        return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+    return combine(results["wasm"]), combine(results["native"])
 
 
-def in_guest(measure_wasm: Path, repeat: int, failures: list[str]) -> Table:
+def in_guest(measure_wasm: Path, repeat: int, rounds: int, failures: list[str]) -> Table:
     import numpy as np
     from wasi_nn.image import image_to_tensor
 
@@ -164,10 +192,9 @@ def in_guest(measure_wasm: Path, repeat: int, failures: list[str]) -> Table:
             continue
         encoding, preset, out_bytes, models = example.measure
         args = [encoding, preset, "1,3,224,224", str(out_bytes), str(repeat), "input.jpg", *models]
-        wasm = _measure([*wasinn(), "run", "--dir", ".:.", str(measure_wasm), *args],
-                        example.folder, failures, f"{example.name} measure wasm")
-        native = _measure([*wasinn(), "run", "--native", str(GUESTS / "measure"), *args],
-                          example.folder, failures, f"{example.name} measure native")
+        wasm, native = _measure([*wasinn(), "run", "--dir", ".:.", str(measure_wasm), *args],
+                                [*wasinn(), "run", "--native", str(GUESTS / "measure"), *args],
+                                example.folder, failures, example.name, rounds)
         tensor = np.frombuffer(bytes(image_to_tensor(str(example.folder / "input.jpg"), 224, 224,
                                                      preset=preset)),
                                np.float32).reshape(1, 3, 224, 224).copy()
@@ -213,8 +240,10 @@ def startup(hello_wasm: Path, hello_cwasm: Path, repeat: int, failures: list[str
             ("native mode (`--native`)", [*wasinn(), "run", "--native", str(GUESTS / "hello")],
              None),
             ("bare `python3 -c pass`, for scale", [sys.executable, "-c", "print()"], None)]
+    results = time_interleaved({label: (command, None) for label, command, _ in runs},
+                               repeat * 2)
     for label, command, module in runs:
-        timed = _try(label, lambda: time_command(command, None, repeat * 2), failures)
+        timed = _timed(results, label, "start-up", failures)
         host = "—"
         if module is not None:
             samples = [_phases(module) for _ in range(repeat)]
@@ -255,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repeat = 2 if args.quick else 5
     inner_repeat = 5 if args.quick else 30
+    rounds = 1 if args.quick else 3
 
     if not (args.fixtures / "models").is_dir():
         print(f"benchmarks: no fixtures at {args.fixtures} (the example models are made from "
@@ -274,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         tables = []
         for name, make in (("end to end", lambda: end_to_end(modules, repeat, failures)),
                            ("inside the guest", lambda: in_guest(measure_wasm, inner_repeat,
-                                                                 failures)),
+                                                                 rounds, failures)),
                            ("start-up", lambda: startup(hello_wasm, hello_cwasm, repeat,
                                                         failures))):
             print(f"measuring {name} ...", file=sys.stderr)

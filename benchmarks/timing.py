@@ -63,3 +63,32 @@ def time_call(call: Callable[[], object], repeat: int = 30, warmup: int = 3) -> 
         call()
         samples.append((time.perf_counter() - start) * 1e3)
     return statistics.median(samples)
+
+
+def time_interleaved(commands: dict[str, tuple[Sequence[str], Path | None]], repeat: int = 5,
+                     warmup: int = 1) -> dict[str, Timed | RunFailed]:
+    """Time several commands in turn, round after round, so they share the machine's moods.
+
+    On a shared machine a burst of other work slows whatever runs during it; alternating the
+    variants spreads such bursts over all of them, so their ratio stays honest. A command that
+    fails is reported as its `RunFailed` and dropped from later rounds.
+    """
+    samples: dict[str, list[tuple[float, float, str]]] = {label: [] for label in commands}
+    failed: dict[str, RunFailed] = {}
+    for round_ in range(warmup + repeat):
+        for label, (command, cwd) in commands.items():
+            if label in failed:
+                continue
+            try:
+                run = _one_run(command, cwd)
+            except RunFailed as error:
+                failed[label] = error
+                continue
+            if round_ >= warmup:
+                samples[label].append(run)
+    results: dict[str, Timed | RunFailed] = dict(failed)
+    for label, runs in samples.items():
+        if label not in failed:
+            results[label] = Timed(statistics.median(r[0] for r in runs),
+                                   statistics.median(r[1] for r in runs), runs[-1][2])
+    return results
