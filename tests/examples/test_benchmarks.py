@@ -82,3 +82,14 @@ def test_run_without_fixtures_says_so(tmp_path: Path) -> None:
                              str(tmp_path)], capture_output=True, text=True, check=False)
     assert result.returncode == 1
     assert "benchmarks: no fixtures at" in result.stderr
+
+
+def test_time_interleaved_times_each_and_reports_failures() -> None:
+    from timing import RunFailed, Timed, time_interleaved
+
+    results = time_interleaved({
+        "fine": ([sys.executable, "-c", "print('ok')"], None),
+        "broken": ([sys.executable, "-c", "import sys; sys.exit('no luck')"], None),
+    }, repeat=2, warmup=1)
+    assert isinstance(results["fine"], Timed) and results["fine"].stdout == "ok\n"
+    assert isinstance(results["broken"], RunFailed) and str(results["broken"]) == "no luck"
