@@ -58,11 +58,12 @@ class GraphExecutionContext:
     # -- inputs and inference -------------------------------------------------------------
     def set_input(self, index: int, tensor_type: TensorType | int, dimensions: Sequence[int],
                   data) -> None:
-        """Bind input `index`: element type, shape and the data buffer (passed, not copied)."""
-        try:
-            _r.set_input(self.handle, index, dimensions, int(tensor_type), data)
-        except _Error as error:
-            raise from_raw(error) from None
+        """Bind input `index`: element type, shape and the data buffer (passed, not copied).
+
+        The context keeps a reference to `data` until it is finalized: the host reads it at
+        `compute`, so it must stay alive and unchanged until then.
+        """
+        _ll.bind_input(self.handle, index, dimensions, int(tensor_type), data)
 
     def compute(self) -> None:
         """Run inference."""

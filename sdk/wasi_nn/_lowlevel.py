@@ -57,12 +57,29 @@ def init_execution_context(graph: int) -> int:
         raise from_raw(error) from None
 
 
-def set_input(context: int, index: int, tensor: Tensor) -> None:
-    """Bind `tensor` to input `index` of the context; its data buffer is passed, not copied."""
+_bound_inputs: dict[int, dict[int, object]] = {}
+"""Input buffers per context, kept alive until the context is finalized.
+
+wasinn's host reads inputs from guest memory at `compute` (set_input does not copy), so a buffer
+the caller drops right after `set_input` must not be freed and reused before inference runs.
+"""
+
+
+def bind_input(context: int, index: int, dimensions, tensor_type: int, data) -> None:
+    """Pass one input to the host and keep `data` alive with the context (shared by both APIs)."""
     try:
-        _r.set_input(context, index, tensor.dimensions, int(tensor.type), tensor.data)
+        _r.set_input(context, index, dimensions, tensor_type, data)
     except _Error as error:
         raise from_raw(error) from None
+    _bound_inputs.setdefault(context, {})[index] = data
+
+
+def set_input(context: int, index: int, tensor: Tensor) -> None:
+    """Bind `tensor` to input `index` of the context; its data buffer is passed, not copied.
+
+    The buffer stays referenced until `finalize_execution_context`, so a temporary is safe.
+    """
+    bind_input(context, index, tensor.dimensions, int(tensor.type), tensor.data)
 
 
 def compute(context: int) -> None:
@@ -119,6 +136,7 @@ def unload(graph: int) -> None:
 
 def finalize_execution_context(context: int) -> None:
     """WasmEdge extension: release an execution context on the host."""
+    _bound_inputs.pop(context, None)
     try:
         _r.finalize_execution_context(context)
     except _Error as error:

@@ -76,9 +76,6 @@ def test_openvino_xml_and_weights(raw, host, openvino_model, input_tensor):
     wasi_nn.unload(graph)
 
 
-@pytest.mark.xfail(raises=WasiNnError, strict=False,
-                   reason="host bug (wasinn.nn.backends.openvino): ov.Tensor(shared_memory=True) "
-                          "rejects read-only buffers, so native mode fails on `bytes` models/inputs")
 def test_openvino_with_read_only_bytes_like_the_seed(raw, openvino_model, input_tensor):
     """What a line-by-line port does natively: `file.read()` gives bytes, which are read-only."""
     xml, weights = openvino_model
