@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="cap on live execution contexts (default 256)")
     run.add_argument("--verbose", "-v", action="store_true",
                      help="log every wasi-nn call with timings, and compile/instantiate times")
-    run.add_argument("--no-cache", action="store_true", help="disable wasmtime's compile cache")
+    run.add_argument("--no-cache", action="store_true", help="disable the compile caches (wasinn's precompiled-module cache and wasmtime's)")
     run.add_argument("--native", action="store_true",
                      help="MODULE is a guest package folder: run its main.py under this CPython "
                           "(--dir, --max-memory, --timeout and --no-cache do not apply)")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from .abi import EphemeralNn
+from .module_cache import load_cached
 from .nn import ModelRegistry, WasiNn
 from .trace import Tracer
 
@@ -69,8 +70,11 @@ def make_engine(cache: bool = True):  # -> wasmtime.Engine
     return Engine(config)
 
 
-def load_module(engine, path: Path):  # -> wasmtime.Module
-    """A module from .wasm / .wat, or a precompiled .cwasm (recognised by its ELF header)."""
+def load_module(engine, path: Path, cache: bool = False):  # -> wasmtime.Module
+    """A module from .wasm / .wat, or a precompiled .cwasm (recognised by its ELF header).
+
+    With `cache`, a .wasm is served from the file-identity cache (`module_cache`).
+    """
     from wasmtime import Module, WasmtimeError
 
     try:
@@ -84,6 +88,8 @@ def load_module(engine, path: Path):  # -> wasmtime.Module
     try:
         if head == ELF_MAGIC:
             return Module.deserialize_file(engine, str(path))
+        if cache and head == WASM_MAGIC:
+            return load_cached(engine, path, lambda engine, path: Module.from_file(engine, str(path)))
         return Module.from_file(engine, str(path))
     except WasmtimeError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else "invalid module"
@@ -99,7 +105,7 @@ def run(options: RunOptions) -> int:
     engine = make_engine(options.cache)
 
     start = time.perf_counter_ns()
-    module = load_module(engine, options.module)
+    module = load_module(engine, options.module, cache=options.cache)
     tracer.phase(f"load module {options.module.name}", time.perf_counter_ns() - start)
 
     linker = Linker(engine)
