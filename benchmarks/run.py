@@ -13,7 +13,9 @@ What is compared, always side by side in one run:
   and one inference (set_input + compute + get_output), wasm vs native mode, and inference vs
   the library called directly with numpy (`direct.py`);
 * start-up of a built guest to its first printed line: .wasm with the cache warm, .cwasm, and
-  native mode; plus the host's own phases (load module, instantiate, run) from `--verbose`.
+  native mode; plus the host's own phases (load module, instantiate, run) from `--verbose`;
+* the Python guests against the seed's MobileNet programs written in Rust (`rust_seed/`, built
+  offline with Debian's Rust; see rust_reference.py), on the same host.
 
 Needs the built runtime and ../shared/fixtures (the example models are prepared from them).
 """
@@ -150,6 +152,38 @@ def end_to_end(modules: dict[str, Path], repeat: int, failures: list[str]) -> Ta
                    for label in ("wasm", "cwasm", "native"))
         w, c, n = (t.median_ms if t else None for t in (w, c, n))
         table.rows.append([example.name, ms(w), ms(c), ms(n), ratio(w, n), ratio(c, n)])
+    return table
+
+
+def versus_rust(modules: dict[str, Path], out: Path, repeat: int, failures: list[str]) -> Table:
+    """The Python guests against the seed's programs written in Rust: same host, model, image."""
+    import rust_reference
+
+    table = Table("Python guest ÷ the seed's program in Rust (same host, model and image; median)",
+                  ["example", "Rust .wasm", "Python .wasm", "Python ÷ Rust",
+                   "Rust .cwasm", "Python .cwasm", "Python ÷ Rust (.cwasm)"])
+    try:
+        rust = rust_reference.build(REPO / "build" / "rust_seed")
+    except rust_reference.RustUnavailable as error:
+        failures.append(f"Rust reference not built: {error}")
+        return table
+    rust_cwasm = out / "rust-seed-reference.cwasm"
+    subprocess.run([*wasinn(), "compile", str(rust), str(rust_cwasm)], check=True)
+    for example in EXAMPLE_RUNS[:2]:  # the two MobileNet programs the seed has in Rust
+        python = modules[example.name]
+        variants = {"rust": rust, "python": python, "rust_c": rust_cwasm,
+                    "python_c": python.with_suffix(".cwasm")}
+        if not variants["python_c"].is_file():
+            subprocess.run([*wasinn(), "compile", str(python), str(variants["python_c"])],
+                           check=True)
+        results = time_interleaved({label: ([*wasinn(), "run", "--dir", ".:.", str(module),
+                                             *example.args], example.folder)
+                                    for label, module in variants.items()}, repeat)
+        times = {label: _timed(results, label, example.name, failures) for label in variants}
+        r, p, rc, pc = (times[k].median_ms if times[k] else None
+                        for k in ("rust", "python", "rust_c", "python_c"))
+        table.rows.append([example.name, ms(r), ms(p), ratio(p, r), ms(rc), ms(pc),
+                           ratio(pc, rc)])
     return table
 
 
@@ -303,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
 
         tables = []
         for name, make in (("end to end", lambda: end_to_end(modules, repeat, failures)),
+                           ("Python vs Rust", lambda: versus_rust(modules, out, repeat,
+                                                                  failures)),
                            ("inside the guest", lambda: in_guest(measure_wasm, inner_repeat,
                                                                  rounds, failures)),
                            ("start-up", lambda: startup(hello_wasm, hello_cwasm, repeat,

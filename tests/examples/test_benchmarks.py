@@ -93,3 +93,29 @@ def test_time_interleaved_times_each_and_reports_failures() -> None:
     }, repeat=2, warmup=1)
     assert isinstance(results["fine"], Timed) and results["fine"].stdout == "ok\n"
     assert isinstance(results["broken"], RunFailed) and str(results["broken"]) == "no luck"
+
+
+def test_rust_reference_prints_what_the_python_guest_prints(built, tmp_path: Path) -> None:
+    """The Rust reference and the Python example agree on a lossless picture, digit for digit.
+
+    Both decode PNG exactly and both resize with the Rust `image` crate's Triangle filter (the
+    SDK reimplements it), so the f32 tensors and the top 5 must match; only the labels differ.
+    """
+    ov = pytest.importorskip("openvino")
+    torch = pytest.importorskip("torch")
+    import rust_reference
+    from _tiny_models import TinyClassifier, picture
+
+    try:
+        rust = rust_reference.build(REPO / "build" / "rust_seed")
+    except rust_reference.RustUnavailable as error:
+        pytest.skip(str(error))
+    model = TinyClassifier(1001, softmax=True).eval()
+    ov.save_model(ov.convert_model(model, example_input=torch.zeros(1, 3, 224, 224)),
+                  str(tmp_path / "m.xml"))
+    picture(tmp_path / "input.png", 300, 200)
+    args = ["m.xml", "m.bin", "input.png"]
+    rust_lines = ok(run_wasm(rust, args, tmp_path))
+    python_lines = ok(run_wasm(built(REPO / "examples" / "mobilenet_openvino"), args, tmp_path))
+    assert rust_lines[:6] == python_lines[:6]
+    assert rust_lines[6:] == [line[:line.rindex(")") + 1] for line in python_lines[6:]]
