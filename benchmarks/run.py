@@ -356,8 +356,11 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(report)
     print(text)
     if args.write:
-        RESULTS.write_text("# Benchmark results\n\nWritten by `python3 benchmarks/run.py "
-                           "--write`; ratios are wasm ÷ native, lower is better.\n\n" + text)
+        RESULTS.write_text(
+            "# Benchmark results\n\nWritten by `python3 benchmarks/run.py --write`. Each ratio "
+            "column names what it divides (wasm ÷ native, Python ÷ Rust, ...): below 1 the first "
+            "is faster. The machine may be shared with other work; runs are interleaved so that "
+            "bursts hit every variant, but single figures still move by about 10%.\n\n" + text)
         print(f"saved to {RESULTS}", file=sys.stderr)
     return 0
 
