@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
 from _example_runs import EXAMPLES, build
-
-sys.path.insert(0, str(EXAMPLES))  # prepare_models is a script next to the examples
 
 
 @pytest.fixture(scope="session")
