@@ -55,3 +55,28 @@ def torch_infer(model_path: Path, tensor: np.ndarray) -> Callable[[], object]:
 
     return infer
 
+
+def tflite_infer(model_path: Path, tensor: np.ndarray) -> Callable[[], object]:
+    """One TensorFlow Lite inference (LiteRT interpreter) as a callable."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model_path.read_bytes())
+    interpreter.allocate_tensors()
+    input_index = interpreter.get_input_details()[0]["index"]
+    output_index = interpreter.get_output_details()[0]["index"]
+
+    def infer() -> object:
+        interpreter.set_tensor(input_index, tensor)
+        interpreter.invoke()
+        return interpreter.get_tensor(output_index).copy()
+
+    return infer
+
+
+def tflite_load(model_path: Path) -> object:
+    """Read the .tflite bytes and build an interpreter with its tensors allocated."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model_path.read_bytes())
+    interpreter.allocate_tensors()
+    return interpreter

@@ -54,12 +54,25 @@ def wasinn() -> list[str]:
 
 
 @dataclass
+class Measure:
+    """How benchmarks/guests/measure runs an example's model (see that guest's usage)."""
+
+    encoding: str
+    preset: str
+    dims: list[int]
+    tensor_type: str
+    output_bytes: int
+    image: str
+    models: list[str]
+
+
+@dataclass
 class Example:
     """An example, its model folder and its arguments (as in its README)."""
 
     name: str
     args: list[str]
-    measure: tuple[str, str, int, list[str]] | None = None  # encoding, preset, out bytes, models
+    measure: Measure | None = None
 
     @property
     def folder(self) -> Path:
@@ -68,12 +81,19 @@ class Example:
 
 EXAMPLE_RUNS = [
     Example("mobilenet_openvino", ["mobilenet.xml", "mobilenet.bin", "input.jpg"],
-            ("OPENVINO", "openvino", 4 * 1001, ["mobilenet.xml", "mobilenet.bin"])),
+            Measure("OPENVINO", "openvino", [1, 3, 224, 224], "F32", 4 * 1001, "input.jpg",
+                    ["mobilenet.xml", "mobilenet.bin"])),
     Example("mobilenet_pytorch", ["mobilenet.pt", "input.jpg"],
-            ("PYTORCH", "pytorch", 4 * 1000, ["mobilenet.pt"])),
+            Measure("PYTORCH", "pytorch", [1, 3, 224, 224], "F32", 4 * 1000, "input.jpg",
+                    ["mobilenet.pt"])),
     Example("road_segmentation", ["road-segmentation-adas-0001.xml",
-                                  "road-segmentation-adas-0001.bin", "road.jpg", "mask.bmp"]),
-    Example("birds_tflite", ["lite-model_aiy_vision_classifier_birds_V1_3.tflite", "bird.jpg"]),
+                                  "road-segmentation-adas-0001.bin", "road.jpg", "mask.bmp"],
+            Measure("OPENVINO", "openvino", [1, 3, 512, 896], "F32", 4 * 4 * 512 * 896,
+                    "road.jpg", ["road-segmentation-adas-0001.xml",
+                                 "road-segmentation-adas-0001.bin"])),
+    Example("birds_tflite", ["lite-model_aiy_vision_classifier_birds_V1_3.tflite", "bird.jpg"],
+            Measure("TENSORFLOWLITE", "tflite", [1, 224, 224, 3], "U8", 965, "bird.jpg",
+                    ["lite-model_aiy_vision_classifier_birds_V1_3.tflite"])),
 ]
 
 
@@ -222,31 +242,34 @@ def in_guest(measure_wasm: Path, repeat: int, rounds: int, failures: list[str]) 
                   ["example", "step", "wasm guest", "native mode", "direct library",
                    "wasm ÷ native", "wasm ÷ direct"])
     for example in EXAMPLE_RUNS:
-        if example.measure is None:
+        spec = example.measure
+        if spec is None:
             continue
-        encoding, preset, out_bytes, models = example.measure
-        args = [encoding, preset, "1,3,224,224", str(out_bytes), str(repeat), "input.jpg", *models]
+        args = [spec.encoding, spec.preset, ",".join(map(str, spec.dims)), spec.tensor_type,
+                str(spec.output_bytes), str(repeat), spec.image, *spec.models]
         wasm, native = _measure([*wasinn(), "run", "--dir", ".:.", str(measure_wasm), *args],
                                 [*wasinn(), "run", "--native", str(GUESTS / "measure"), *args],
                                 example.folder, failures, example.name, rounds)
-        tensor = np.frombuffer(bytes(image_to_tensor(str(example.folder / "input.jpg"), 224, 224,
-                                                     preset=preset)),
-                               np.float32).reshape(1, 3, 224, 224).copy()
-        model_path = example.folder / models[0]
-        if encoding == "OPENVINO":
-            call = direct.openvino_infer(model_path, tensor)
-            direct_load = time_call(lambda: direct.openvino_load(model_path), 3, 1)
-        else:
-            call = direct.torch_infer(model_path, tensor)
-            direct_load = time_call(lambda: direct.torch_load(model_path), 3, 1)
-        direct_infer = time_call(call, repeat)
-        direct_decode = time_call(lambda: image_to_tensor(str(example.folder / "input.jpg"),
-                                                          224, 224, preset=preset), repeat)
+        nhwc = spec.dims[3] in (1, 3)
+        height, width = (spec.dims[1], spec.dims[2]) if nhwc else (spec.dims[2], spec.dims[3])
+        picture = str(example.folder / spec.image)
+        tensor = np.frombuffer(bytes(image_to_tensor(picture, height, width, preset=spec.preset)),
+                               np.uint8 if spec.tensor_type == "U8" else np.float32)
+        tensor = tensor.reshape(spec.dims).copy()
+        model_path = example.folder / spec.models[0]
+        load, infer = {"OPENVINO": (direct.openvino_load, direct.openvino_infer),
+                       "PYTORCH": (direct.torch_load, direct.torch_infer),
+                       "TENSORFLOWLITE": (direct.tflite_load, direct.tflite_infer)}[spec.encoding]
+        direct_infer = time_call(infer(model_path, tensor), repeat)
+        direct_load = time_call(lambda: load(model_path), 3, 1)
+        direct_decode = time_call(lambda: image_to_tensor(picture, height, width,
+                                                          preset=spec.preset), repeat)
         for keys, step, direct_value in (
                 (("read_ms", "load_ms"), "read + load + init model (2nd load: backend imported)",
                  direct_load),
                 (("first_load_ms",), "first load + init (pays the backend's import)", None),
-                (("decode_ms",), "decode + resize banana.jpg to a tensor", direct_decode),
+                (("decode_ms",), f"decode + resize {spec.image} to a {height}x{width} tensor",
+                 direct_decode),
                 (("infer_ms",), "one inference (set_input + compute + get_output)",
                  direct_infer)):
             w = sum(wasm[k] for k in keys) if wasm else None

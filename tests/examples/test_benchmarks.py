@@ -29,7 +29,7 @@ def tiny_case(tmp_path_factory) -> Path:
     return folder
 
 
-ARGS = ["PYTORCH", "pytorch", "1,3,224,224", "4000", "3", "input.png", "model.pt"]
+ARGS = ["PYTORCH", "pytorch", "1,3,224,224", "F32", "4000", "3", "input.png", "model.pt"]
 
 
 def _figures(lines: list[str]) -> dict[str, float]:

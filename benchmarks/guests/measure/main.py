@@ -4,10 +4,10 @@ The same file runs inside a wasinn-built module and under plain CPython (native 
 number is taken with `time.perf_counter` around the very same SDK calls, so the ratio of the
 two runs is the cost of being a wasm guest and nothing else. Prints one JSON object.
 
-    main.py ENCODING PRESET DIMS OUTPUT_BYTES REPEAT IMAGE MODEL [MODEL...]
+    main.py ENCODING PRESET DIMS TYPE OUTPUT_BYTES REPEAT IMAGE MODEL [MODEL...]
 
 ENCODING is an SDK constant's suffix (OPENVINO, PYTORCH, TENSORFLOWLITE), PRESET an
-`image_to_tensor` preset, DIMS like 1,3,224,224.
+`image_to_tensor` preset, DIMS like 1,3,224,224 (NCHW) or 1,224,224,3 (NHWC), TYPE F32 or U8.
 """
 
 import json
@@ -26,8 +26,8 @@ def median(values: list) -> float:
     return (ordered[middle - 1] + ordered[middle]) / 2
 
 
-def measure(encoding: str, preset: str, dims: list, output_bytes: int, repeat: int,
-            image: str, models: list) -> dict:
+def measure(encoding: str, preset: str, dims: list, tensor_type: str, output_bytes: int,
+            repeat: int, image: str, models: list) -> dict:
     clock = time.perf_counter
     start = clock()
     parts = []
@@ -48,13 +48,14 @@ def measure(encoding: str, preset: str, dims: list, output_bytes: int, repeat: i
     context = wasi_nn.init_execution_context(graph)
     load_s = clock() - start
 
+    height, width = (dims[1], dims[2]) if dims[3] in (1, 3) else (dims[2], dims[3])
     decode = []
     for _ in range(repeat):
         start = clock()
-        tensor_data = image_to_tensor(image, dims[2], dims[3], preset=preset)
+        tensor_data = image_to_tensor(image, height, width, preset=preset)
         decode.append(clock() - start)
 
-    tensor = wasi_nn.Tensor(dims, wasi_nn.TENSOR_TYPE_F32, tensor_data)
+    tensor = wasi_nn.Tensor(dims, getattr(wasi_nn, "TENSOR_TYPE_" + tensor_type), tensor_data)
     output = bytearray(output_bytes)
     infer = []
     for _ in range(repeat + 2):
@@ -69,12 +70,12 @@ def measure(encoding: str, preset: str, dims: list, output_bytes: int, repeat: i
 
 
 def main(argv: list) -> int:
-    if len(argv) < 8:
+    if len(argv) < 9:
         print(__doc__, file=sys.stderr)
         return 2
-    encoding, preset, dims, output_bytes, repeat, image = argv[1:7]
-    result = measure(encoding, preset, [int(d) for d in dims.split(",")], int(output_bytes),
-                     int(repeat), image, argv[7:])
+    encoding, preset, dims, tensor_type, output_bytes, repeat, image = argv[1:8]
+    result = measure(encoding, preset, [int(d) for d in dims.split(",")], tensor_type,
+                     int(output_bytes), int(repeat), image, argv[8:])
     print(json.dumps(result))
     return 0
 
