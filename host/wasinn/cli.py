@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Bundle a guest package (a folder with main.py), the "
                                             "wasi_nn SDK and the stdlib into one .wasm module.")
     build.add_argument("source", metavar="DIR")
-    build.add_argument("-o", "--output", required=True, metavar="OUT", help="the .wasm to write")
+    build.add_argument("-o", "--output", metavar="OUT",
+                       help="the .wasm to write (default: DIR's name + .wasm, here)")
     build.add_argument("--portable", action="store_true",
                        help="build for any wasi_ephemeral_nn runtime (see docs)")
     build.add_argument("--verbose", "-v", action="store_true", help="explain each build step")
@@ -167,7 +168,9 @@ def _build(options: argparse.Namespace) -> int:
     except ImportError as error:
         raise HostError(f"the bundler is not available ({error})") from None
     try:
-        report = build_guest(Path(options.source), Path(options.output),
+        source = Path(options.source)
+        output = Path(options.output or f"{source.resolve().name}.wasm")
+        report = build_guest(source, output,
                              portable=options.portable, verbose=options.verbose)
     except BuildError as error:
         raise HostError(str(error)) from None

@@ -166,6 +166,22 @@ def test_build_reports_bundler_errors_on_one_line(tmp_path):
     assert b"Traceback" not in result.stderr
 
 
+@pytest.mark.runtime
+def test_build_without_output_writes_dir_name_wasm_here(tmp_path):
+    from wasinn_toolchain import paths
+
+    if not paths.runtime_wasm().is_file():
+        pytest.skip("the guest runtime is not built")
+    guest = tmp_path / "hello_guest"
+    guest.mkdir()
+    (guest / "main.py").write_text("print('hi')\n")
+    result = run_wasinn("build", str(guest), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    built = tmp_path / "hello_guest.wasm"
+    assert built.read_bytes()[:4] == b"\0asm"
+    assert run_wasinn("run", str(built)).stdout == b"hi\n"
+
+
 def test_ctrl_c_stops_a_guest_inside_wasm(modules):
     import os
     import signal
