@@ -8,12 +8,11 @@
  * into the segment (nothing is copied), register our built-in C modules, initialise CPython with
  * a configuration that needs no file at all, and run the entry module as `__main__`.
  *
- * Heap and bundle: the bundle sits at the old end of initial memory.  wasi-libc's dlmalloc first
- * claims [__heap_base, __heap_end) -- __heap_end is a link-time constant (the end of the
- * *linked* initial memory), not memory.size at run time -- and afterwards grows only with
- * memory.grow, i.e. past the current end of memory.  The bundle therefore lies in a hole the
- * allocator never touches.  `wasinn_heap_is_below_bundle` checks this at start-up so a future
- * libc that behaves differently fails loudly instead of corrupting code objects.
+ * Heap and bundle: the bundle sits at the old end of initial memory.  zig's wasi-libc malloc
+ * (Zig's BrkAllocator) takes every page with memory.grow, i.e. above the current end of
+ * memory, which at start-up is already past the bundle; it never hands out the unused tail of
+ * the linked initial memory.  `heap_avoids_bundle` probes this once at start-up, so a libc that
+ * behaves differently fails loudly instead of corrupting code objects (docs/runtime.md).
  */
 
 #include <Python.h>
