@@ -3,7 +3,7 @@
 wasmtime's own compile cache hashes the whole module on every run: for a 16 MB built guest that
 lookup alone costs ~80 ms, most of a warm start. Here the key is the file's path, size,
 modification time and inode (the same freshness test Python uses for .pyc files) plus the
-wasmtime version, and a hit is a `Module.deserialize_file` of the precompiled artifact: ~1 ms.
+identity of wasmtime's native library, and a hit is a `Module.deserialize_file` of the precompiled artifact: ~1 ms.
 
 Safety: artifacts are only ever written by this module, atomically (temp file + rename), into
 a per-user folder; a file that wasmtime refuses to deserialize (another engine configuration, a
@@ -16,7 +16,6 @@ import hashlib
 import os
 import sys
 import tempfile
-from importlib import metadata
 from pathlib import Path
 
 
@@ -29,10 +28,27 @@ def cache_dir() -> Path:
     return Path(base) / "wasinn" / "modules"
 
 
+def _engine_identity() -> str:
+    """Which wasmtime built an artifact: its native library's path, size and mtime.
+
+    A stat, rather than `importlib.metadata.version`, whose import alone costs ~10 ms of every
+    start. (wasmtime also refuses artifacts of another version; this keeps them apart.)
+    """
+    try:
+        from wasmtime import _ffi
+
+        info = os.stat(_ffi.filename)
+        return f"{_ffi.filename}:{info.st_size}:{info.st_mtime_ns}"
+    except (ImportError, AttributeError, OSError):
+        from importlib import metadata
+
+        return metadata.version("wasmtime")
+
+
 def _key(path: Path) -> str:
     info = path.stat()
     identity = "\0".join([str(path.resolve()), str(info.st_size), str(info.st_mtime_ns),
-                          str(info.st_ino), metadata.version("wasmtime"), sys.platform])
+                          str(info.st_ino), _engine_identity(), sys.platform])
     return hashlib.sha256(identity.encode()).hexdigest()
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from host_harness import run_wasinn
 
 
 @pytest.fixture(scope="session")
@@ -82,13 +81,6 @@ def onnx_model_bytes() -> bytes:
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model.SerializeToString()
-
-
-def run_wasinn(*args: str, timeout: float = 120, env: dict | None = None,
-               cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """`wasinn ARGS…` as a subprocess (python -m wasinn, so the test needs no PATH entry)."""
-    return subprocess.run([sys.executable, "-m", "wasinn", *args], capture_output=True,
-                          timeout=timeout, env={**os.environ, **(env or {})}, cwd=cwd)
 
 
 @pytest.fixture

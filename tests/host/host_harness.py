@@ -4,7 +4,11 @@ wasmtime exactly as a guest would, and read/write the guest's memory around the 
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 import wasmtime
@@ -17,6 +21,13 @@ from wasinn.trace import QUIET, Tracer
 
 FUNCTIONS = EphemeralNn.FUNCTIONS
 PAGE = 65536
+
+
+def run_wasinn(*args: str, timeout: float = 120, env: dict | None = None,
+               cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`wasinn ARGS…` as a subprocess (python -m wasinn, so the test needs no PATH entry)."""
+    return subprocess.run([sys.executable, "-m", "wasinn", *args], capture_output=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, cwd=cwd)
 
 
 def forwarder_wat(pages: int = 2, export_memory: bool = True) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import wasmtime
 
-from conftest import run_wasinn
+from host_harness import run_wasinn
 
 WAT = Path(__file__).parent / "wat"
 

@@ -8,7 +8,7 @@ from array import array
 import numpy as np
 import pytest
 
-from conftest import run_wasinn
+from host_harness import run_wasinn
 from wasinn.native import raw
 from wasinn.nn import ModelRegistry, parse_preload
 

@@ -15,11 +15,21 @@ import ctypes
 import struct
 from typing import Any
 
-import numpy as np
-
 from ..nn.errors import Errno, NnError
 
 _U32 = struct.Struct("<I")
+
+# numpy is bound when the first view is made (the guest's first wasi-nn call), not imported with
+# this module: it costs ~85 ms, half the start-up of a guest, and a guest that never calls
+# wasi-nn must not pay for it. Afterwards `np` is an ordinary module global.
+np: Any = None
+
+
+def _import_numpy() -> None:
+    global np
+    import numpy
+
+    np = numpy
 
 
 class GuestMemory:
@@ -31,6 +41,8 @@ class GuestMemory:
         self._attach(ctypes.addressof(memory.data_ptr(store).contents), memory.data_len(store))
 
     def _attach(self, base: int, size: int) -> None:
+        if np is None:
+            _import_numpy()
         self.size = size
         self.base = base
         raw = (ctypes.c_ubyte * size).from_address(base) if size else bytearray()
@@ -61,7 +73,7 @@ class GuestMemory:
         if ptr % align:
             raise NnError(Errno.INVALID_ARGUMENT, f"{what} {ptr:#x} is not {align}-byte aligned")
 
-    def view(self, ptr: int, length: int, what: str) -> np.ndarray:
+    def view(self, ptr: int, length: int, what: str) -> "np.ndarray":
         """Bytes [ptr, ptr+length) as a writable zero-copy uint8 view."""
         self.check(ptr, length, what)
         return self.array[ptr:ptr + length]

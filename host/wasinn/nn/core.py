@@ -13,12 +13,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence, TypeVar
 
-import numpy as np
-
 from .backends import Context, Graph, backend_for
 from .errors import Errno, NnError
 from .registry import ModelRegistry
-from .types import NUMPY_DTYPES, parse_encoding, parse_target, resolve_tensor_type
+from .types import DTYPE_NAMES, TensorType, parse_encoding, parse_target, resolve_tensor_type
 
 log = logging.getLogger("wasinn.nn")
 
@@ -27,6 +25,22 @@ T = TypeVar("T")
 DEFAULT_MAX_GRAPHS = 64
 DEFAULT_MAX_CONTEXTS = 256
 MAX_DIMS = 32
+
+# numpy is bound here when the first graph is added, not imported with this module: it costs
+# ~85 ms, half the start-up of a guest, and a guest that never calls wasi-nn must not pay for
+# it. Every execution context comes from a graph, so set_input (the per-call path) always
+# finds these set and uses them like a top-level import: no check, no extra call.
+np: Any = None
+_NUMPY_DTYPES: dict[TensorType, Any] = {}
+
+
+def _import_numpy() -> None:
+    """Bind `np` and `_NUMPY_DTYPES` (once; the backend being loaded has imported numpy)."""
+    global np
+    import numpy
+
+    _NUMPY_DTYPES.update({t: numpy.dtype(name) for t, name in DTYPE_NAMES.items()})
+    np = numpy
 
 
 @dataclass
@@ -89,6 +103,8 @@ class WasiNn:
 
     # -- graphs ---------------------------------------------------------------------------
     def _add_graph(self, graph: Graph, backend: str) -> int:
+        if np is None:
+            _import_numpy()
         handle = self._next_graph
         self._next_graph += 1
         self._graphs[handle] = _GraphEntry(graph, backend)
@@ -176,7 +192,7 @@ class WasiNn:
             raise NnError(Errno.INVALID_ARGUMENT, f"input index {index} out of range")
         view = _as_bytes_view(data, "tensor data")
         tensor_type = resolve_tensor_type(type_code, dims, len(view))
-        array = np.frombuffer(view, dtype=NUMPY_DTYPES[tensor_type]).reshape(dims)
+        array = np.frombuffer(view, dtype=_NUMPY_DTYPES[tensor_type]).reshape(dims)
         _backend_call(entry.backend, "set_input", lambda: entry.context.set_input(index, array))
         entry.inputs[index] = data
         entry.computed = False

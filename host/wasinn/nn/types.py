@@ -11,8 +11,6 @@ from __future__ import annotations
 import math
 from enum import IntEnum
 
-import numpy as np
-
 from .errors import Errno, NnError
 
 
@@ -48,13 +46,21 @@ class TensorType(IntEnum):
     I64 = 5
 
 
-NUMPY_DTYPES: dict[TensorType, np.dtype] = {
-    TensorType.F16: np.dtype("<f2"),
-    TensorType.F32: np.dtype("<f4"),
-    TensorType.F64: np.dtype("<f8"),
-    TensorType.U8: np.dtype("u1"),
-    TensorType.I32: np.dtype("<i4"),
-    TensorType.I64: np.dtype("<i8"),
+# Plain strings, not numpy dtypes: this module is imported at start-up and numpy is not (see
+# `wasinn.nn.core`); the numpy-backed code turns these into dtypes once, on first use.
+DTYPE_NAMES: dict[TensorType, str] = {
+    TensorType.F16: "<f2",
+    TensorType.F32: "<f4",
+    TensorType.F64: "<f8",
+    TensorType.U8: "u1",
+    TensorType.I32: "<i4",
+    TensorType.I64: "<i8",
+}
+
+#: bytes per element, which is what tells the two numberings' codes 2 and 3 apart
+ITEM_SIZES: dict[TensorType, int] = {
+    TensorType.F16: 2, TensorType.F32: 4, TensorType.F64: 8,
+    TensorType.U8: 1, TensorType.I32: 4, TensorType.I64: 8,
 }
 
 # Wire code -> candidate types, crate 0.6 first (the numbering wasinn's own guests use).
@@ -84,10 +90,10 @@ def resolve_tensor_type(code: int, dims: list[int], data_len: int) -> TensorType
         raise NnError(Errno.INVALID_ARGUMENT, f"unknown tensor type {code}")
     elements = element_count(dims)
     for candidate in candidates:
-        if elements * NUMPY_DTYPES[candidate].itemsize == data_len:
+        if elements * ITEM_SIZES[candidate] == data_len:
             return candidate
     sizes = " or ".join(
-        f"{c.name.lower()} needs {elements * NUMPY_DTYPES[c].itemsize}" for c in candidates)
+        f"{c.name.lower()} needs {elements * ITEM_SIZES[c]}" for c in candidates)
     raise NnError(Errno.INVALID_ARGUMENT,
                   f"tensor data is {data_len} bytes but dims {list(dims)} with type code {code} "
                   f"({sizes} bytes)")

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from typing import Any, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import Errno, NnError
 from ..types import ExecutionTarget
+
+if TYPE_CHECKING:      # annotations only: the backends import numpy themselves, on first use
+    import numpy as np
 
 
 class Context(ABC):

@@ -1,0 +1,44 @@
+"""Start-up cost: a guest that never calls wasi-nn must not pay for numpy (~85 ms of ~155 ms).
+
+Each check runs a fresh interpreter, since this test process has imported numpy long ago.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+WAT = Path(__file__).parent / "wat"
+
+
+def _python(code: str) -> str:
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_importing_the_host_does_not_import_numpy():
+    assert _python("import wasinn.cli, wasinn.runner, wasinn.abi, wasinn.native.raw; import sys; "
+                   "print('numpy' in sys.modules)") == "False"
+
+
+def test_running_a_guest_without_wasi_nn_calls_does_not_import_numpy():
+    # The whole `wasinn run` path: engine, module load, linker with every wasi_ephemeral_nn
+    # import defined, WASI, the guest's run and exit.
+    code = ("import sys; from wasinn.cli import main; "
+            f"code = main(['run', '--no-cache', {str(WAT / 'echo_args_env.wat')!r}, 'x']); "
+            "print(code, 'numpy' in sys.modules)")
+    assert _python(code).splitlines()[-1] == "7 False"
+
+
+def test_a_fresh_core_binds_numpy_at_its_first_load():
+    # set_input relies on numpy being bound when the first graph was added.
+    code = ("import sys, io, torch; from wasinn.nn import WasiNn; "
+            "nn = WasiNn(); buffer = io.BytesIO(); "
+            "torch.jit.save(torch.jit.script(torch.nn.Identity()), buffer); "
+            "ctx = nn.init_execution_context(nn.load([buffer.getvalue()], 3, 0)); "
+            "import array; nn.set_input(ctx, 0, [2], 1, array.array('f', [1.5, 2.5])); "
+            "nn.compute(ctx); print(bytes(nn.get_output(ctx, 0)) == array.array('f', [1.5, 2.5]).tobytes())")
+    assert _python(code) == "True"
