@@ -227,6 +227,52 @@ def test_tflite_birds_with_crate_04_u8_type_code(fixtures_dir):
     assert guest.set_input(ctx, 0, [1, 224, 224, 3], 1, image.tobytes()) == 1   # f32: wrong size
 
 
+def _tflite_host_outputs(graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    context = graph.init_execution_context()
+    for index, array in enumerate(inputs):
+        context.set_input(index, array)
+    context.compute()
+    return [context.get_output(0).copy(), context.get_output(1).copy()]
+
+
+def test_tflite_shares_immutable_bytes_and_copies_writable_memory(tflite_model_bytes):
+    """LiteRT keeps pointing into the model it was given: `bytes` (a native guest's
+    file.read()) are shared without a copy; a writable buffer the guest may reuse is copied."""
+    from wasinn.nn.backends.tflite import BACKEND
+    from wasinn.nn.types import ExecutionTarget
+
+    inputs = [np.ones((2, 3), np.float32), np.array([1, 2, 3, 4], np.int32)]
+    expected = _tflite_direct(tflite_model_bytes, inputs)
+    shared = BACKEND.load([memoryview(tflite_model_bytes)], ExecutionTarget.CPU)
+    assert shared._model is tflite_model_bytes     # shared, not copied
+    writable = bytearray(tflite_model_bytes)
+    copied = BACKEND.load([memoryview(writable)], ExecutionTarget.CPU)
+    writable[:] = bytes(len(writable))                   # the guest reuses its buffer
+    for graph in (shared, copied, copied):    # the second context of `copied` re-reads its model
+        for got, want in zip(_tflite_host_outputs(graph, inputs), expected):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_tflite_first_context_takes_the_interpreter_built_at_load(tflite_model_bytes):
+    from wasinn.nn.backends.tflite import BACKEND
+    from wasinn.nn.types import ExecutionTarget
+
+    graph = BACKEND.load([memoryview(tflite_model_bytes)], ExecutionTarget.CPU)
+    built_at_load = graph._spare
+    first, second = graph.init_execution_context(), graph.init_execution_context()
+    assert first._interpreter is built_at_load and second._interpreter is not built_at_load
+    a = [np.full((2, 3), 2, np.float32), np.array([1, 2, 3, 4], np.int32)]
+    b = [np.full((2, 3), 5, np.float32), np.array([4, 3, 2, 1], np.int32)]
+    for context, inputs in ((first, a), (second, b)):      # independent tensors
+        for index, array in enumerate(inputs):
+            context.set_input(index, array)
+    for context, inputs in ((first, a), (second, b)):
+        context.compute()
+        want = _tflite_direct(tflite_model_bytes, inputs)
+        np.testing.assert_array_equal(context.get_output(0), want[0])
+        np.testing.assert_array_equal(context.get_output(1), want[1])
+
+
 # -- autodetect -------------------------------------------------------------------------------
 def test_autodetect_picks_each_backend(torch_model_bytes, onnx_model_bytes, openvino_ir,
                                       tflite_model_bytes):
@@ -261,3 +307,16 @@ def test_missing_library_names_the_pip_extra(monkeypatch):
     with pytest.raises(NnError) as info:
         Fake().load([], 0)
     assert info.value.errno == 6 and "pip install wasinn[fakeextra]" in info.value.message
+
+
+def test_model_bytes_shares_whole_bytes_and_copies_the_rest():
+    from wasinn.nn.backends.base import model_bytes
+
+    data = bytes(range(256)) * 4
+    assert model_bytes(memoryview(data)) is data                       # no copy
+    part = model_bytes(memoryview(data)[16:])
+    assert part == data[16:] and part is not data
+    writable = bytearray(data)
+    copied = model_bytes(memoryview(writable))
+    writable[0] = 255
+    assert type(copied) is bytes and copied == data                     # unaffected by reuse

@@ -81,6 +81,20 @@ class Backend(ABC):
         """Compile the model parts in `builders` for `target`."""
 
 
+def model_bytes(view: memoryview) -> bytes:
+    """A model part as `bytes`, for libraries whose loaders take nothing else.
+
+    When the part is a whole immutable `bytes` object (what a native guest's `file.read()`
+    gives), that object is returned as it is: no copy of a model that may be tens of MB. Any
+    other buffer — guest memory or a bytearray, which the guest may reuse once `load`
+    returns, or an mmap — is copied once.
+    """
+    source = view.obj
+    if type(source) is bytes and view.nbytes == len(source):
+        return source
+    return bytes(view)
+
+
 def check_index(index: int, count: int, what: str) -> None:
     """invalid_argument unless 0 <= index < count."""
     if not 0 <= index < count:

@@ -8,7 +8,8 @@ import numpy as np
 
 from ..errors import Errno, NnError
 from ..types import ExecutionTarget
-from .base import Backend, Context, Graph, check_builders, check_index, unsupported_target
+from .base import (Backend, Context, Graph, check_builders, check_index, model_bytes,
+                   unsupported_target)
 
 _ORT_TYPES = {
     "tensor(float16)": "float16", "tensor(float)": "float32", "tensor(double)": "float64",
@@ -69,7 +70,8 @@ class OnnxBackend(Backend):
             raise unsupported_target(self.name, target, ", ".join(available))
         else:
             providers = ["CPUExecutionProvider"]
-        return OnnxGraph(ort.InferenceSession(bytes(builders[0]), providers=providers))
+        # InferenceSession takes bytes (or a path) and parses them during the call.
+        return OnnxGraph(ort.InferenceSession(model_bytes(builders[0]), providers=providers))
 
 
 BACKEND = OnnxBackend()

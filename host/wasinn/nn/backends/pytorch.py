@@ -15,7 +15,8 @@ import numpy as np
 
 from ..errors import Errno, NnError
 from ..types import ExecutionTarget
-from .base import Backend, Context, Graph, check_builders, check_index, unsupported_target
+from .base import (Backend, Context, Graph, check_builders, check_index, model_bytes,
+                   unsupported_target)
 
 # torch.frombuffer warns about read-only buffers (native mode passes bytes); we never write.
 warnings.filterwarnings("ignore", message="The given buffer is not writable")
@@ -101,8 +102,10 @@ class TorchBackend(Backend):
             raise unsupported_target(self.name, target, "cpu")
         else:
             device = "cpu"
-        # torch.jit.load reads from a file-like object; BytesIO over the view copies once, at load.
-        module = torch.jit.load(io.BytesIO(builders[0]), map_location=device)
+        # torch.jit.load calls read() on a file-like object and copies the result into its own
+        # string; BytesIO over `bytes` shares them, so a native guest's bytes are copied only
+        # there (as when calling torch directly), and guest memory once more (model_bytes).
+        module = torch.jit.load(io.BytesIO(model_bytes(builders[0])), map_location=device)
         module.eval()
         return TorchGraph(torch, module, device)
 

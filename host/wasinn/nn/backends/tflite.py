@@ -7,13 +7,15 @@ the model's signature allows it (-1 dims), by resizing; otherwise it is invalid_
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..errors import Errno, NnError
 from ..types import ExecutionTarget
-from .base import Backend, Context, Graph, check_builders, check_index, unsupported_target
+from .base import (Backend, Context, Graph, check_builders, check_index, model_bytes,
+                   unsupported_target)
 
 
 class TfLiteContext(Context):
@@ -24,7 +26,7 @@ class TfLiteContext(Context):
     def _reset(self) -> None:
         """A fresh interpreter (also the recovery after a failed resize, which leaves the old
         one unusable)."""
-        self._interpreter = self._graph.make_interpreter()
+        self._interpreter = self._graph.take_interpreter()
         self._interpreter.allocate_tensors()
         self._refresh()
 
@@ -72,11 +74,19 @@ class TfLiteGraph(Graph):
     def __init__(self, interpreter_class: Any, model: bytes) -> None:
         self._interpreter_class = interpreter_class
         self._model = model
-        # Build one interpreter now so a corrupt model fails at load, not at init.
-        self.make_interpreter()
+        self._lock = threading.Lock()
+        # Built now so that a corrupt model fails at load, not at init; the first context then
+        # takes it instead of building a second one (the usual guest has one context).
+        self._spare: Any = self.make_interpreter()
 
     def make_interpreter(self) -> Any:
         return self._interpreter_class(model_content=self._model)
+
+    def take_interpreter(self) -> Any:
+        """The interpreter built at load if no context has it yet, else a new one."""
+        with self._lock:
+            spare, self._spare = self._spare, None
+        return spare if spare is not None else self.make_interpreter()
 
     def init_execution_context(self) -> Context:
         return TfLiteContext(self)
@@ -92,8 +102,9 @@ class TfLiteBackend(Backend):
         interpreter = self.library()
         if target not in (ExecutionTarget.CPU, ExecutionTarget.AUTO):
             raise unsupported_target(self.name, target, "cpu")
-        # The interpreter keeps a reference to model_content; it must be bytes we own.
-        return TfLiteGraph(interpreter.Interpreter, bytes(builders[0]))
+        # LiteRT keeps pointing into model_content (no copy of its own), so these must be bytes
+        # that nobody can change: shared when they already are, else copied once.
+        return TfLiteGraph(interpreter.Interpreter, model_bytes(builders[0]))
 
 
 BACKEND = TfLiteBackend()
