@@ -58,13 +58,17 @@ def format_results(results: Iterable[tuple[int, float]], labels: Sequence[str] |
                    k: int = 5) -> str:
     """The seed's report, one line per result: ``   1.) [954](0.9789)banana``.
 
-    Scores are printed with 4 decimals of their exact value (Rust's ``{:.4}``); without labels
-    the line ends after the score.
+    Float scores are printed with 4 decimals of their exact value (Rust's ``{:.4}``). Integer
+    scores (a u8 TFLite output read into ``array("B")``) print as integers, ``[166](198)``,
+    because Rust's ``{:.4}`` ignores the precision for integers — the TFLite birds seed prints
+    its u8 scores that way. Without labels the line ends after the score.
     """
     lines = []
     for rank, (index, score) in enumerate(results, start=1):
         if rank > k:
             break
         label = labels[index] if labels is not None and 0 <= index < len(labels) else ""
-        lines.append(f"   {rank}.) [{index}]({score:.4f}){label}")
+        # __index__: int and numpy's integer types alike, never a float
+        text = str(int(score)) if hasattr(score, "__index__") else f"{score:.4f}"
+        lines.append(f"   {rank}.) [{index}]({text}){label}")
     return "\n".join(lines)

@@ -68,6 +68,21 @@ def test_rust_style_4_decimals_of_the_f32_value(value):
     assert format_results([(0, float(np.float32(value)))]) == f"   1.) [0]({want}){''}"
 
 
+def test_integer_scores_print_as_integers_like_the_tflite_birds_seed():
+    # The seed prints u8 scores with Rust's {:.4}, which ignores the precision for integers:
+    # "   1.) [166](198)Aix galericulata".
+    scores = array("B", bytes(965))
+    scores[166], scores[158], scores[34] = 198, 2, 1
+    labels = [f"bird {i}" for i in range(965)]
+    assert format_results(sort_results(scores), labels, k=3) == "\n".join([
+        "   1.) [166](198)bird 166",
+        "   2.) [158](2)bird 158",
+        "   3.) [34](1)bird 34",
+    ])
+    assert format_results([(0, np.uint8(198)), (1, np.int64(-3))]) == "   1.) [0](198)\n   2.) [1](-3)"
+    assert format_results([(0, 198.0), (1, np.float32(0.5))]) == "   1.) [0](198.0000)\n   2.) [1](0.5000)"
+
+
 def test_bad_buffers():
     with pytest.raises(ValueError, match="whole number"):
         sort_results(b"12345")
