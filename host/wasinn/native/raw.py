@@ -125,14 +125,21 @@ def fini_single(ctx: int) -> None:
     _call("fini_single", f"context={ctx}", lambda: host().fini_single(ctx))
 
 
-def _copy_into(function: str, output: memoryview, index: int, out: Any) -> int:
+def _writable(out: Any) -> memoryview:
+    """`out` as a flat writable byte view; TypeError otherwise, before the host is called,
+    exactly as `_wasi_nn` refuses such an argument inside wasm."""
     try:
-        target = memoryview(out)
-        target = target if target.format == "B" and target.ndim == 1 else target.cast("B")
+        view = memoryview(out)
+        view = view if view.format == "B" and view.ndim == 1 else view.cast("B")
     except (TypeError, ValueError) as error:
-        raise NnError(Errno.INVALID_ARGUMENT, f"out is not a contiguous buffer: {error}") from None
-    if target.readonly:
-        raise NnError(Errno.INVALID_ARGUMENT, "out is read-only; pass a bytearray or array")
+        raise TypeError(f"out must be a writable contiguous buffer: {error}") from None
+    if view.readonly:
+        raise TypeError(f"out must be a writable buffer, not read-only {type(out).__name__}; "
+                        "pass a bytearray or array")
+    return view
+
+
+def _copy_into(output: memoryview, index: int, target: memoryview) -> int:
     needed = len(output)
     if needed > len(target):
         raise NnError(Errno.TOO_LARGE, f"output {index} is {needed} bytes, the buffer "
@@ -142,14 +149,15 @@ def _copy_into(function: str, output: memoryview, index: int, out: Any) -> int:
 
 
 def get_output(ctx: int, index: int, out: Any) -> int:
+    target = _writable(out)
     return _call("get_output", f"context={ctx} index={index}",
-                 lambda: _copy_into("get_output", host().get_output(ctx, index), index, out))
+                 lambda: _copy_into(host().get_output(ctx, index), index, target))
 
 
 def get_output_single(ctx: int, index: int, out: Any) -> int:
+    target = _writable(out)
     return _call("get_output_single", f"context={ctx} index={index}",
-                 lambda: _copy_into("get_output_single", host().get_output_single(ctx, index),
-                                    index, out))
+                 lambda: _copy_into(host().get_output_single(ctx, index), index, target))
 
 
 def unload(graph: int) -> None:
