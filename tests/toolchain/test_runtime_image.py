@@ -264,3 +264,25 @@ def test_wasm_decode_error_is_value_error() -> None:
                       "except ValueError as e:\n    print(e)\n")
     assert result.code == 0, result.stderr
     assert result.stdout.startswith("cannot decode image: ")
+
+
+@pytest.mark.runtime
+def test_wasm_sizes_past_32_bits_are_memory_errors_not_overflows() -> None:
+    """In wasm32 Py_ssize_t/size_t have 32 bits: a 65536x1 -> 1x65536 resize needs 16 GiB of
+    f32 rows and a 512 MiB image as an f32 tensor needs 2 GiB.  Computed naively the first
+    wrapped to a 0-byte allocation and the guest wrote past it (an out-of-bounds trap)."""
+    code = """\
+import _wasinn_image as m
+for call in (lambda: m.resize(bytes(65536), 65536, 1, 1, 1, 65536),
+             lambda: m.to_tensor(bytearray(1 << 29), 1 << 15, 1 << 14, 1)):
+    try:
+        call()
+    except MemoryError as e:
+        print(e)
+"""
+    result = run_code(code)
+    assert result.code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "resizing needs 17179869184 bytes, more than this build can address",
+        "the tensor needs 2147483648 bytes, more than this build can address",
+    ]

@@ -70,6 +70,22 @@ static int check_image(Py_ssize_t len, long long width, long long height, long l
     return 1;
 }
 
+/*
+ * True if a buffer of `bytes` bytes can be asked for; else MemoryError naming `what`.  Sizes
+ * are computed in 64 bits (dimensions <= 2**24, channels <= 4, elements <= 4 bytes, so no
+ * product overflows), but in wasm32 Py_ssize_t and size_t have 32 bits: without this check
+ * a large resize or an f32 tensor of a big image would wrap to a small allocation and be
+ * written past its end.
+ */
+static int addressable(int64_t bytes, const char *what) {
+    if (bytes > (int64_t)PY_SSIZE_T_MAX) {
+        PyErr_Format(PyExc_MemoryError, "%s needs %lld bytes, more than this build can address",
+                     what, (long long)bytes);
+        return 0;
+    }
+    return 1;
+}
+
 /* ---------------------------------------------------------------- decode */
 
 static PyObject *py_decode(PyObject *self, PyObject *args, PyObject *kwargs) {
@@ -149,6 +165,8 @@ static float *make_windows(int64_t in_size, int64_t out_size, filter_kind filter
         wins[o].count = right - left;
         if (right - left > stride) stride = right - left;
     }
+    if (out_size * stride > (int64_t)(PY_SSIZE_T_MAX / sizeof(float)))
+        return NULL; /* reported as out of memory, like a failed allocation */
     float *weights = PyMem_RawMalloc((size_t)(out_size * stride) * sizeof(float));
     if (weights == NULL)
         return NULL;
@@ -255,6 +273,10 @@ static PyObject *py_resize(PyObject *self, PyObject *args, PyObject *kwargs) {
                      filter_name);
         goto done;
     }
+    /* The output, and the f32 rows of the vertical pass (resize_pixels's `tmp`). */
+    if (!addressable(nw * nh * c, "the resized image") ||
+        !addressable(w * nh * c * (int64_t)sizeof(float), "resizing"))
+        goto done;
     result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(nw * nh * c));
     if (result == NULL)
         goto done;
@@ -340,6 +362,8 @@ static PyObject *py_to_tensor(PyObject *self, PyObject *args, PyObject *kwargs) 
         goto done;
     const float divisor = (float)divisor_d;
     const int64_t plane = w * h;
+    if (!addressable(plane * c * (as_f32 ? 4 : 1), "the tensor"))
+        goto done;
     result = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)(plane * c * (as_f32 ? 4 : 1)));
     if (result == NULL)
         goto done;
