@@ -39,7 +39,8 @@ static uint32_t read_u32(const unsigned char *p) {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
-static uint32_t pad4(uint32_t n) { return (n + 3u) & ~3u; }
+/* Round up to a multiple of 4 in 64 bits: a u32 length near 2**32 must not wrap to 0. */
+static uint64_t pad4(uint64_t n) { return (n + 3u) & ~(uint64_t)3; }
 
 static int fail(const char *fmt, const char *detail) {
     fprintf(stderr, "wasinn: ");
@@ -66,10 +67,10 @@ static int parse_bundle(const unsigned char *base, uint32_t size, struct _frozen
     uint32_t count = read_u32(base + 8);
     uint32_t entry_len = read_u32(base + 12);
     pos = 16;
-    if (pos + (uint64_t)pad4(entry_len + 1) > end || !valid_name(base + pos, entry_len))
+    if (pos + pad4((uint64_t)entry_len + 1) > end || !valid_name(base + pos, entry_len))
         return fail("corrupt bundle: %s", "bad entry module name");
     *entry_out = (const char *)(base + pos);
-    pos += pad4(entry_len + 1);
+    pos += pad4((uint64_t)entry_len + 1);
     /* Each record needs at least 16 bytes, which bounds `count` before we allocate. */
     if ((uint64_t)count * 16 > end - pos)
         return fail("corrupt bundle: %s", "module count exceeds the bundle size");
@@ -85,7 +86,7 @@ static int parse_bundle(const unsigned char *base, uint32_t size, struct _frozen
         uint32_t code_len = read_u32(base + pos + 4);
         uint32_t flags = read_u32(base + pos + 8);
         pos += 12;
-        uint64_t name_span = pad4(name_len + 1), code_span = pad4(code_len);
+        uint64_t name_span = pad4((uint64_t)name_len + 1), code_span = pad4(code_len);
         if (name_len > end || pos + name_span > end || !valid_name(base + pos, name_len)) {
             free(table);
             return fail("corrupt bundle: %s", "bad module name in a record");
@@ -146,8 +147,8 @@ static int run_entry(const char *entry) {
     return 0;
 }
 
-/* A module name only ever holds identifier characters and dots; refuse anything that could
- * escape the quoted string in the run command. */
+/* A module name only ever holds identifier characters and dots: anything else means a
+ * corrupt bundle, reported as such (exit 2) rather than as an import error from runpy. */
 static int valid_module_name(const char *name) {
     for (const char *p = name; *p; p++) {
         unsigned char c = (unsigned char)*p;
