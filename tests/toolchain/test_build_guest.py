@@ -365,6 +365,16 @@ def test_missing_runtime_says_how_to_build_it(tmp_path: Path, monkeypatch) -> No
         build_guest(src, tmp_path / "out.wasm")
 
 
+def test_missing_runtime_or_stdlib_override_is_named(
+    tmp_path: Path, wat_runtime: Path, stdlib_bundle: Path
+) -> None:
+    src = make_guest(tmp_path / "g", {"main.py": ""})
+    gone = tmp_path / "gone.wasm"
+    for runtime, stdlib in ((gone, stdlib_bundle), (wat_runtime, gone)):
+        with pytest.raises(BuildError, match=f"{gone} is missing"):
+            build_guest(src, tmp_path / "out.wasm", runtime=runtime, stdlib=stdlib)
+
+
 def test_other_python_version_is_refused(
     tmp_path: Path, wat_runtime: Path, stdlib_bundle: Path, monkeypatch
 ) -> None:

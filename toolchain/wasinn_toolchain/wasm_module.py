@@ -388,8 +388,9 @@ def append_bundle(runtime: bytes | bytearray | memoryview, bundle: bytes) -> byt
     """Return ``runtime`` with ``bundle`` in a new data segment and its locator patched.
 
     The segment starts at the old end of initial memory (16-byte aligned): nothing in the
-    runtime lives there at start-up, and wasi-libc's allocator only takes memory it grows
-    beyond the linked end, so the heap never overlaps the bundle. The memory minimum (and
+    runtime lives there at start-up, and the runtime's libc (zig's wasi-libc, whose malloc
+    takes pages only with memory.grow) never hands out the linked initial memory's tail, so
+    the heap never overlaps the bundle; main.c probes this at start-up (docs/runtime.md). The memory minimum (and
     maximum, if set and too small) is raised to cover it and the data-count section, if
     present, is bumped so the module still validates.
     """
