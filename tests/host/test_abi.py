@@ -352,6 +352,36 @@ def test_verbose_trace_shows_guest_addresses(linear_bytes, capsys):
     assert "-> graph 0 (" in err and " ms)" in err
 
 
+def test_verbose_trace_of_failed_calls_is_readable(linear_bytes, capsys):
+    """A failed call is logged like a successful one (docs/contracts.md), with the error in
+    place of the result; only arguments that cannot be read are shown as raw values."""
+    guest = Guest(tracer=Tracer(True))
+    corrupt_ptr, count = guest.builders([b"not a torchscript archive"])
+    part_ptr = struct.unpack("<I", guest.read(corrupt_ptr, 4))[0]
+    out = guest.alloc(4, 4)
+    assert guest.call("load", corrupt_ptr, count, PYTORCH, 1, out) == UNSUPPORTED
+    assert guest.call("load", corrupt_ptr, count, PYTORCH, 0, out) == RUNTIME
+    assert guest.call("load", 0xFFFFFFF0, 2, PYTORCH, 0, out) == INVALID
+    name = guest.put(b"nope")
+    assert guest.call("load_by_name", name, 4, out) == NOT_FOUND
+    _, graph = guest.load([linear_bytes], PYTORCH)
+    _, ctx = guest.init(graph)
+    tensor = guest.tensor([1, 3], 9, b"\0" * 12)
+    data_ptr = struct.unpack("<I", guest.read(tensor + 12, 4))[0]
+    assert guest.call("set_input", ctx, 0, tensor) == INVALID
+    assert guest.call("compute", 77) == INVALID
+    err = capsys.readouterr().err
+    assert (f"wasi-nn: load builders=[{part_ptr:#x}+25] encoding=pytorch target=gpu "
+            "-> unsupported_operation: pytorch: execution target gpu is not available") in err
+    assert (f"wasi-nn: load builders=[{part_ptr:#x}+25] encoding=pytorch "
+            "-> runtime_error: pytorch load failed: ") in err
+    assert f"wasi-nn: load 0xfffffff0 0x2 0x3 0x0 {out:#x} -> invalid_argument: builders array" in err
+    assert "wasi-nn: load_by_name name='nope' -> not_found: " in err
+    assert (f"wasi-nn: set_input context={ctx} index=0 dims=[1, 3] type=9 data={data_ptr:#x}+12 "
+            "-> invalid_argument: unknown tensor type 9 (") in err
+    assert "wasi-nn: compute context=77 -> invalid_argument: unknown execution context 77 (" in err
+
+
 def test_model_bytes_reach_the_backend_without_copy(linear_bytes):
     """The builder view handed to the backend aliases guest memory (zero-copy)."""
     seen = {}

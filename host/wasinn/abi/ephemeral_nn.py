@@ -14,6 +14,7 @@ import time
 from typing import Any, Callable
 
 from ..nn import WasiNn
+from ..nn.core import MAX_DIMS
 from ..nn.errors import Errno, NnError, errno_name
 from ..nn.types import ExecutionTarget, GraphEncoding, resolve_tensor_type
 from ..trace import QUIET, Tracer
@@ -21,11 +22,6 @@ from .memory import GuestMemory
 
 MODULE_NAME = "wasi_ephemeral_nn"
 MAX_BUILDERS = 64
-MAX_DIMS = 32
-
-def _u(value: int) -> int:
-    """An i32 argument as the u32 the ABI means."""
-    return value & 0xFFFFFFFF
 
 
 def _encoding_name(code: int) -> str:
@@ -89,31 +85,33 @@ class EphemeralNn:
         """The errno-returning entry for one import: body + catch-all + trace."""
         tracer = self.tracer
         body = getattr(self, f"_{name}")
+        describe = getattr(self, f"_describe_{name}")
 
         def entry(memory: GuestMemory | None, args: tuple[int, ...]) -> int:
+            values = [a & 0xFFFFFFFF for a in args]    # the i32s as the u32s the ABI means
+            # Described before the call: a failed call is logged in the same readable form as
+            # a successful one, and an out-pointer the call writes cannot change the picture.
+            args_text = _describe(describe, memory, values) if tracer.enabled else ""
             start = time.perf_counter_ns()
             try:
                 if memory is None:
                     raise NnError(Errno.MISSING_MEMORY,
                                   "the guest exports no memory named 'memory'")
-                trace = body(memory, *(_u(a) for a in args))
+                outcome = body(memory, *values)
                 errno = 0
             except NnError as error:
                 errno = int(error.errno)
-                trace = f"{errno_name(errno)}: {error.message}"
+                outcome = f"{errno_name(errno)}: {error.message}"
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as error:  # noqa: BLE001 - nothing may escape into wasmtime
                 errno = int(Errno.RUNTIME_ERROR)
-                trace = f"runtime_error: internal error: {type(error).__name__}: {error}"
+                outcome = f"runtime_error: internal error: {type(error).__name__}: {error}"
                 print(f"wasinn: wasi-nn {name}: internal error: {type(error).__name__}: {error}",
                       file=sys.stderr)
             if tracer.enabled:
                 try:
-                    args_text = " ".join(f"{_u(a):#x}" for a in args)
-                    if errno == 0:
-                        args_text, _, trace = trace.partition(" -> ")
-                    tracer.call(name, args_text, trace, time.perf_counter_ns() - start)
+                    tracer.call(name, args_text, outcome, time.perf_counter_ns() - start)
                 except Exception:  # noqa: BLE001 - a closed stderr must not break the guest
                     pass
             return errno
@@ -121,13 +119,13 @@ class EphemeralNn:
         entry.__name__ = name
         return entry
 
-    # Each body returns "<args> -> <outcome>" for the trace; errors are raised as NnError.
+    # Each body returns the outcome for the trace ("graph 0", "ok", "8 bytes"); errors are
+    # raised as NnError. Each `_describe_<name>` renders the arguments for the trace; it runs
+    # only under --verbose, and may raise NnError when it cannot read them (raw values then).
 
     def read_builders(self, memory: GuestMemory, ptr: int, count: int) -> list[Any]:
         """The model parts: `count` {u32 ptr, u32 len} pairs at `ptr`, as zero-copy views."""
-        if count > MAX_BUILDERS:
-            raise NnError(Errno.INVALID_ARGUMENT, f"{count} model parts (at most {MAX_BUILDERS})")
-        pairs = memory.u32s(ptr, 2 * count, "builders array")
+        pairs = _builder_pairs(memory, ptr, count)
         return [memory.view(pairs[2 * i], pairs[2 * i + 1], f"builder {i}") for i in range(count)]
 
     def _load(self, memory: GuestMemory, builders_ptr: int, builders_len: int, encoding: int,
@@ -136,96 +134,167 @@ class EphemeralNn:
         builders = self.read_builders(memory, builders_ptr, builders_len)
         graph = self.nn.load(builders, encoding, target)
         memory.write_u32(graph_out, graph, "graph_out")
-        parts = ", ".join(f"{b.ctypes.data - memory.base:#x}+{b.size}" for b in builders)
-        target_text = "" if target == 0 else f" target={_target_name(target)}"
-        return f"builders=[{parts}] encoding={_encoding_name(encoding)}{target_text} -> graph {graph}"
+        return f"graph {graph}"
 
-    def _read_text(self, memory: GuestMemory, ptr: int, length: int, what: str) -> str:
-        return bytes(memory.view(ptr, length, what)).decode("utf-8", errors="replace")
+    @staticmethod
+    def _describe_load(memory: GuestMemory, builders_ptr: int, builders_len: int,
+                       encoding: int, target: int, graph_out: int) -> str:
+        pairs = _builder_pairs(memory, builders_ptr, builders_len)
+        parts = ", ".join(f"{pairs[i]:#x}+{pairs[i + 1]}" for i in range(0, len(pairs), 2))
+        target_text = "" if target == 0 else f" target={_target_name(target)}"
+        return f"builders=[{parts}] encoding={_encoding_name(encoding)}{target_text}"
 
     def _load_by_name(self, memory: GuestMemory, name_ptr: int, name_len: int,
                       graph_out: int) -> str:
         memory.check_out_u32(graph_out, "graph_out")
-        name = self._read_text(memory, name_ptr, name_len, "name")
+        name = _read_text(memory, name_ptr, name_len, "name")
         graph = self.nn.load_by_name(name)
         memory.write_u32(graph_out, graph, "graph_out")
-        return f"name={name!r} -> graph {graph}"
+        return f"graph {graph}"
+
+    @staticmethod
+    def _describe_load_by_name(memory: GuestMemory, name_ptr: int, name_len: int,
+                               graph_out: int) -> str:
+        return f"name={_read_text(memory, name_ptr, name_len, 'name')!r}"
 
     def _load_by_name_with_config(self, memory: GuestMemory, name_ptr: int, name_len: int,
                                   config_ptr: int, config_len: int, graph_out: int) -> str:
         memory.check_out_u32(graph_out, "graph_out")
-        name = self._read_text(memory, name_ptr, name_len, "name")
-        config = self._read_text(memory, config_ptr, config_len, "config")
+        name = _read_text(memory, name_ptr, name_len, "name")
+        config = _read_text(memory, config_ptr, config_len, "config")
         graph = self.nn.load_by_name_with_config(name, config)
         memory.write_u32(graph_out, graph, "graph_out")
-        return f"name={name!r} config={config_len} bytes -> graph {graph}"
+        return f"graph {graph}"
+
+    @staticmethod
+    def _describe_load_by_name_with_config(memory: GuestMemory, name_ptr: int, name_len: int,
+                                           config_ptr: int, config_len: int,
+                                           graph_out: int) -> str:
+        return (f"name={_read_text(memory, name_ptr, name_len, 'name')!r} "
+                f"config={config_len} bytes")
 
     def _init_execution_context(self, memory: GuestMemory, graph: int, ctx_out: int) -> str:
         memory.check_out_u32(ctx_out, "context_out")
         ctx = self.nn.init_execution_context(graph)
         memory.write_u32(ctx_out, ctx, "context_out")
-        return f"graph={graph} -> context {ctx}"
+        return f"context {ctx}"
+
+    @staticmethod
+    def _describe_init_execution_context(memory: GuestMemory, graph: int, ctx_out: int) -> str:
+        return f"graph={graph}"
 
     def _set_input(self, memory: GuestMemory, ctx: int, index: int, tensor_ptr: int) -> str:
-        dims_ptr, dims_len = memory.u32s(tensor_ptr, 2, "tensor")
-        # +8 is the type: a u8 in the witx, a 4-byte enum from the crate; read only the byte.
-        type_code = memory.read_u8(tensor_ptr + 8, "tensor type")
-        data_ptr, data_len = memory.u32s(tensor_ptr + 12, 2, "tensor")
-        if dims_len > MAX_DIMS:
-            raise NnError(Errno.INVALID_ARGUMENT, f"tensor has {dims_len} dims (at most {MAX_DIMS})")
-        dims = memory.u32s(dims_ptr, dims_len, "tensor dims")
-        data = memory.view(data_ptr, data_len, "tensor data")
-        self.nn.set_input(ctx, index, dims, type_code, data)
-        if not self.tracer.enabled:
-            return ""
-        # the type as resolved from the (code, data_len) pair, so crate-0.4 guests are visible
-        type_name = resolve_tensor_type(type_code, dims, data_len).name.lower()
+        dims, type_code, data_ptr, data_len = _read_tensor(memory, tensor_ptr)
+        self.nn.set_input(ctx, index, dims, type_code, memory.view(data_ptr, data_len,
+                                                                    "tensor data"))
+        return "ok"
+
+    @staticmethod
+    def _describe_set_input(memory: GuestMemory, ctx: int, index: int, tensor_ptr: int) -> str:
+        dims, type_code, data_ptr, data_len = _read_tensor(memory, tensor_ptr)
+        # the type as resolved from the (code, data_len) pair, so crate-0.4 guests are
+        # visible; the bare code when it resolves to nothing (the call then fails on it)
+        try:
+            type_name = resolve_tensor_type(type_code, dims, data_len).name.lower()
+        except NnError:
+            type_name = str(type_code)
         return (f"context={ctx} index={index} dims={dims} type={type_name} "
-                f"data={data_ptr:#x}+{data_len} -> ok")
+                f"data={data_ptr:#x}+{data_len}")
 
     def _compute(self, memory: GuestMemory, ctx: int) -> str:
         self.nn.compute(ctx)
-        return f"context={ctx} -> ok"
+        return "ok"
 
     def _compute_single(self, memory: GuestMemory, ctx: int) -> str:
         self.nn.compute_single(ctx)
-        return f"context={ctx} -> ok"
+        return "ok"
 
     def _fini_single(self, memory: GuestMemory, ctx: int) -> str:
         self.nn.fini_single(ctx)
-        return f"context={ctx} -> ok"
+        return "ok"
 
-    def _copy_output(self, memory: GuestMemory, output: memoryview, ctx: int, index: int,
-                     out_ptr: int, out_max: int, written_out: int) -> str:
+    @staticmethod
+    def _describe_context(memory: GuestMemory, ctx: int) -> str:
+        return f"context={ctx}"
+
+    _describe_compute = _describe_compute_single = _describe_fini_single = _describe_context
+    _describe_finalize_execution_context = _describe_context
+
+    def _get_output(self, memory: GuestMemory, ctx: int, index: int, out_ptr: int,
+                    out_max: int, written_out: int) -> str:
+        return self._copy_output(memory, self.nn.get_output, ctx, index, out_ptr, out_max,
+                                 written_out)
+
+    def _get_output_single(self, memory: GuestMemory, ctx: int, index: int, out_ptr: int,
+                           out_max: int, written_out: int) -> str:
+        return self._copy_output(memory, self.nn.get_output_single, ctx, index, out_ptr,
+                                 out_max, written_out)
+
+    @staticmethod
+    def _copy_output(memory: GuestMemory, fetch: Callable[[int, int], memoryview], ctx: int,
+                     index: int, out_ptr: int, out_max: int, written_out: int) -> str:
+        """Both get_output flavours: check the pointers, fetch the output, copy it out."""
+        memory.check_out_u32(written_out, "written_out")
+        memory.check(out_ptr, out_max, "output buffer")
+        output = fetch(ctx, index)
         needed = len(output)
         if needed > out_max:
             memory.write_u32(written_out, needed, "written_out")
             raise NnError(Errno.TOO_LARGE, f"output {index} is {needed} bytes, the buffer "
                                            f"{out_max}; written_out set to {needed}",
                           needed=needed)
-        target = memory.view(out_ptr, needed, "output buffer")
-        target[:] = memoryview(output)
+        memory.view(out_ptr, needed, "output buffer")[:] = output
         memory.write_u32(written_out, needed, "written_out")
-        return f"context={ctx} index={index} out={out_ptr:#x}+{out_max} -> {needed} bytes"
+        return f"{needed} bytes"
 
-    def _get_output(self, memory: GuestMemory, ctx: int, index: int, out_ptr: int,
-                    out_max: int, written_out: int) -> str:
-        memory.check_out_u32(written_out, "written_out")
-        memory.check(out_ptr, out_max, "output buffer")
-        output = self.nn.get_output(ctx, index)
-        return self._copy_output(memory, output, ctx, index, out_ptr, out_max, written_out)
+    @staticmethod
+    def _describe_get_output(memory: GuestMemory, ctx: int, index: int, out_ptr: int,
+                             out_max: int, written_out: int) -> str:
+        return f"context={ctx} index={index} out={out_ptr:#x}+{out_max}"
 
-    def _get_output_single(self, memory: GuestMemory, ctx: int, index: int, out_ptr: int,
-                           out_max: int, written_out: int) -> str:
-        memory.check_out_u32(written_out, "written_out")
-        memory.check(out_ptr, out_max, "output buffer")
-        output = self.nn.get_output_single(ctx, index)
-        return self._copy_output(memory, output, ctx, index, out_ptr, out_max, written_out)
+    _describe_get_output_single = _describe_get_output
 
     def _unload(self, memory: GuestMemory, graph: int) -> str:
         self.nn.unload(graph)
-        return f"graph={graph} -> ok"
+        return "ok"
+
+    @staticmethod
+    def _describe_unload(memory: GuestMemory, graph: int) -> str:
+        return f"graph={graph}"
 
     def _finalize_execution_context(self, memory: GuestMemory, ctx: int) -> str:
         self.nn.finalize_execution_context(ctx)
-        return f"context={ctx} -> ok"
+        return "ok"
+
+
+def _describe(describe: Callable[..., str], memory: GuestMemory | None,
+              args: list[int]) -> str:
+    """The trace's argument text: readable, or the raw values where they cannot be read."""
+    if memory is not None:
+        try:
+            return describe(memory, *args)
+        except NnError:
+            pass
+    return " ".join(f"{a:#x}" for a in args)
+
+
+def _builder_pairs(memory: GuestMemory, ptr: int, count: int) -> list[int]:
+    """The flat [ptr0, len0, ptr1, len1, …] of load's builder array (bounded count)."""
+    if count > MAX_BUILDERS:
+        raise NnError(Errno.INVALID_ARGUMENT, f"{count} model parts (at most {MAX_BUILDERS})")
+    return memory.u32s(ptr, 2 * count, "builders array")
+
+
+def _read_text(memory: GuestMemory, ptr: int, length: int, what: str) -> str:
+    return bytes(memory.view(ptr, length, what)).decode("utf-8", errors="replace")
+
+
+def _read_tensor(memory: GuestMemory, tensor_ptr: int) -> tuple[list[int], int, int, int]:
+    """set_input's tensor struct: (dims, type code, data ptr, data len); data not viewed."""
+    dims_ptr, dims_len = memory.u32s(tensor_ptr, 2, "tensor")
+    # +8 is the type: a u8 in the witx, a 4-byte enum from the crate; read only the byte.
+    type_code = memory.read_u8(tensor_ptr + 8, "tensor type")
+    data_ptr, data_len = memory.u32s(tensor_ptr + 12, 2, "tensor")
+    if dims_len > MAX_DIMS:
+        raise NnError(Errno.INVALID_ARGUMENT, f"tensor has {dims_len} dims (at most {MAX_DIMS})")
+    return memory.u32s(dims_ptr, dims_len, "tensor dims"), type_code, data_ptr, data_len
