@@ -67,10 +67,7 @@ class GraphExecutionContext:
 
     def compute(self) -> None:
         """Run inference."""
-        try:
-            _r.compute(self.handle)
-        except _Error as error:
-            raise from_raw(error) from None
+        _ll.compute(self.handle)
 
     def compute_single(self) -> None:
         """WasmEdge extension: one step of a streaming backend (e.g. one token of a GGML model)."""
