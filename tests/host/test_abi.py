@@ -231,6 +231,43 @@ def test_set_input_validation(linear_bytes):
     assert guest.call("compute", ctx) == OK
 
 
+def test_set_input_empty_tensor_with_unaddressable_dims_is_invalid(linear_bytes, capsys):
+    """0 elements, so the byte count matches, but the other dims multiply past what numpy
+    can index: invalid_argument, not an internal error."""
+    guest = Guest()
+    _, graph = guest.load([linear_bytes], PYTORCH)
+    _, ctx = guest.init(graph)
+    assert guest.set_input(ctx, 0, [0, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF], 1, b"") == INVALID
+    assert guest.set_input(ctx, 0, [0xFFFFFFFF] * 31 + [0], 5, b"") == INVALID
+    assert "internal error" not in capsys.readouterr().err
+    assert guest.set_input(ctx, 0, [1, 3], 1, np.ones(3, np.float32).tobytes()) == OK
+
+
+def test_get_output_into_a_buffer_overlapping_the_input():
+    """An identity model's output is a view of the input in guest memory; copying it into a
+    buffer that overlaps that input must still deliver the input's original bytes."""
+    torch = pytest.importorskip("torch")
+
+    class Identity(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(Identity()), buffer)
+    guest = Guest()
+    _, graph = guest.load([buffer.getvalue()], PYTORCH)
+    _, ctx = guest.init(graph)
+    x = np.arange(1, 9, dtype=np.float32).tobytes()
+    tensor = guest.tensor([8], 1, x)
+    data_ptr = struct.unpack("<I", guest.read(tensor + 12, 4))[0]
+    assert guest.call("set_input", ctx, 0, tensor) == OK
+    assert guest.call("compute", ctx) == OK
+    written = guest.alloc(4, 4)
+    assert guest.call("get_output", ctx, 0, data_ptr + 8, 32, written) == OK
+    assert guest.u32(written) == 32
+    assert guest.read(data_ptr + 8, 32) == x
+
+
 def test_set_input_reads_only_the_type_byte(linear_bytes):
     """The crate writes a 4-byte enum, the witx a u8: bytes +9..+11 are ignored."""
     guest = Guest()

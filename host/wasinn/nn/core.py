@@ -192,7 +192,13 @@ class WasiNn:
             raise NnError(Errno.INVALID_ARGUMENT, f"input index {index} out of range")
         view = _as_bytes_view(data, "tensor data")
         tensor_type = resolve_tensor_type(type_code, dims, len(view))
-        array = np.frombuffer(view, dtype=_NUMPY_DTYPES[tensor_type]).reshape(dims)
+        try:
+            array = np.frombuffer(view, dtype=_NUMPY_DTYPES[tensor_type]).reshape(dims)
+        except (ValueError, OverflowError):
+            # an empty tensor whose other dims multiply past what numpy can index, e.g.
+            # [0, 0xFFFFFFFF, 0xFFFFFFFF]: the byte count matched (0), the shape cannot exist
+            raise NnError(Errno.INVALID_ARGUMENT,
+                          f"tensor dims {dims} describe a tensor too large to address") from None
         _backend_call(entry.backend, "set_input", lambda: entry.context.set_input(index, array))
         entry.inputs[index] = data
         entry.computed = False
