@@ -27,12 +27,15 @@ _KEEP_ALIVE: list[Any] = []     # ctypes callbacks must outlive every linker tha
 
 def _ffi() -> Optional[Any]:
     try:
+        from wasmtime import _bindings
         from wasmtime import _ffi as ffi
 
         for name in ("wasmtime_linker_define_func_unchecked", "wasmtime_func_unchecked_callback_t",
-                     "wasmtime_caller_export_get", "wasmtime_caller_context",
-                     "wasmtime_memory_data", "wasmtime_memory_data_size", "wasmtime_extern_t"):
+                     "WASMTIME_EXTERN_MEMORY", "wasmtime_extern_t", "dll"):
             getattr(ffi, name)
+        for name in ("_wasmtime_caller_export_get", "_wasmtime_caller_context",
+                     "_wasmtime_memory_data", "_wasmtime_memory_data_size"):
+            getattr(_bindings, name)
         return ffi
     except (ImportError, AttributeError):
         return None
@@ -50,24 +53,53 @@ def memory_of(ffi: Any, caller: Any) -> Optional[GuestMemory]:
 
     The view of the previous call is reused when the memory's address and size are unchanged
     (the common case: a guest calling set_input/compute/get_output in a loop), which saves
-    building a ctypes array and a numpy array per call.
+    building a ctypes array and a numpy array per call. The C functions are called through
+    `_raw` (no Python wrapper frame, the data pointer as a plain int): this runs on every call.
     """
+    raw = _raw(ffi)
     item = ffi.wasmtime_extern_t()
-    if not ffi.wasmtime_caller_export_get(caller, _MEMORY_NAME, len(_MEMORY_NAME),
-                                          ctypes.byref(item)):
+    if not raw.export_get(caller, _MEMORY_NAME, len(_MEMORY_NAME), ctypes.byref(item)):
         return None
     if item.kind != ffi.WASMTIME_EXTERN_MEMORY.value:
         return None
-    context = ffi.wasmtime_caller_context(caller)
+    context = raw.context(caller)
     memory = ctypes.byref(item.of.memory)
-    base = ctypes.cast(ffi.wasmtime_memory_data(context, memory), ctypes.c_void_p).value or 0
-    size = ffi.wasmtime_memory_data_size(context, memory)
+    base = raw.data(context, memory) or 0
+    size = raw.data_size(context, memory)
     last = _last_view[0]
     if last is not None and last.base == base and last.size == size:
         return last
     view = GuestMemory.at(base, size)
     _last_view[0] = view
     return view
+
+
+class _RawCalls:
+    """wasmtime's C functions for `memory_of`, bound once.
+
+    wasmtime-py's own prototypes are used as they are, except `wasmtime_memory_data`: a
+    separate function object (so wasmtime-py's is untouched) returning the address as an int.
+    """
+
+    def __init__(self, ffi: Any) -> None:
+        from wasmtime import _bindings
+
+        self.export_get = _bindings._wasmtime_caller_export_get
+        self.context = _bindings._wasmtime_caller_context
+        self.data_size = _bindings._wasmtime_memory_data_size
+        data = ffi.dll["wasmtime_memory_data"]       # [] makes a new object; getattr is shared
+        data.argtypes = _bindings._wasmtime_memory_data.argtypes
+        data.restype = ctypes.c_void_p
+        self.data = data
+
+
+_RAW: list[_RawCalls] = []
+
+
+def _raw(ffi: Any) -> _RawCalls:
+    if not _RAW:
+        _RAW.append(_RawCalls(ffi))
+    return _RAW[0]
 
 
 def define(linker: Any, module: str, name: str, arity: int,
