@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_module_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Keep the precompiled modules of this run's many temporary guests out of the user's cache
+    (subprocesses inherit the variable)."""
+    folder = tmp_path_factory.mktemp("wasinn-module-cache")
+    previous = os.environ.get("WASINN_CACHE_DIR")
+    os.environ["WASINN_CACHE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("WASINN_CACHE_DIR", None)
+    else:
+        os.environ["WASINN_CACHE_DIR"] = previous
 
 
 @pytest.fixture(scope="session")

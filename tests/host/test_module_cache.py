@@ -56,6 +56,7 @@ def test_a_changed_file_is_recompiled_never_stale(tmp_path, counted):
     os.utime(wasm, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     assert _answer(engine, module_cache.load_cached(engine, wasm, compile_module)) == 2
     assert len(compiled) == 2
+    assert len(list((tmp_path / "cache").glob("*.cwasm"))) == 1   # replaced, not added
 
 
 def test_a_corrupt_artifact_is_a_miss_and_is_rewritten(tmp_path, counted):
@@ -81,3 +82,27 @@ def test_an_unwritable_cache_still_runs(tmp_path, counted, monkeypatch, capfd):
     wasm.write_bytes(_wat(3))
     assert _answer(engine, module_cache.load_cached(engine, wasm, compile_module)) == 3
     assert "cannot write the module cache" in capfd.readouterr().err
+
+
+def test_the_cache_stays_under_its_cap_dropping_least_recently_used(tmp_path, counted,
+                                                                     monkeypatch):
+    compiled, compile_module = counted
+    engine = make_engine(cache=False)
+    modules = []
+    for answer in range(3):
+        wasm = tmp_path / f"m{answer}.wasm"
+        wasm.write_bytes(_wat(answer))
+        modules.append(wasm)
+    module_cache.load_cached(engine, modules[0], compile_module)
+    (artifact,) = (tmp_path / "cache").glob("*.cwasm")
+    # Room for two artifacts of this size, not three.
+    monkeypatch.setenv("WASINN_CACHE_MAX_MB", str(2.5 * artifact.stat().st_size / (1 << 20)))
+    module_cache.load_cached(engine, modules[1], compile_module)
+    os.utime(artifact, ns=(1, 1))                 # m0 looks old...
+    module_cache.load_cached(engine, modules[0], compile_module)   # ...but a hit refreshes it
+    module_cache.load_cached(engine, modules[2], compile_module)   # evicts m1, the LRU
+    assert len(list((tmp_path / "cache").glob("*.cwasm"))) == 2
+    assert compiled == modules
+    module_cache.load_cached(engine, modules[0], compile_module)   # still cached
+    module_cache.load_cached(engine, modules[1], compile_module)   # was evicted: recompiled
+    assert compiled == [*modules, modules[1]]
