@@ -37,3 +37,17 @@ class Tracer:
 
 
 QUIET = Tracer(False)
+
+
+def describe_model_kind(encoding: int, target: int) -> str:
+    """`encoding=openvino` (+ ` target=gpu` unless CPU); raw numbers for unknown codes."""
+    from .nn.types import ExecutionTarget, GraphEncoding
+
+    def name(enum, code: int) -> str:
+        try:
+            return enum(code).name.lower()
+        except ValueError:
+            return str(code)
+
+    target_text = "" if target == 0 else f" target={name(ExecutionTarget, target)}"
+    return f"encoding={name(GraphEncoding, encoding)}{target_text}"

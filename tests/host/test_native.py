@@ -182,3 +182,21 @@ def test_openvino_named_model_from_mmap(openvino_ir):
     raw.compute(ctx)
     assert raw.get_output(ctx, 1, bytearray(12)) == 12
     raw.configure(ModelRegistry())
+
+
+def test_verbose_load_line_matches_the_wasm_trace_format(torch_linear_path, capfd):
+    """Native `--verbose` names the encoding and shows the buffer's own address (no copy)."""
+    raw.configure(ModelRegistry(), verbose=True)
+    try:
+        model = bytearray(torch_linear_path.read_bytes())
+        address = np.frombuffer(model, dtype=np.uint8).ctypes.data
+        graph = raw.load([model], 3, 0)
+        with pytest.raises(raw.Error):
+            raw.load([bytearray(b"not a model")], 3, 1)
+    finally:
+        raw.configure(ModelRegistry())
+    lines = capfd.readouterr().err.splitlines()
+    assert lines[0].startswith(
+        f"wasi-nn: load builders=[{address:#x}+{len(model)}] encoding=pytorch -> {graph} (")
+    assert lines[1].startswith("wasi-nn: load builders=[0x")
+    assert "encoding=pytorch target=gpu -> " in lines[1]

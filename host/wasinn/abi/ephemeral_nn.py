@@ -16,26 +16,12 @@ from typing import Any, Callable
 from ..nn import WasiNn
 from ..nn.core import MAX_DIMS
 from ..nn.errors import Errno, NnError, errno_name
-from ..nn.types import ExecutionTarget, GraphEncoding, resolve_tensor_type
-from ..trace import QUIET, Tracer
+from ..nn.types import resolve_tensor_type
+from ..trace import QUIET, Tracer, describe_model_kind
 from .memory import GuestMemory
 
 MODULE_NAME = "wasi_ephemeral_nn"
 MAX_BUILDERS = 64
-
-
-def _encoding_name(code: int) -> str:
-    try:
-        return GraphEncoding(code).name.lower()
-    except ValueError:
-        return str(code)
-
-
-def _target_name(code: int) -> str:
-    try:
-        return ExecutionTarget(code).name.lower()
-    except ValueError:
-        return str(code)
 
 
 class EphemeralNn:
@@ -141,8 +127,7 @@ class EphemeralNn:
                        encoding: int, target: int, graph_out: int) -> str:
         pairs = _builder_pairs(memory, builders_ptr, builders_len)
         parts = ", ".join(f"{pairs[i]:#x}+{pairs[i + 1]}" for i in range(0, len(pairs), 2))
-        target_text = "" if target == 0 else f" target={_target_name(target)}"
-        return f"builders=[{parts}] encoding={_encoding_name(encoding)}{target_text}"
+        return f"builders=[{parts}] {describe_model_kind(encoding, target)}"
 
     def _load_by_name(self, memory: GuestMemory, name_ptr: int, name_len: int,
                       graph_out: int) -> str:

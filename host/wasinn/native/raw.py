@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from ..nn import ModelRegistry, NnError, WasiNn
 from ..nn.errors import Errno, errno_name
-from ..trace import QUIET, Tracer
+from ..trace import QUIET, Tracer, describe_model_kind
 
 __all__ = [
     "Error", "load", "load_by_name", "load_by_name_with_config", "init_execution_context",
@@ -86,10 +86,25 @@ def _text(value: Any) -> str:
     return bytes(memoryview(value)).decode("utf-8", errors="replace")
 
 
+def _describe_builders(builders: Sequence[Any]) -> str:
+    """`builders=[0x7f…+143526, …]` like the wasm trace; here the addresses are the host's own,
+    so a reader sees the guest's buffers reach the backend without a copy."""
+    import numpy as np
+
+    parts = []
+    for builder in builders:
+        try:
+            array = np.frombuffer(builder, dtype=np.uint8)
+            parts.append(f"{array.ctypes.data:#x}+{array.nbytes}")
+        except (TypeError, ValueError):
+            parts.append(type(builder).__name__)
+    return f"builders=[{', '.join(parts)}]"
+
+
 def load(builders: Sequence[Any], encoding: int, target: int) -> int:
-    sizes = ", ".join(str(memoryview(b).nbytes) for b in builders)
-    return _call("load", f"builders=[{sizes}] encoding={encoding} target={target}",
-                 lambda: host().load(list(builders), encoding, target))
+    args = (f"{_describe_builders(builders)} {describe_model_kind(encoding, target)}"
+            if _tracer.enabled else "")
+    return _call("load", args, lambda: host().load(list(builders), encoding, target))
 
 
 def load_by_name(name: Any) -> int:
