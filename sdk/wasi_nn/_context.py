@@ -14,7 +14,7 @@ from array import array
 
 from . import _lowlevel as _ll
 from ._enums import Errno, TensorType
-from ._errors import WasiNnError, from_raw
+from ._errors import WasiNnError, from_raw, release_on_exit
 from ._raw import Error as _Error
 from ._raw import raw as _r
 
@@ -157,16 +157,7 @@ class GraphExecutionContext:
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> None:
-        try:
-            self.finalize()
-        except WasiNnError as error:
-            # A host without `finalize_execution_context` (Wasmtime's CLI; the portable
-            # runtime) frees contexts when the guest exits: not an error on leaving the block.
-            if error.errno != Errno.UNSUPPORTED_OPERATION and exc_type is None:
-                raise
-        except Exception:
-            if exc_type is None:
-                raise
+        release_on_exit(self.finalize, exc_type)
 
     def __repr__(self) -> str:
         state = "finalized" if self._handle is None else f"handle={self._handle}"

@@ -52,3 +52,23 @@ def from_raw(error: BaseException) -> WasiNnError:
     # wasinn's native layer explains the failure in `.message`; the C module has only the errno
     detail = getattr(error, "message", None) or None
     return WasiNnError(errno, function, needed, detail if isinstance(detail, str) else None)
+
+
+RELEASE_REFUSALS = frozenset({Errno.UNSUPPORTED_OPERATION, Errno.INVALID_ARGUMENT})
+"""How hosts refuse a release call they do not implement. Wasmtime's CLI and wasinn's portable
+runtime lack `unload` / `finalize_execution_context` (unsupported_operation); WasmEdge has both,
+but its OpenVINO, PyTorch, TFLite and ONNX backends answer invalid_argument ("only GGML, ...
+backends support unload"). Either way the host frees the handle when the guest exits."""
+
+
+def release_on_exit(release, exc_type) -> None:
+    """Run `release` when a `with` block ends: a host's refusal is not an error there, and an
+    error already leaving the block is never hidden by one from the release."""
+    try:
+        release()
+    except WasiNnError as error:
+        if error.errno not in RELEASE_REFUSALS and exc_type is None:
+            raise
+    except Exception:
+        if exc_type is None:
+            raise

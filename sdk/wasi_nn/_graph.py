@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from . import _lowlevel as _ll
 from ._enums import Errno, ExecutionTarget, GraphEncoding
-from ._errors import WasiNnError
+from ._errors import WasiNnError, release_on_exit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -122,16 +122,7 @@ class Graph:
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> None:
-        try:
-            self.unload()
-        except WasiNnError as error:
-            # A host without `unload` (Wasmtime's CLI; wasinn's portable runtime) keeps the
-            # graph until the guest exits: nothing to release here, so not an error.
-            if error.errno != Errno.UNSUPPORTED_OPERATION and exc_type is None:
-                raise
-        except Exception:
-            if exc_type is None:  # don't hide the error that is already leaving the block
-                raise
+        release_on_exit(self.unload, exc_type)
 
     def __repr__(self) -> str:
         state = "unloaded" if self._handle is None else f"handle={self._handle}"

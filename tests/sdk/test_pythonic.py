@@ -57,6 +57,39 @@ def test_build_from_files_compute_and_read(graph, host, input_tensor):
     assert host.live_contexts == 0
 
 
+def test_with_blocks_accept_wasmedges_refusal_to_release(raw, host, torchscript_model,
+                                                          monkeypatch):
+    """WasmEdge's OpenVINO/PyTorch/TFLite/ONNX backends have no unload or finalize: its dispatch
+    answers invalid_argument ("Only GGML, ... backends support unload"). WasmEdge cannot run
+    here, so the host core is made to answer the same way; `with` blocks must still exit
+    cleanly, while an explicit release keeps reporting the refusal."""
+    from wasinn.nn import NnError
+
+    def refuse(*_):
+        raise NnError(Errno.INVALID_ARGUMENT, "Only GGML, BitNet and Whisper backends support it")
+
+    monkeypatch.setattr(host, "unload", refuse)
+    monkeypatch.setattr(host, "finalize_execution_context", refuse)
+    builder = GraphBuilder(GraphEncoding.PYTORCH)
+    with builder.build_from_bytes([torchscript_model.read_bytes()]) as graph:
+        with graph.init_execution_context() as ctx:
+            pass
+    assert graph.closed and ctx.closed
+    graph = builder.build_from_bytes([torchscript_model.read_bytes()])
+    with pytest.raises(WasiNnError) as caught:
+        graph.unload()
+    assert caught.value.errno == Errno.INVALID_ARGUMENT and caught.value.function == "unload"
+    # a refusal of another kind is still an error when the block itself succeeded
+    def broken(*_):
+        raise NnError(Errno.RUNTIME_ERROR, "backend crashed while releasing")
+
+    monkeypatch.setattr(host, "unload", broken)
+    with pytest.raises(WasiNnError) as caught:
+        with builder.build_from_bytes([torchscript_model.read_bytes()]):
+            pass
+    assert caught.value.errno == Errno.RUNTIME_ERROR
+
+
 def test_objects_release_their_host_handles_on_with_exit(raw, host, torchscript_model,
                                                         openvino_model, input_tensor):
     builder = GraphBuilder(GraphEncoding.PYTORCH)
