@@ -139,6 +139,11 @@ class GraphExecutionContext:
                 else:
                     raise error from None
                 continue
+            if written > size:
+                # Some WasmEdge backends copy what fits, succeed, and report the full size:
+                # the bytes are truncated, so read again into a buffer of that size.
+                size = written
+                continue
             sizes[index] = written or size
             return buffer, written
 

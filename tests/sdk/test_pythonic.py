@@ -156,6 +156,30 @@ def test_get_output_without_a_reported_size_grows(graph, raw, monkeypatch, input
         assert len(ctx.get_output(0)) == OUT_BYTES
 
 
+def test_get_output_rereads_when_a_host_truncates_and_reports_the_full_size(
+        graph, raw, monkeypatch, input_tensor):
+    """WasmEdge's shared copy helper copies what fits, returns success and reports the whole
+    size: the SDK must notice written > buffer and read again, never return truncated bytes."""
+    real = raw.get_output
+    calls = []
+
+    def truncating(ctx, index, out):
+        view = memoryview(out).cast("B")
+        full = bytearray(1 << 20)
+        written = real(ctx, index, full)
+        view[:min(len(view), written)] = full[:min(len(view), written)]
+        calls.append(len(view))
+        return written
+
+    monkeypatch.setattr(raw, "get_output", truncating)
+    with graph.init_execution_context() as ctx:
+        ctx.set_input(0, TensorType.F32, SHAPE, input_tensor)
+        ctx.compute()
+        out = ctx.get_output(0)
+        assert np.array_equal(np.frombuffer(out, np.float32), reference(input_tensor).ravel())
+        assert calls == [wasi_nn._context.FIRST_GUESS, OUT_BYTES]
+
+
 def test_small_output_fits_the_first_guess(raw, openvino_model, tmp_path):
     ov = pytest.importorskip("openvino")
     from openvino import opset13 as ops
