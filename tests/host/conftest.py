@@ -31,6 +31,16 @@ def torch_model_bytes() -> bytes:
 
 
 @pytest.fixture(scope="session")
+def linear_bytes() -> bytes:
+    """A TorchScript Linear(3 -> 2) with fixed weights, as bytes for `load`."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(3)
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(torch.nn.Linear(3, 2).eval()), buffer)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
 def torch_linear_path(tmp_path_factory) -> Path:
     """A TorchScript Linear(3 -> 2) saved to a file, for --nn-preload."""
     torch = pytest.importorskip("torch")

@@ -20,15 +20,6 @@ OK, INVALID, ENCODING, MISSING_MEMORY, BUSY, RUNTIME, UNSUPPORTED, TOO_LARGE, NO
 PYTORCH, OPENVINO, ONNX, TFLITE, AUTODETECT = 3, 0, 1, 4, 5
 
 
-@pytest.fixture(scope="module")
-def linear_bytes() -> bytes:
-    torch = pytest.importorskip("torch")
-    torch.manual_seed(3)
-    buffer = io.BytesIO()
-    torch.jit.save(torch.jit.script(torch.nn.Linear(3, 2).eval()), buffer)
-    return buffer.getvalue()
-
-
 def expected_linear(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
     import torch
 

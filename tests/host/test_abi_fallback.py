@@ -3,7 +3,6 @@ unchecked-callback path is unavailable): identical results and errnos."""
 
 from __future__ import annotations
 
-import io
 import random
 
 import numpy as np
@@ -12,14 +11,6 @@ import pytest
 from host_harness import FUNCTIONS, Guest
 from wasinn.abi import fastcall
 from wasinn.nn import VALID_ERRNOS
-
-
-@pytest.fixture(scope="module")
-def linear_bytes() -> bytes:
-    torch = pytest.importorskip("torch")
-    buffer = io.BytesIO()
-    torch.jit.save(torch.jit.script(torch.nn.Linear(3, 2).eval()), buffer)
-    return buffer.getvalue()
 
 
 def test_fast_path_is_available_with_the_pinned_wasmtime():

@@ -6,7 +6,6 @@ a valid errno, and the host keeps serving: a full valid cycle succeeds afterward
 
 from __future__ import annotations
 
-import io
 import random
 
 import numpy as np
@@ -31,14 +30,6 @@ def _argument(rng: random.Random, memory_size: int) -> int:
     if pick < 0.75:
         return 0xFFFFFFFF - rng.randrange(0, 64)
     return rng.randrange(-(2**31), 2**31)
-
-
-@pytest.fixture(scope="module")
-def linear_bytes() -> bytes:
-    torch = pytest.importorskip("torch")
-    buffer = io.BytesIO()
-    torch.jit.save(torch.jit.script(torch.nn.Linear(3, 2).eval()), buffer)
-    return buffer.getvalue()
 
 
 def _valid_cycle(guest: Guest, model: bytes) -> None:
