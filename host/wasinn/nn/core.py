@@ -8,12 +8,12 @@ the library's own message. It never sees guest pointers: the glue hands it buffe
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence, TypeVar
 
 from .backends import Context, Graph, backend_for
+from .config import parse_config
 from .errors import Errno, NnError
 from .registry import ModelRegistry
 from .types import DTYPE_NAMES, TensorType, parse_encoding, parse_target, resolve_tensor_type
@@ -139,21 +139,15 @@ class WasiNn:
         """`load_by_name`, after checking the JSON config (WasmEdge's GGML-style options).
 
         No wasinn backend takes options this way, so valid keys are logged as ignored rather
-        than silently dropped; invalid JSON is invalid_argument.
+        than silently dropped; a config that is not a small JSON object is invalid_argument
+        (`config.parse_config`).
         """
         if not isinstance(config, str):
-            config = bytes(_as_bytes_view(config, "config")).decode("utf-8", errors="replace")
-        if config.strip():
-            try:
-                parsed = json.loads(config)
-            except json.JSONDecodeError as error:
-                raise NnError(Errno.INVALID_ARGUMENT, f"config is not valid JSON: {error}") from None
-            if not isinstance(parsed, dict):
-                raise NnError(Errno.INVALID_ARGUMENT,
-                              f"config must be a JSON object, got {type(parsed).__name__}")
-            if parsed:
-                log.info("load_by_name_with_config %r: ignoring options the backend cannot "
-                         "honour: %s", name, ", ".join(sorted(parsed)))
+            config = _as_bytes_view(config, "config")
+        parsed = parse_config(config)
+        if parsed:
+            log.info("load_by_name_with_config %r: ignoring options the backend cannot "
+                     "honour: %s", name, ", ".join(sorted(parsed)))
         return self.load_by_name(name)
 
     def unload(self, graph: int) -> None:
