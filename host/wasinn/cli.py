@@ -18,6 +18,8 @@ from .runner import EXIT_USAGE, HostError
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+MAX_SIZE = 1 << 60
+MAX_TIMEOUT = 1e9   # ~31 years: well inside what threading.Timer and time_t accept
 
 
 def parse_size(text: str) -> int:
@@ -25,7 +27,10 @@ def parse_size(text: str) -> int:
     match = _SIZE.match(text)
     if not match:
         raise argparse.ArgumentTypeError(f"bad size {text!r} (e.g. 512M, 1G, 65536)")
-    return int(match.group(1)) * _UNITS[match.group(2).lower()]
+    size = int(match.group(1)) * _UNITS[match.group(2).lower()]
+    if size > MAX_SIZE:     # wasmtime takes an int64: a bigger value would silently wrap
+        raise argparse.ArgumentTypeError(f"bad size {text!r}: at most {MAX_SIZE >> 40}T")
+    return size
 
 
 def parse_dir(text: str) -> tuple[str, str]:
@@ -46,12 +51,14 @@ def parse_env(text: str) -> tuple[str, str]:
 
 
 def positive_float(text: str) -> float:
+    """Seconds > 0 that a timer can wait for: not nan, inf or past threading.TIMEOUT_MAX."""
     try:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"bad timeout {text!r}: expected seconds > 0")
+    if not 0 < value <= MAX_TIMEOUT:
+        raise argparse.ArgumentTypeError(
+            f"bad timeout {text!r}: expected seconds > 0 and at most {MAX_TIMEOUT:g}")
     return value
 
 
@@ -146,8 +153,10 @@ def _run(options: argparse.Namespace) -> int:
         return run_native(Path(options.module), options.args, registry=registry, env=options.env,
                           verbose=options.verbose, max_graphs=options.max_graphs,
                           max_contexts=options.max_contexts)
+    from .cli_input import check_wasm_run_input
     from .runner import RunOptions, run
 
+    check_wasm_run_input(Path(options.module), options.args, options.env, options.dir)
     return run(RunOptions(
         module=Path(options.module), args=options.args, dirs=options.dir, env=options.env,
         registry=registry, max_memory=options.max_memory, timeout=options.timeout,

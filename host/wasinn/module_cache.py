@@ -1,27 +1,61 @@
-"""A compiled-module cache keyed by the module file's identity, not its contents.
+"""A compiled-module cache keyed by the module file's identity, checked with one `stat`.
 
 wasmtime's own compile cache hashes the whole module on every run: for a 16 MB built guest that
-lookup alone costs ~80 ms, most of a warm start. Here the key is the file's path, size,
-modification time and inode (the same freshness test Python uses for .pyc files) plus the
-identity of wasmtime's native library, and a hit is a `Module.deserialize_file` of the precompiled artifact: ~1 ms.
+lookup alone costs ~80 ms, most of a warm start (hashing it ourselves would still cost ~10 ms,
+see benchmarks/module_cache.py). Here a hit costs a `stat` and a `Module.deserialize_file` of
+the precompiled artifact: ~1–3 ms.
 
-Safety: artifacts are only ever written by this module, atomically (temp file + rename), into
-a per-user folder; a file that wasmtime refuses to deserialize (another engine configuration, a
-truncated write) is treated as a miss and rewritten. Set WASINN_CACHE_DIR to move the folder.
+The key: path, size, mtime, **ctime**, inode and device of the file, plus the identity of
+wasmtime's native library. mtime alone is not enough — `cp -p`, `tar -x`, `unzip` and `touch -d`
+put an old mtime back, and ext4 hands a deleted file's inode to the next one — but nobody can
+set ctime: the kernel moves it to "now" on every write, `utime`, rename or re-creation. So a
+changed file always has a new key, except in one window: ctime is kept at a coarse clock tick
+(a few ms), so a file rewritten within the same tick as the `stat` that keyed its artifact could
+look unchanged. Like git's "racily clean" index entries, an artifact compiled from a file whose
+ctime is that recent is stored as `<key>.racy`: the SHA-256 of the exact bytes compiled, then
+the artifact, in one file (so the two can never be paired wrongly). A hit on it re-hashes the
+file (~10 ms for 16 MB) and compares; once the file's ctime is safely in the past, the entry is
+promoted to a plain `<key>.cwasm` (any later change then gets a later ctime, hence a new key).
 
-Size: an artifact is named `<path hash>-<identity hash>.cwasm`, so rebuilding a guest replaces
+Safety: wasmtime runs an artifact as trusted native code, so the folder must be the user's own
+and writable by nobody else (else the cache is skipped with a warning); artifacts are only ever
+written by this module, atomically (temp file + rename); a file wasmtime refuses to deserialize
+(another engine configuration, a truncated write) is a miss and is rewritten. Set
+WASINN_CACHE_DIR to move the folder.
+
+Size: an artifact is named `<path hash>-<identity hash>.cwasm` (or `.racy`), so rebuilding a guest replaces
 its one entry instead of adding another; and the folder is kept under `MAX_CACHE_BYTES`
 (WASINN_CACHE_MAX_MB), dropping the least recently used artifacts (a hit refreshes its mtime).
+Pruning only ever deletes files with exactly those names (and this module's stale temp files): a user's own `*.cwasm` in the folder is never touched.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
+import re
+import stat
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any, Callable
+
+MAX_CACHE_BYTES = 2 << 30
+"""Default cap on the cache folder (a built guest's artifact is ~15-30 MB)."""
+
+RACY_NS = 2_000_000_000
+"""A source whose ctime is this close to "now" may still change within the same ctime tick
+(coarse kernel clock; FAT's 2 s granularity): its artifact carries a content hash."""
+
+STALE_TEMP_NS = 3600 * 1_000_000_000
+"""Temp files of an interrupted write older than this are removed by pruning."""
+
+_ARTIFACT = re.compile(r"^[0-9a-f]{32}-[0-9a-f]{32}\.(cwasm|racy)$")
+_HASH_LINE = 65       # 64 hex digits and a newline, in front of a .racy entry's artifact
+_TEMP_PREFIX = "wasinn-cache-"
 
 
 def cache_dir() -> Path:
@@ -31,6 +65,10 @@ def cache_dir() -> Path:
         return Path(explicit)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "wasinn" / "modules"
+
+
+def _warn(message: str) -> None:
+    print(f"wasinn: warning: {message}", file=sys.stderr)
 
 
 def _engine_identity() -> str:
@@ -43,57 +81,123 @@ def _engine_identity() -> str:
         from wasmtime import _ffi
 
         info = os.stat(_ffi.filename)
-        return f"{_ffi.filename}:{info.st_size}:{info.st_mtime_ns}"
+        return f"{_ffi.filename}:{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}"
     except (ImportError, AttributeError, OSError):
         from importlib import metadata
 
         return metadata.version("wasmtime")
 
 
-MAX_CACHE_BYTES = 2 << 30
-"""Default cap on the cache folder (a built guest's artifact is ~15-30 MB)."""
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def _artifact_name(path: Path) -> tuple[str, str]:
-    """(prefix shared by every version of this file, full artifact name)."""
-    info = path.stat()
-    prefix = _digest(str(path.resolve()))
-    identity = "\0".join([str(info.st_size), str(info.st_mtime_ns), str(info.st_ino),
-                          _engine_identity(), sys.platform])
-    return prefix, f"{prefix}-{_digest(identity)}.cwasm"
+def _artifact_name(path: Path, info: os.stat_result) -> tuple[str, str]:
+    """(prefix shared by every version of this file, full artifact name) for `path` as `info`
+    describes it."""
+    prefix = _digest(os.fsencode(path.resolve()))
+    identity = "\0".join(str(field) for field in (
+        info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev,
+        _engine_identity(), sys.platform))
+    return prefix, f"{prefix}-{_digest(identity.encode('utf-8', 'surrogateescape'))}.cwasm"
 
 
 def _cap_bytes() -> int:
-    try:
-        return int(float(os.environ["WASINN_CACHE_MAX_MB"]) * (1 << 20))
-    except (KeyError, ValueError):
+    """WASINN_CACHE_MAX_MB in bytes; a value that is not a finite number >= 0 is reported
+    (one warning line) and the default used: a bad variable must not stop a run."""
+    text = os.environ.get("WASINN_CACHE_MAX_MB")
+    if text is None:
         return MAX_CACHE_BYTES
+    try:
+        megabytes = float(text)
+    except ValueError:
+        megabytes = math.nan
+    if not (math.isfinite(megabytes) and 0 <= megabytes <= 1 << 40):
+        shown = text.encode("utf-8", "backslashreplace").decode()
+        _warn(f"WASINN_CACHE_MAX_MB={shown!r} is not a size in MB (a number from 0 to 2^40); "
+              f"using the default {MAX_CACHE_BYTES >> 20}")
+        return MAX_CACHE_BYTES
+    return int(megabytes * (1 << 20))
+
+
+def _private_folder(folder: Path) -> bool:
+    """True when `folder` exists (created 0700 if needed), is ours and no one else may write
+    into it — else a planted artifact would run as native code. Warns when it is not."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = folder.stat()
+    except OSError as error:
+        _warn(f"cannot write the module cache: {error}")
+        return False
+    if not stat.S_ISDIR(info.st_mode):
+        _warn(f"module cache {str(folder)!r} is not a folder; not caching")
+        return False
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        _warn(f"module cache {str(folder)!r} is writable by others or not owned by you; "
+              "not using it (point WASINN_CACHE_DIR at a private folder)")
+        return False
+    return True
+
+
+def _is_racy(info: os.stat_result) -> bool:
+    return info.st_ctime_ns > time.time_ns() - RACY_NS
+
+
+def write_file_atomically(target: Path, data: bytes, mode: int | None = None) -> None:
+    """Write `data` to a temp file next to `target`, then rename it over `target`.
+
+    A process that has the old file open or mapped (a running .cwasm) keeps the old inode and
+    never sees a half-written or truncated file. `mode` defaults to 0666 minus the umask, as
+    for a plain `open(..., "w")`. Raises OSError.
+    """
+    if mode is None:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=_TEMP_PREFIX, suffix=".tmp",
+                                         delete=False)
+    try:
+        with handle:
+            handle.write(data)
+            os.fchmod(handle.fileno(), mode)
+        os.replace(handle.name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(handle.name)
+        raise
 
 
 def _prune(folder: Path, prefix: str, keep: Path) -> None:
-    """Drop older versions of this file's artifact, then the least recently used beyond the cap."""
+    """Drop older versions of this file's artifact, then the least recently used beyond the cap.
+
+    Only this module's own files are candidates: names matching `_ARTIFACT` and stale temp
+    files.
+    """
     entries = []
-    for artifact in folder.glob("*.cwasm"):
-        if artifact == keep:
-            continue
+    now = time.time_ns()
+    for entry in folder.iterdir():
+        name = entry.name
         try:
-            if artifact.name.startswith(prefix + "-"):
-                artifact.unlink()
+            if name.startswith(_TEMP_PREFIX) and name.endswith(".tmp"):
+                if entry.stat().st_mtime_ns < now - STALE_TEMP_NS:
+                    entry.unlink()
+                continue
+            if not _ARTIFACT.match(name) or entry == keep:
+                continue
+            if name.startswith(prefix + "-"):
+                entry.unlink()
             else:
-                info = artifact.stat()
-                entries.append((info.st_mtime_ns, info.st_size, artifact))
+                info = entry.stat()
+                entries.append((info.st_mtime_ns, info.st_size, entry))
         except OSError:
             continue                              # another process got there first
     try:
         total = keep.stat().st_size + sum(size for _, size, _ in entries)
     except OSError:
         return
+    cap = _cap_bytes()
     for _, size, artifact in sorted(entries):     # oldest first
-        if total <= _cap_bytes():
+        if total <= cap:
             break
         try:
             artifact.unlink()
@@ -102,34 +206,77 @@ def _prune(folder: Path, prefix: str, keep: Path) -> None:
         total -= size
 
 
-def load_cached(engine, path: Path, compile_module):  # -> wasmtime.Module
-    """The module for `path`: from the cache when its file is unchanged, else compiled and stored.
-
-    `compile_module(engine, path)` does the real compile; any cache failure falls back to it.
-    """
+def _racy_hit(engine: Any, path: Path, racy: Path, artifact: Path) -> Any:
+    """The module of a `.racy` entry if the file still holds the bytes it was compiled from,
+    else None. Promotes the entry to a plain artifact once the file is no longer racy."""
     from wasmtime import Module, WasmtimeError
 
     try:
-        prefix, name = _artifact_name(path)
+        stored = racy.read_bytes()
+        info = os.stat(path)
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
-        return compile_module(engine, path)
-    artifact = cache_dir() / name
-    if artifact.is_file():
-        try:
-            module = Module.deserialize_file(engine, str(artifact))
-        except WasmtimeError:
-            pass                                  # stale or foreign artifact: rebuild it
-        else:
-            with contextlib.suppress(OSError):
-                os.utime(artifact)                # recently used: pruned last
-            return module
-    module = compile_module(engine, path)
+        return None
+    if stored[:_HASH_LINE] != f"{actual}\n".encode():
+        return None
     try:
-        artifact.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=artifact.parent, suffix=".tmp", delete=False) as out:
-            out.write(module.serialize())
-        os.replace(out.name, artifact)
-        _prune(artifact.parent, prefix, artifact)
+        module = Module.deserialize(engine, stored[_HASH_LINE:])
+    except WasmtimeError:
+        return None
+    if not _is_racy(info):
+        with contextlib.suppress(OSError):
+            write_file_atomically(artifact, stored[_HASH_LINE:], 0o600)
+            racy.unlink()
+    return module
+
+
+def load_cached(engine: Any, path: Path, compile_module: Callable[[Any, bytes], Any]) -> Any:
+    """The wasmtime.Module for `path`: from the cache when the file is unchanged, else compiled
+    and stored.
+
+    `compile_module(engine, data)` compiles the module's bytes; any cache failure falls back to
+    it. The bytes are read once, from one open file, so what is compiled is exactly what the
+    key (and, for a racy file, the hash) describes.
+    """
+    from wasmtime import Module, WasmtimeError
+
+    folder = cache_dir()
+    try:
+        prefix, name = _artifact_name(path, os.stat(path))
+    except OSError:
+        return compile_module(engine, path.read_bytes())
+    artifact = folder / name
+    racy = artifact.with_suffix(".racy")
+    module = None
+    if artifact.is_file():
+        with contextlib.suppress(WasmtimeError):  # stale or foreign artifact: rebuild it
+            module = Module.deserialize_file(engine, str(artifact))
+    elif racy.is_file():
+        module = _racy_hit(engine, path, racy, artifact)
+    if module is not None:
+        with contextlib.suppress(OSError):
+            os.utime(artifact if artifact.is_file() else racy)   # recently used: pruned last
+        return module
+
+    with open(path, "rb") as source:
+        before = os.fstat(source.fileno())
+        data = source.read()
+        after = os.fstat(source.fileno())
+    module = compile_module(engine, data)
+    prefix, name = _artifact_name(path, before)
+    artifact = folder / name
+    changed = (before.st_ctime_ns, before.st_size) != (after.st_ctime_ns, after.st_size)
+    if changed or not _private_folder(folder):
+        return module                             # changed while read: do not store a guess
+    try:
+        if _is_racy(before):
+            kept = artifact.with_suffix(".racy")
+            header = f"{hashlib.sha256(data).hexdigest()}\n".encode()
+            write_file_atomically(kept, header + module.serialize(), 0o600)
+        else:
+            kept = artifact
+            write_file_atomically(artifact, module.serialize(), 0o600)
+        _prune(folder, prefix, kept)
     except OSError as error:
-        print(f"wasinn: warning: cannot write the module cache: {error}", file=sys.stderr)
+        _warn(f"cannot write the module cache: {error}")
     return module

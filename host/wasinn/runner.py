@@ -9,8 +9,10 @@ Exit codes a script can rely on (documented in docs/host.md):
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
+import stat
 import sys
 import threading
 import time
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from .abi import EphemeralNn
-from .module_cache import load_cached
+from .module_cache import load_cached, write_file_atomically
 from .nn import ModelRegistry, WasiNn
 from .trace import Tracer
 
@@ -78,7 +80,11 @@ def load_module(engine, path: Path, cache: bool = False):  # -> wasmtime.Module
     from wasmtime import Module, WasmtimeError
 
     try:
-        with open(path, "rb") as handle:
+        # non-blocking open + fstat: a FIFO, socket or device is refused, never waited on
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise HostError(f"module {str(path)!r} is not a regular file")
             head = handle.read(4)
     except OSError as error:
         raise HostError(f"cannot read module {str(path)!r}: {error.strerror or error}") from None
@@ -89,8 +95,10 @@ def load_module(engine, path: Path, cache: bool = False):  # -> wasmtime.Module
         if head == ELF_MAGIC:
             return Module.deserialize_file(engine, str(path))
         if cache and head == WASM_MAGIC:
-            return load_cached(engine, path, lambda engine, path: Module.from_file(engine, str(path)))
+            return load_cached(engine, path, Module)
         return Module.from_file(engine, str(path))
+    except OSError as error:     # the file vanished or changed kind since it was opened
+        raise HostError(f"cannot read module {str(path)!r}: {error.strerror or error}") from None
     except WasmtimeError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else "invalid module"
         kind = "precompiled module" if head == ELF_MAGIC else "module"
@@ -143,6 +151,7 @@ def run(options: RunOptions) -> int:
     entry = instance.exports(store).get("_start")
     if entry is None:
         raise HostError(f"{options.module.name} has no _start export: not a WASI command module")
+    _check_start(entry, store, options.module.name)
 
     timer: threading.Timer | None = None
     timed_out = threading.Event()
@@ -182,6 +191,21 @@ def run(options: RunOptions) -> int:
         nn.close()
     tracer.phase(f"run (exit {code})", time.perf_counter_ns() - start)
     return code
+
+
+def _check_start(entry, store, name: str) -> None:
+    """HostError unless `_start` is a function without parameters (WASI's command entry
+    point; results, which WASI does not define, are ignored as wasmtime does); anything else
+    (a global, a memory, `(param i32)`) cannot be started."""
+    from wasmtime import Func
+
+    if not isinstance(entry, Func):
+        raise HostError(f"{name} exports _start as a {type(entry).__name__.lower()}, not a "
+                        "function: not a WASI command module")
+    kind = entry.type(store)
+    if kind.params:
+        raise HostError(f"{name} exports _start with parameters {kind.params}; "
+                        "a WASI command's _start takes none")
 
 
 @contextlib.contextmanager
@@ -237,7 +261,11 @@ def compile_module(source: Path, target: Path, cache: bool = True) -> None:
     """Ahead-of-time compile (like wasmedgec): `wasinn run` accepts the .cwasm directly."""
     engine = make_engine(cache)
     module = load_module(engine, source)
+    target = Path(os.path.realpath(target))      # through a symlink: replace what it points at
+    if target.exists() and not target.is_file():
+        raise HostError(f"cannot write {str(target)!r}: it exists and is not a regular file")
     try:
-        target.write_bytes(module.serialize())
+        # temp file + rename: a `wasinn run` of the old .cwasm keeps its mapping (no SIGBUS)
+        write_file_atomically(target, module.serialize())
     except OSError as error:
         raise HostError(f"cannot write {str(target)!r}: {error.strerror or error}") from None

@@ -29,6 +29,7 @@ import importlib.util
 import json
 import marshal
 import os
+import stat
 import sys
 import time
 import tomllib
@@ -192,10 +193,41 @@ def _walk_python_files(root: Path, skipped: frozenset[str]) -> list[Path]:
 
 
 def _read(path: Path) -> bytes:
+    """The bytes of a regular file; a FIFO, socket or device (directly or through a symlink)
+    is refused rather than read, since reading one hangs or never ends.
+
+    Opened non-blocking (a FIFO without a writer does not block the open) and checked with
+    fstat on that descriptor, so a file swapped in between cannot slip through.
+    """
     try:
-        return path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
+        try:                                  # a socket cannot be opened at all: say so
+            _require_regular(path, os.stat(path).st_mode)
+        except OSError:
+            pass
         raise BuildError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as handle:
+        _require_regular(path, os.fstat(fd).st_mode)
+        try:
+            return handle.read()
+        except OSError as exc:
+            raise BuildError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _require_regular(path: Path, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        raise BuildError(f"{path} is not a regular file ({_file_kind(mode)}); "
+                         "a guest folder may only hold regular files and folders")
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return name
+    return "a special file"
 
 
 def _package_modules(
