@@ -10,6 +10,7 @@ from ..errors import Errno, NnError
 from ..types import ExecutionTarget
 from .base import (Backend, Context, Graph, check_builders, check_index, model_bytes,
                    unsupported_target)
+from .onnx_checks import check_onnx_model
 
 _ORT_TYPES = {
     "tensor(float16)": "float16", "tensor(float)": "float32", "tensor(double)": "float64",
@@ -70,8 +71,13 @@ class OnnxBackend(Backend):
             raise unsupported_target(self.name, target, ", ".join(available))
         else:
             providers = ["CPUExecutionProvider"]
+        data = model_bytes(builders[0])
+        check_onnx_model(data, self.name)     # no external data: it would name host files
+        options = ort.SessionOptions()
+        # Only ONNX protobuf: never let ONNX Runtime pick another format from the bytes.
+        options.add_session_config_entry("session.load_model_format", "ONNX")
         # InferenceSession takes bytes (or a path) and parses them during the call.
-        return OnnxGraph(ort.InferenceSession(model_bytes(builders[0]), providers=providers))
+        return OnnxGraph(ort.InferenceSession(data, sess_options=options, providers=providers))
 
 
 BACKEND = OnnxBackend()

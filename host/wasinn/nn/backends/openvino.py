@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import Errno, NnError
 from ..types import ExecutionTarget
 from .base import Backend, Context, Graph, check_index, unsupported_target
+from .onnx_checks import check_onnx_model
 
 _CORE: Any = None
 
@@ -179,7 +180,12 @@ class OpenVinoBackend(Backend):
         The file is unlinked right after reading; a mapping OpenVINO made of it stays valid
         (the inode lives while mapped) and the graph keeps the model that owns it.
         """
-        fd, path = tempfile.mkstemp(suffix=_sniff_suffix(data), prefix="wasinn-")
+        suffix = _sniff_suffix(data)
+        if suffix == ".onnx":
+            # ONNX external data would be read from the host (relative to the temp file, or
+            # any absolute path): refused before OpenVINO sees the model.
+            check_onnx_model(data, "openvino")
+        fd, path = tempfile.mkstemp(suffix=suffix, prefix="wasinn-")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
