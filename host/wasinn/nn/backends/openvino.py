@@ -83,6 +83,11 @@ class OpenVinoContext(Context):
         self._inputs[index] = (*key, tensor, array)
 
     def compute(self) -> None:
+        # An unset input is whatever the infer request's buffer held: uninitialised host heap
+        # that get_output would hand to the guest. Every input must be bound first.
+        missing = [i for i in range(len(self._graph.input_types)) if i not in self._inputs]
+        if missing:
+            raise NnError(Errno.INVALID_ARGUMENT, f"compute before set_input of input(s) {missing}")
         self._request.infer()
 
     def get_output(self, index: int) -> np.ndarray:

@@ -29,6 +29,8 @@ class TfLiteContext(Context):
         self._interpreter = self._graph.take_interpreter()
         self._interpreter.allocate_tensors()
         self._refresh()
+        #: inputs set on this interpreter (its arena is not zeroed: the others hold old heap)
+        self._set: set[int] = set()
 
     def _refresh(self) -> None:
         self._inputs = self._interpreter.get_input_details()
@@ -44,6 +46,7 @@ class TfLiteContext(Context):
         if tuple(detail["shape"]) != array.shape:
             self._resize(index, detail, array.shape)
         self._interpreter.set_tensor(detail["index"], array)
+        self._set.add(index)
 
     def _resize(self, index: int, detail: dict, shape: tuple[int, ...]) -> None:
         """Resize input `index` when the model allows it (dims of -1 in its signature)."""
@@ -61,8 +64,12 @@ class TfLiteContext(Context):
             self._reset()      # inputs set earlier on this context are gone with it
             raise
         self._refresh()
+        self._set.clear()      # a new arena: inputs set before the resize must be set again
 
     def compute(self) -> None:
+        missing = [i for i in range(len(self._inputs)) if i not in self._set]
+        if missing:
+            raise NnError(Errno.INVALID_ARGUMENT, f"compute before set_input of input(s) {missing}")
         self._interpreter.invoke()
 
     def get_output(self, index: int) -> np.ndarray:
