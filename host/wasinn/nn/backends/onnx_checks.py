@@ -98,8 +98,9 @@ def check_onnx_model(data: bytes | memoryview, backend: str) -> None:
     try:
         model.ParseFromString(data if isinstance(data, bytes) else bytes(data))
     except Exception as error:  # noqa: BLE001 - protobuf's DecodeError and friends
-        raise NnError(Errno.INVALID_ARGUMENT,
-                      f"{backend}: not a valid ONNX model ({type(error).__name__}: "
+        # unparseable: runtime_error, as when the reader itself fails on a corrupt model
+        raise NnError(Errno.RUNTIME_ERROR,
+                      f"{backend} load failed: not a valid ONNX model ({type(error).__name__}: "
                       f"{str(error).strip() or 'cannot parse'})") from None
     external = onnx.TensorProto.EXTERNAL
     for tensor, where in _all_tensors(model):

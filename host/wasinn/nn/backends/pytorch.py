@@ -1,5 +1,8 @@
 """PyTorch backend: TorchScript models (torch.jit.save output, a zip archive).
 
+A TorchScript archive is code: before and after `torch.jit.load` it is checked so that only
+tensor math can run (no file, process, network or custom-class ops; see torchscript_checks).
+
 Inputs become tensors over the caller's memory with `torch.frombuffer` (no copy); inference
 runs under `torch.inference_mode`. Outputs may be a tensor or (nested) tuples/lists of
 tensors; they are flattened in order, so output index i is the i-th tensor.
@@ -17,6 +20,7 @@ from ..errors import Errno, NnError
 from ..types import ExecutionTarget
 from .base import (Backend, Context, Graph, check_builders, check_index, model_bytes,
                    unsupported_target)
+from .torchscript_checks import check_archive, check_module
 
 # torch.frombuffer warns about read-only buffers (native mode passes bytes); we never write.
 warnings.filterwarnings("ignore", message="The given buffer is not writable")
@@ -105,7 +109,10 @@ class TorchBackend(Backend):
         # torch.jit.load calls read() on a file-like object and copies the result into its own
         # string; BytesIO over `bytes` shares them, so a native guest's bytes are copied only
         # there (as when calling torch directly), and guest memory once more (model_bytes).
-        module = torch.jit.load(io.BytesIO(model_bytes(builders[0])), map_location=device)
+        data = model_bytes(builders[0])
+        check_archive(torch, data)        # loading runs __setstate__ code: check before it
+        module = torch.jit.load(io.BytesIO(data), map_location=device)
+        check_module(torch, module)       # every method's ops, before anything runs
         module.eval()
         return TorchGraph(torch, module, device)
 
