@@ -12,10 +12,12 @@ set ctime: the kernel moves it to "now" on every write, `utime`, rename or re-cr
 changed file always has a new key, except in one window: ctime is kept at a coarse clock tick
 (a few ms), so a file rewritten within the same tick as the `stat` that keyed its artifact could
 look unchanged. Like git's "racily clean" index entries, an artifact compiled from a file whose
-ctime is that recent is stored as `<key>.racy`: the SHA-256 of the exact bytes compiled, then
-the artifact, in one file (so the two can never be paired wrongly). A hit on it re-hashes the
-file (~10 ms for 16 MB) and compares; once the file's ctime is safely in the past, the entry is
-promoted to a plain `<key>.cwasm` (any later change then gets a later ctime, hence a new key).
+ctime is that recent is stored under a name that also holds the SHA-256 of the exact bytes
+compiled (`<key>-<content hash>.racy`: one file, so key, hash and artifact cannot be paired
+wrongly). Finding it means hashing the file, which a lookup only does when no settled artifact
+exists (a miss reads the file anyway); once the file's ctime is safely in the past, the entry
+is renamed to the plain `<key>.cwasm` (any later change then gets a later ctime, hence a new
+key).
 
 Safety: wasmtime runs an artifact as trusted native code, so the folder must be the user's own
 and writable by nobody else (else the cache is skipped with a warning); artifacts are only ever
@@ -23,7 +25,8 @@ written by this module, atomically (temp file + rename); a file wasmtime refuses
 (another engine configuration, a truncated write) is a miss and is rewritten. Set
 WASINN_CACHE_DIR to move the folder.
 
-Size: an artifact is named `<path hash>-<identity hash>.cwasm` (or `.racy`), so rebuilding a guest replaces
+Size: an artifact is named `<path hash>-<identity hash>.cwasm` (or `….racy`), so rebuilding a
+guest replaces
 its one entry instead of adding another; and the folder is kept under `MAX_CACHE_BYTES`
 (WASINN_CACHE_MAX_MB), dropping the least recently used artifacts (a hit refreshes its mtime).
 Pruning only ever deletes files with exactly those names (and this module's stale temp files): a user's own `*.cwasm` in the folder is never touched.
@@ -53,8 +56,7 @@ RACY_NS = 2_000_000_000
 STALE_TEMP_NS = 3600 * 1_000_000_000
 """Temp files of an interrupted write older than this are removed by pruning."""
 
-_ARTIFACT = re.compile(r"^[0-9a-f]{32}-[0-9a-f]{32}\.(cwasm|racy)$")
-_HASH_LINE = 65       # 64 hex digits and a newline, in front of a .racy entry's artifact
+_ARTIFACT = re.compile(r"^[0-9a-f]{32}-[0-9a-f]{32}(\.cwasm|-[0-9a-f]{32}\.racy)$")
 _TEMP_PREFIX = "wasinn-cache-"
 
 
@@ -206,27 +208,19 @@ def _prune(folder: Path, prefix: str, keep: Path) -> None:
         total -= size
 
 
-def _racy_hit(engine: Any, path: Path, racy: Path, artifact: Path) -> Any:
-    """The module of a `.racy` entry if the file still holds the bytes it was compiled from,
-    else None. Promotes the entry to a plain artifact once the file is no longer racy."""
+def _deserialize(engine: Any, artifact: Path) -> Any:
+    """The module in `artifact`, or None when it is absent or wasmtime refuses it (another
+    engine configuration, a truncated write: rebuilt)."""
     from wasmtime import Module, WasmtimeError
 
-    try:
-        stored = racy.read_bytes()
-        info = os.stat(path)
-        actual = hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
-    if stored[:_HASH_LINE] != f"{actual}\n".encode():
+    if not artifact.is_file():
         return None
     try:
-        module = Module.deserialize(engine, stored[_HASH_LINE:])
+        module = Module.deserialize_file(engine, str(artifact))
     except WasmtimeError:
         return None
-    if not _is_racy(info):
-        with contextlib.suppress(OSError):
-            write_file_atomically(artifact, stored[_HASH_LINE:], 0o600)
-            racy.unlink()
+    with contextlib.suppress(OSError):
+        os.utime(artifact)                        # recently used: pruned last
     return module
 
 
@@ -235,47 +229,41 @@ def load_cached(engine: Any, path: Path, compile_module: Callable[[Any, bytes], 
     and stored.
 
     `compile_module(engine, data)` compiles the module's bytes; any cache failure falls back to
-    it. The bytes are read once, from one open file, so what is compiled is exactly what the
-    key (and, for a racy file, the hash) describes.
+    it. On anything but a settled hit the bytes are read once, from one open file, so what is
+    compiled is exactly what the key and the content hash describe.
     """
-    from wasmtime import Module, WasmtimeError
-
     folder = cache_dir()
     try:
         prefix, name = _artifact_name(path, os.stat(path))
     except OSError:
         return compile_module(engine, path.read_bytes())
-    artifact = folder / name
-    racy = artifact.with_suffix(".racy")
-    module = None
-    if artifact.is_file():
-        with contextlib.suppress(WasmtimeError):  # stale or foreign artifact: rebuild it
-            module = Module.deserialize_file(engine, str(artifact))
-    elif racy.is_file():
-        module = _racy_hit(engine, path, racy, artifact)
+    if not _private_folder(folder):               # never run what others could have planted
+        return compile_module(engine, path.read_bytes())
+    module = _deserialize(engine, folder / name)
     if module is not None:
-        with contextlib.suppress(OSError):
-            os.utime(artifact if artifact.is_file() else racy)   # recently used: pruned last
-        return module
+        return module                             # the common warm start: one stat
 
     with open(path, "rb") as source:
         before = os.fstat(source.fileno())
         data = source.read()
         after = os.fstat(source.fileno())
-    module = compile_module(engine, data)
+    stable = (before.st_ctime_ns, before.st_size) == (after.st_ctime_ns, after.st_size)
     prefix, name = _artifact_name(path, before)
-    artifact = folder / name
-    changed = (before.st_ctime_ns, before.st_size) != (after.st_ctime_ns, after.st_size)
-    if changed or not _private_folder(folder):
+    settled = folder / name
+    racy = folder / f"{settled.stem}-{hashlib.sha256(data).hexdigest()[:32]}.racy"
+    module = _deserialize(engine, racy)
+    if module is not None:
+        if stable and not _is_racy(before):
+            with contextlib.suppress(OSError):
+                os.replace(racy, settled)         # settled now: plain stat-key hits from here
+        return module
+
+    module = compile_module(engine, data)
+    if not stable:
         return module                             # changed while read: do not store a guess
+    kept = racy if _is_racy(before) else settled
     try:
-        if _is_racy(before):
-            kept = artifact.with_suffix(".racy")
-            header = f"{hashlib.sha256(data).hexdigest()}\n".encode()
-            write_file_atomically(kept, header + module.serialize(), 0o600)
-        else:
-            kept = artifact
-            write_file_atomically(artifact, module.serialize(), 0o600)
+        write_file_atomically(kept, module.serialize(), 0o600)
         _prune(folder, prefix, kept)
     except OSError as error:
         _warn(f"cannot write the module cache: {error}")

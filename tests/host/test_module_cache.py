@@ -245,6 +245,16 @@ def test_a_folder_others_can_write_is_not_used(tmp_path, counted, monkeypatch, c
     assert _answer(engine, module_cache.load_cached(engine, wasm, compile_module)) == 8
     assert "writable by others" in capfd.readouterr().err
     assert _entries(shared) == []
+    # an artifact planted there (here: another module's, under this file's key) never runs
+    shared.chmod(0o700)
+    module_cache.load_cached(engine, wasm, compile_module)
+    (artifact,) = _entries(shared)
+    other = tmp_path / "other.wasm"
+    other.write_bytes(_wat(666))
+    artifact.write_bytes(wasmtime.Module(engine, other.read_bytes()).serialize())
+    assert _answer(engine, module_cache.load_cached(engine, wasm, compile_module)) == 666
+    shared.chmod(0o777)
+    assert _answer(engine, module_cache.load_cached(engine, wasm, compile_module)) == 8
 
 
 # -- wasinn compile ------------------------------------------------------------------------------
