@@ -73,6 +73,9 @@ _NAMESPACE_REASONS = {"c10d": "uses the network", "_c10d_functional": "uses the 
                       "symm_mem": "uses the network", "profiler": "records profiles",
                       "debugprims": "reads host files"}
 
+#: Records holding tensor bytes (or extra files torch.jit.load is never asked for): not code.
+_DATA_FOLDERS = ("data/", "tensors/", ".data/", "extra/", "traced_inputs/")
+
 MAX_MODULES = 100_000
 """Most submodules checked (a hostile archive may nest them without end)."""
 
@@ -169,7 +172,9 @@ def check_archive(torch: Any, data: bytes) -> None:
         if record.endswith("pkl"):                # data.pkl, constants.pkl, *.debug_pkl
             for module, name in _pickle_globals(reader.get_record(record), record):
                 _check_global(module, name, record)
-        elif record.startswith("code/") and b"__setstate__" in reader.get_record(record):
+        elif (not record.startswith(_DATA_FOLDERS)
+              and b"__setstate__" in reader.get_record(record)):
+            # code/ in today's format; any other non-tensor record too (legacy layouts)
             raise _refuse(f"{record} defines __setstate__, which torch.jit.load would run "
                           "while loading; refused")
 
