@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import sys
 from pathlib import Path
 
@@ -120,8 +121,18 @@ def test_build_refuses_special_files(tmp_path, kind):
     assert not (tmp_path / "g.wasm").exists()
 
 
+def test_build_refuses_a_special_output(tmp_path):
+    """The output is renamed into place: onto /dev/null (as root) that replaced the device."""
+    folder = _guest_folder(tmp_path)
+    fifo = tmp_path / "out.wasm"
+    os.mkfifo(fifo)
+    one_line_exit_2(run_wasinn("build", str(folder), "-o", str(fifo), timeout=60),
+                    b"exists and is not a regular file")
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
 # -- a bounded fuzz of argv ----------------------------------------------------------------------
-HOSTILE_VALUES = ["", "-", "--", ":", "::", "=", "x=y", "a:b", "/", "/dev/zero", "/dev/null",
+HOSTILE_VALUES = ["", "-", "--", ":", "::", "=", "x=y", "a:b", "/", "/dev/zero",
                   "nan", "inf", "-1", "0", "1e999", "99999999999999999999999", "1T", "%s",
                   "é", os.fsdecode(b"\xff"), "a:PyTorch:CPU:/dev/null", "a:ggml:cpu:x",
                   "a::cpu:x", "m:openvino:cpu:a,b,c"]

@@ -549,6 +549,9 @@ def _check_paths(src: Path, out: Path) -> None:
         raise BuildError(f"guest folder {src} is not readable")
     if out.is_dir():
         raise BuildError(f"output {out} is a folder; give a file name such as {out / 'guest.wasm'}")
+    if out.exists() and not out.is_file():
+        # the output is renamed into place: that would replace a device such as /dev/null
+        raise BuildError(f"output {out} exists and is not a regular file")
     if not out.parent.is_dir():
         raise BuildError(f"the output's folder {out.parent} does not exist")
 
