@@ -317,3 +317,16 @@ def test_efficientnet_lite0_loads_and_matches(repo_root, fixtures_dir):
     assert errno == OK
     np.testing.assert_allclose(np.frombuffer(data, np.float32).reshape(expected.shape), expected,
                                rtol=1e-4, atol=1e-5)
+
+
+def test_the_allow_list_holds_no_file_process_or_network_op():
+    """Whatever the generator's sources say, these never make it onto the list."""
+    from wasinn.nn.backends.torchscript_ops import ALLOWED_OPS
+
+    never = {"aten::from_file", "aten::save", "prim::Print", "aten::_print", "prim::fork",
+             "aten::wait", "prim::rpc_sync", "prim::rpc_async", "prim::rpc_remote",
+             "aten::manual_seed", "debugprims::load_tensor", "prim::PythonOp"}
+    assert not never & ALLOWED_OPS
+    assert not {op for op in ALLOWED_OPS
+                if op.split("::")[0] in {"c10d", "_c10d_functional", "symm_mem", "profiler"}}
+    assert {"aten::conv2d", "aten::linear", "prim::If", "prim::Loop"} <= ALLOWED_OPS

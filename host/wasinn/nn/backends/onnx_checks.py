@@ -96,7 +96,7 @@ def check_onnx_model(data: bytes | memoryview, backend: str) -> None:
                       f"{backend}: ONNX Runtime's .ort format is not accepted; pass the .onnx model")
     model = onnx.ModelProto()
     try:
-        model.ParseFromString(data if isinstance(data, bytes) else bytes(data))
+        model.ParseFromString(data)                # any buffer: no copy of the model
     except Exception as error:  # noqa: BLE001 - protobuf's DecodeError and friends
         # unparseable: runtime_error, as when the reader itself fails on a corrupt model
         raise NnError(Errno.RUNTIME_ERROR,
