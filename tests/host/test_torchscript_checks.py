@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pytest
@@ -261,13 +261,36 @@ class Language(nn.Module):
         return x.view(-1), sizes
 
 
+class Attributes(nn.Module):
+    """Every kind of attribute the TorchScript pickler writes (devices, sparse and half tensors,
+    typed lists, dicts, optionals, tuples, complex numbers)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.device_ = torch.device("cpu")
+        self.tensors: List[Tensor] = [torch.ones(2), torch.zeros(3)]
+        self.table: Dict[str, Tensor] = {"a": torch.ones(1)}
+        self.ints: List[int] = [1, 2]
+        self.floats: List[float] = [1.5]
+        self.flags: List[bool] = [True]
+        self.maybe: Optional[Tensor] = None
+        self.pair: Tuple[int, str] = (1, "x")
+        self.number = complex(1, 2)
+        self.half_weights = nn.Parameter(torch.ones(2, dtype=torch.float16))
+        self.register_buffer("sparse", torch.ones(2).to_sparse())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.tensors[0].sum() + self.table["a"].sum() + self.ints[0]
+
+
 @pytest.mark.parametrize("make", [
     lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU6(),
                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)),
     lambda: nn.LSTM(4, 4, batch_first=True),
     lambda: nn.TransformerEncoderLayer(8, 2, 16),
     Language,
-], ids=["cnn", "lstm", "transformer", "language"])
+    Attributes,
+], ids=["cnn", "lstm", "transformer", "language", "attributes"])
 def test_usual_models_load(make):
     assert load(save(make().eval())) == OK
 
