@@ -301,9 +301,19 @@ class ProxyGraph(Graph):
 
 
 class ProxyContext(Context):
-    """An execution context in the worker. Inputs are copied guest memory -> shared segment
-    at set_input (one copy); outputs are read straight out of the worker's segment (the
-    caller's copy into guest memory is the only one)."""
+    """An execution context in the worker.
+
+    Copies: inputs go guest memory -> a shared segment at set_input (the only copy on the
+    way in); outputs are read straight out of the worker's segment (the caller's copy into
+    guest memory is the only one on the host side).
+
+    Round trips: one per inference in the steady state. A set_input whose (index, dtype,
+    dims, segment) the worker already accepted once needs no answer of its own — it cannot
+    fail differently — so it travels with the next request; and `compute` returns, already in
+    shared memory, the outputs this context read after its previous compute, so their
+    get_output needs no request at all. A first set_input, a new shape, or a new output index
+    still get their own round trip, with their own errors.
+    """
 
     def __init__(self, graph: ProxyGraph, cid: int) -> None:
         self.graph = graph
@@ -312,10 +322,19 @@ class ProxyContext(Context):
         self.generation = graph.generation
         self._inputs: dict[int, Segment] = {}
         self._outputs: dict[int, Segment] = {}
+        #: input index -> the set_input fields the worker accepted for it
+        self._accepted: dict[int, tuple] = {}
+        #: set_inputs to apply before the next request on this context
+        self._pending: dict[int, dict[str, Any]] = {}
+        #: output index -> size, for outputs the last compute already put in shared memory
+        self._ready: dict[int, int] = {}
         self._closed = False
 
     def _call(self, op: str, fields: dict[str, Any], fds: Sequence[int] = ()) -> tuple[Any, list[int]]:
         fields["ctx"] = self.cid
+        if self._pending:
+            fields["inputs"] = list(self._pending.values())
+            self._pending = {}
         return self.worker.call(op, fields, fds, generation=self.generation)
 
     def set_input(self, index: int, array: Any) -> None:
@@ -333,27 +352,57 @@ class ProxyContext(Context):
             fields["capacity"] = segment.capacity
         if size:
             segment.map[:size] = memoryview(array).cast("B")
+        self._ready.clear()
+        key = (fields["dtype"], tuple(fields["dims"]), size)
+        if not fds and self._accepted.get(index) == key:
+            self._pending[index] = fields
+            return
+        self._accepted.pop(index, None)
+        self._pending.pop(index, None)
         self._call("set_input", fields, fds)
+        self._accepted[index] = key
 
     def compute(self) -> None:
-        self._call("compute", {})
+        self._ready.clear()
+        result, fds = self._call("compute", {})
+        self._adopt_outputs(result, fds)
 
     def compute_single(self) -> None:
+        self._ready.clear()
         self._call("compute_single", {})
 
     def fini_single(self) -> None:
+        self._ready.clear()
         self._call("fini_single", {})
 
     def get_output(self, index: int) -> Any:
-        return self._output("get_output", index)
+        size = self._ready.get(index)
+        if size is None:
+            result, fds = self._call("get_output", {"index": index})
+            size = self._adopt_output(index, result, fds)
+        return self._view(index, size)
 
     def get_output_single(self, index: int) -> Any:
-        return self._output("get_output_single", index)
+        result, fds = self._call("get_output_single", {"index": index})
+        return self._view(index, self._adopt_output(index, result, fds))
 
-    def _output(self, op: str, index: int) -> Any:
-        import numpy as np
+    def _adopt_outputs(self, result: Any, fds: list[int]) -> None:
+        """The outputs a compute sent along: [[index, size, capacity, carries_fd], ...]."""
+        try:
+            outputs = [(int(i), int(size), int(cap), bool(new)) for i, size, cap, new in result]
+            if sum(new for *_, new in outputs) != len(fds):
+                raise ValueError
+        except (TypeError, ValueError):
+            for fd in fds:
+                os.close(fd)
+            raise RuntimeError("malformed reply from the backend worker") from None
+        fd_iter = iter(fds)
+        for index, size, capacity, new in outputs:
+            self._adopt_output(index, {"size": size, "capacity": capacity},
+                               [next(fd_iter)] if new else [])
+            self._ready[index] = size
 
-        result, fds = self._call(op, {"index": index})
+    def _adopt_output(self, index: int, result: Any, fds: list[int]) -> int:
         try:
             size, capacity = int(result["size"]), int(result["capacity"])
         except (TypeError, KeyError, ValueError):
@@ -374,7 +423,12 @@ class ProxyContext(Context):
         segment = self._outputs.get(index)
         if segment is None or not 0 <= size <= segment.capacity:
             raise RuntimeError("the backend worker reported an output outside its segment")
-        return np.frombuffer(segment.map, dtype=np.uint8, count=size)
+        return size
+
+    def _view(self, index: int, size: int) -> Any:
+        import numpy as np
+
+        return np.frombuffer(self._outputs[index].map, dtype=np.uint8, count=size)
 
     def close(self) -> None:
         if self._closed:

@@ -25,6 +25,8 @@ class _ContextState:
         self.context = context
         self.inputs: dict[int, Any] = {}     # input index -> Segment (host-made)
         self.outputs: dict[int, Any] = {}    # output index -> Segment (made here)
+        #: outputs the host read after a compute: the next compute sends them along
+        self.wanted: set[int] = set()
 
 
 class Server:
@@ -138,10 +140,19 @@ class Server:
         return cid
 
     # -- contexts -------------------------------------------------------------------------
+    def _state(self, request: dict[str, Any]) -> _ContextState:
+        """The request's context, after applying the set_inputs that rode along with it."""
+        state = self.contexts[request["ctx"]]
+        for fields in request.get("inputs", ()):
+            self._bind(state, fields, [])
+        return state
+
     def set_input(self, request: dict[str, Any], fds: list[int]) -> None:
+        self._bind(self._state(request), request, fds)
+
+    def _bind(self, state: _ContextState, request: dict[str, Any], fds: list[int]) -> None:
         import numpy as np
 
-        state = self.contexts[request["ctx"]]
         index = request["index"]
         if fds:
             old = state.inputs.pop(index, None)
@@ -156,24 +167,40 @@ class Server:
         array = np.frombuffer(segment.map, dtype=dtype, count=count).reshape(dims)
         state.context.set_input(index, array)
 
-    def compute(self, request: dict[str, Any], fds: list[int]) -> None:
-        self.contexts[request["ctx"]].context.compute()
+    def compute(self, request: dict[str, Any], fds: list[int]) -> Any:
+        state = self._state(request)
+        state.context.compute()
+        outputs, send = [], []
+        for index in sorted(state.wanted):
+            try:
+                (size, capacity), new = self._send_output(state, index,
+                                                          state.context.get_output(index))
+            except Exception:  # noqa: BLE001 - the host will ask for it and get the error
+                state.wanted.discard(index)
+                continue
+            outputs.append([index, size, capacity, bool(new)])
+            send += new
+        return outputs, send
 
     def compute_single(self, request: dict[str, Any], fds: list[int]) -> None:
-        self.contexts[request["ctx"]].context.compute_single()
+        self._state(request).context.compute_single()
 
     def fini_single(self, request: dict[str, Any], fds: list[int]) -> None:
-        self.contexts[request["ctx"]].context.fini_single()
+        self._state(request).context.fini_single()
 
     def get_output(self, request: dict[str, Any], fds: list[int]) -> Any:
-        state = self.contexts[request["ctx"]]
-        return self._send_output(state, request["index"],
-                                 state.context.get_output(request["index"]))
+        state = self._state(request)
+        index = request["index"]
+        (size, capacity), new = self._send_output(state, index, state.context.get_output(index))
+        state.wanted.add(index)
+        return {"size": size, "capacity": capacity}, new
 
     def get_output_single(self, request: dict[str, Any], fds: list[int]) -> Any:
-        state = self.contexts[request["ctx"]]
-        return self._send_output(state, request["index"],
-                                 state.context.get_output_single(request["index"]))
+        state = self._state(request)
+        index = request["index"]
+        (size, capacity), new = self._send_output(state, index,
+                                                  state.context.get_output_single(index))
+        return {"size": size, "capacity": capacity}, new
 
     def _send_output(self, state: _ContextState, index: int, array: Any) -> Any:
         """Copy the output into this (context, index)'s segment; a new, larger segment
@@ -191,7 +218,7 @@ class Server:
             state.outputs[index] = segment
             fds = [segment.fd]
         segment.map[:size] = data
-        return {"size": size, "capacity": segment.capacity}, fds
+        return (size, segment.capacity), fds
 
     def close_context(self, request: dict[str, Any], fds: list[int]) -> None:
         self._release({"contexts": [request["ctx"]]})

@@ -1,0 +1,32 @@
+"""`wasinn run` options for the backend worker (kept out of cli.py, which many people edit)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .client import DEFAULT_MAX_HOST_MEMORY
+
+
+def add_worker_options(parser: argparse.ArgumentParser) -> None:
+    from ..cli import parse_size, positive_int
+
+    parser.add_argument(
+        "--in-process", action="store_true",
+        help="run the backends inside the host process, as before the worker existed: faster "
+             "to start, but a model file then runs with your rights — only for trusted models "
+             "and debugging")
+    parser.add_argument(
+        "--max-host-memory", type=parse_size, default=DEFAULT_MAX_HOST_MEMORY, metavar="SIZE",
+        help="cap on the backend worker's address space, e.g. 4G (default "
+             f"{DEFAULT_MAX_HOST_MEMORY >> 30}G); a model that needs more gets runtime_error")
+    parser.add_argument(
+        "--max-host-cpu", type=positive_int, default=None, metavar="SECONDS",
+        help="cap on the backend worker's CPU time, all threads together (default: none; "
+             "--timeout bounds wall-clock time anyway)")
+
+
+def worker_run_options(options: argparse.Namespace) -> dict[str, Any]:
+    """The RunOptions fields these options set."""
+    return {"in_process": options.in_process, "max_host_memory": options.max_host_memory,
+            "max_host_cpu": options.max_host_cpu}
