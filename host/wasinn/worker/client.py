@@ -28,10 +28,21 @@ from ..nn.types import ExecutionTarget, GraphEncoding
 from . import transport
 from .transport import Channel, ChannelClosed, Segment
 
-#: default cap on the worker's address space (`--max-host-memory`): enough for the backends'
-#: own reservations (torch and OpenVINO map several GB of address space up front) plus
-#: large models, small enough that a hostile model cannot take the machine's memory
-DEFAULT_MAX_HOST_MEMORY = 16 << 30
+
+
+def _default_max_host_memory() -> int:
+    """Three quarters of physical memory (at least 2 GiB): room for the backends (torch and
+    OpenVINO together map ~1.2 GB of address space) and big models, while a hostile model
+    can never take the whole machine and push the host into the OOM killer."""
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        physical = 8 << 30
+    return max(2 << 30, physical // 4 * 3)
+
+
+#: default cap on the worker's address space (`--max-host-memory`)
+DEFAULT_MAX_HOST_MEMORY = _default_max_host_memory()
 START_TIMEOUT = 60.0
 
 _SIGNAL_REASONS = {
@@ -82,7 +93,8 @@ class BackendWorker:
                                "fd": worker_end.fileno(),
                                # wasinn's own package (an editable install lives outside sys.path)
                                "read_roots": [str(Path(__file__).resolve().parent.parent)]})
-        path = [p for p in sys.path if p and os.path.isabs(p)]
+        cwd = os.getcwd()
+        path = [p for p in sys.path if p and os.path.isabs(p) and p != cwd]
         code = (f"import sys; sys.path[:] = {path!r}; "
                 "from wasinn.worker.server import main; main()")
         try:

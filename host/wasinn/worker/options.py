@@ -18,8 +18,9 @@ def add_worker_options(parser: argparse.ArgumentParser) -> None:
              "and debugging")
     parser.add_argument(
         "--max-host-memory", type=parse_size, default=DEFAULT_MAX_HOST_MEMORY, metavar="SIZE",
-        help="cap on the backend worker's address space, e.g. 4G (default "
-             f"{DEFAULT_MAX_HOST_MEMORY >> 30}G); a model that needs more gets runtime_error")
+        help="cap on the backend worker's address space, e.g. 4G (default: 3/4 of the "
+             f"machine's memory, here {DEFAULT_MAX_HOST_MEMORY / (1 << 30):.1f}G); a model "
+             "that needs more gets runtime_error")
     parser.add_argument(
         "--max-host-cpu", type=positive_int, default=None, metavar="SECONDS",
         help="cap on the backend worker's CPU time, all threads together (default: none; "
