@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
+
 
 def torchscript_file_thief(read_path: str, write_path: str) -> bytes:
     """TorchScript whose forward returns the first 16 bytes of `read_path` (aten::from_file)
@@ -118,6 +120,29 @@ def onnx_relu() -> bytes:
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def onnx_conv_net() -> bytes:
+    """A small, valid ONNX network for the fuzz to mutate: Conv (with weights) -> Relu ->
+    Reshape -> MatMul, x f32 [1, 1, 4, 4] -> y f32 [1, 2]. Its shape and type fields are what
+    crashed OpenVINO's ONNX reader when mutated."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(8)
+    weights = helper.make_tensor("w", TensorProto.FLOAT, [2, 1, 3, 3], rng.random(18).tolist())
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [1, 8])
+    dense = helper.make_tensor("m", TensorProto.FLOAT, [8, 2], rng.random(16).tolist())
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Reshape", ["r", "shape"], ["f"]),
+             helper.make_node("MatMul", ["f", "m"], ["y"])]
+    graph = helper.make_graph(nodes, "convnet",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+                              [weights, shape, dense])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     return model.SerializeToString()
