@@ -351,3 +351,30 @@ def test_errors_keep_their_errno_across_the_process_boundary(linear_bytes):
         assert worker.alive
     finally:
         worker.close()
+
+
+def test_a_confined_process_reads_a_model_memfd_by_path_but_no_host_file():
+    """The contract for path-reading libraries (llama.cpp): /proc/self/fd/N of a model part
+    opens inside the sandbox, host files do not."""
+    code = """
+import json, sys
+from wasinn.worker import sandbox, transport
+fd, size = transport.immutable_copy("model", memoryview(b"GGUF" + bytes(range(60))))
+problems = sandbox.confine(None, None)
+data = open(f"/proc/self/fd/{fd}", "rb").read()
+try:
+    open("/etc/passwd", "rb").read(); host = "read"
+except PermissionError:
+    host = "denied"
+print(json.dumps({"problems": problems, "model": data[:4].decode(), "size": len(data), "host": host}))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=HANG_LIMIT)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report == {"problems": {}, "model": "GGUF", "size": 64, "host": "denied"}
+
+
+def test_model_path_is_none_outside_the_worker():
+    from wasinn.worker.server import model_path
+
+    assert model_path(memoryview(b"abc")) is None

@@ -72,6 +72,9 @@ class Server:
                 if isinstance(result, tuple):        # (value, fds to send)
                     result, reply_fds = result
                 reply = {"ok": result}
+                if request.get("op") in ("ping", "release"):   # handed fds nobody keeps
+                    for fd in fds:
+                        os.close(fd)
             except NnError as error:
                 reply = {"nn": [int(error.errno), error.message[:MAX_ERROR_TEXT]],
                          "needed": error.needed}
