@@ -378,3 +378,23 @@ def test_model_path_is_none_outside_the_worker():
     from wasinn.worker.server import model_path
 
     assert model_path(memoryview(b"abc")) is None
+
+
+def test_load_by_name_with_config_and_streaming_go_through_the_worker(torch_linear_path):
+    """The optional contract methods (Graph.configure, Context.*_single) are forwarded."""
+    registry = ModelRegistry.from_specs([f"demo:PyTorch:CPU:{torch_linear_path}"])
+    worker = BackendWorker()
+    try:
+        outputs = []
+        for nn in (WasiNn(registry, worker=worker), WasiNn(registry)):
+            graph = nn.load_by_name_with_config("demo", '{"n_predict": 8}')
+            context = nn.init_execution_context(graph)
+            nn.set_input(context, 0, [1, 3], 1, np.ones((1, 3), np.float32))
+            nn.compute_single(context)
+            outputs.append(bytes(nn.get_output_single(context, 0)))
+            nn.fini_single(context)
+            with pytest.raises(NnError):            # fini_single ends the outputs
+                nn.get_output_single(context, 0)
+        assert outputs[0] == outputs[1] and len(outputs[0]) == 8
+    finally:
+        worker.close()
