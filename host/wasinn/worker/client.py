@@ -44,6 +44,8 @@ def _default_max_host_memory() -> int:
 #: default cap on the worker's address space (`--max-host-memory`)
 DEFAULT_MAX_HOST_MEMORY = _default_max_host_memory()
 START_TIMEOUT = 60.0
+#: longest error message taken from the worker (a hostile one could send a megabyte)
+MAX_MESSAGE_TEXT = 4000
 
 _SIGNAL_REASONS = {
     signal.SIGKILL: "SIGKILL: its memory cap, the kernel's OOM killer or a deadline",
@@ -184,9 +186,10 @@ class BackendWorker:
 
     # -- calls ----------------------------------------------------------------------------
     def call(self, op: str, fields: dict[str, Any], fds: Sequence[int] = (),
-             generation: int | None = None) -> tuple[Any, list[int]]:
+             generation: int | None = None, *, accept_fds: bool = False) -> tuple[Any, list[int]]:
         """One request and its reply; NnError for failures (errno kept), RuntimeError for a
-        library's exception (the core adds the backend's name)."""
+        library's exception (the core adds the backend's name). Descriptors in the reply are
+        returned only with `accept_fds` (outputs); any others are closed at once."""
         with self._lock:
             if generation is not None and generation != self.generation or (
                     generation is not None and self._channel is None):
@@ -202,10 +205,12 @@ class BackendWorker:
                 reply, reply_fds = channel.receive()
             except ChannelClosed:
                 raise self._died(op) from None
-        if "ok" in reply:
+        if "ok" in reply and accept_fds:
             return reply["ok"], reply_fds
         for fd in reply_fds:
             os.close(fd)
+        if "ok" in reply:
+            return reply["ok"], []
         if "nn" in reply:
             errno, message = reply["nn"]
             try:
@@ -213,8 +218,10 @@ class BackendWorker:
             except (TypeError, ValueError):
                 code = Errno.RUNTIME_ERROR
             needed = reply.get("needed")
-            raise NnError(code, str(message), needed if isinstance(needed, int) else None)
-        raise RuntimeError(str(reply.get("error", "malformed reply from the backend worker")))
+            raise NnError(code, str(message)[:MAX_MESSAGE_TEXT],
+                          needed if isinstance(needed, int) else None)
+        raise RuntimeError(str(reply.get("error", "malformed reply from the backend worker"))
+                           [:MAX_MESSAGE_TEXT])
 
     def _defer_release(self, kind: str, generation: int, ident: int) -> None:
         """Called when a proxy is dropped: freed in the worker with the next request."""
@@ -347,7 +354,8 @@ class ProxyContext(Context):
         if self._pending:
             fields["inputs"] = list(self._pending.values())
             self._pending = {}
-        return self.worker.call(op, fields, fds, generation=self.generation)
+        return self.worker.call(op, fields, fds, generation=self.generation,
+                                accept_fds=op in ("compute", "get_output", "get_output_single"))
 
     def set_input(self, index: int, array: Any) -> None:
         size = array.nbytes
