@@ -10,11 +10,9 @@ runtime_error, the reason is printed on stderr, and the next `load` starts a fre
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -69,7 +67,7 @@ class BackendWorker:
         self.generation = 0
         #: layers of the sandbox that did not hold in the current process ({} = all held)
         self.sandbox_problems: dict[str, str] = {}
-        self._process: subprocess.Popen | None = None
+        self._process: Any = None            # subprocess.Popen, once started
         self._channel: Channel | None = None
         self._lock = threading.RLock()
         self._kill_reason: str | None = None
@@ -88,6 +86,9 @@ class BackendWorker:
         return self._process.pid if self._process is not None and self.alive else None
 
     def _launch(self) -> None:
+        import json
+        import subprocess      # imported here: a guest that never loads a model never pays
+
         if self._closed:
             raise NnError(Errno.RUNTIME_ERROR, "the backend worker was shut down")
         host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -162,6 +163,8 @@ class BackendWorker:
             channel.sock.close()
         if process is None:
             return "it was never started"
+        import subprocess
+
         try:
             code = process.wait(timeout=5)
         except subprocess.TimeoutExpired:
