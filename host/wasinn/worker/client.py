@@ -28,6 +28,10 @@ from .transport import Channel, ChannelClosed, Segment
 
 
 
+def _size(value: int | None) -> str:
+    return "none" if not value else f"{value / (1 << 30):.1f} GiB"
+
+
 def _default_max_host_memory() -> int:
     """Three quarters of physical memory (at least 2 GiB): room for the backends (torch and
     OpenVINO together map ~1.2 GB of address space) and big models, while a hostile model
@@ -91,6 +95,7 @@ class BackendWorker:
 
         if self._closed:
             raise NnError(Errno.RUNTIME_ERROR, "the backend worker was shut down")
+        started = time.perf_counter()
         host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         settings = json.dumps({"max_memory": self.max_memory, "max_cpu": self.max_cpu_seconds,
                                "fd": worker_end.fileno(),
@@ -124,11 +129,30 @@ class BackendWorker:
         for fd in fds:
             os.close(fd)
         self.sandbox_problems = {str(k): str(v) for k, v in dict(hello.get("sandbox", {})).items()}
+        if self.verbose:
+            held = [layer for layer in ("namespaces", "landlock", "seccomp")
+                    if layer not in self.sandbox_problems]
+            print(f"wasinn: backend worker started (pid {self._process.pid}, "
+                  f"{(time.perf_counter() - started) * 1e3:.1f} ms; confined by "
+                  f"{', '.join(held) or 'nothing'}; memory cap "
+                  f"{_size(self.max_memory)})", file=sys.stderr)
         if self.sandbox_problems and not self._warned:
             self._warned = True
             for layer, problem in self.sandbox_problems.items():
                 print(f"wasinn: warning: backend worker runs without {layer}: {problem}",
                       file=sys.stderr)
+
+    def start_soon(self) -> None:
+        """Start the process in the background (a guest that imports wasi-nn will need it:
+        its start-up then overlaps the guest's). A failure here is reported by the first call."""
+        def launch() -> None:
+            with self._lock:
+                if self._channel is None and not self._closed:
+                    try:
+                        self._launch()
+                    except NnError:
+                        pass      # _died printed why; the first call tries again and fails
+        threading.Thread(target=launch, name="wasinn-worker-start", daemon=True).start()
 
     def _ensure(self) -> Channel:
         if self._channel is None:
