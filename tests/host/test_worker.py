@@ -355,7 +355,7 @@ def test_errors_keep_their_errno_across_the_process_boundary(linear_bytes):
 
 def test_a_confined_process_reads_a_model_memfd_by_path_but_no_host_file():
     """The contract for path-reading libraries (llama.cpp): /proc/self/fd/N of a model part
-    opens inside the sandbox, host files do not."""
+    opens inside the sandbox; host files, sockets and exec do not."""
     code = """
 import json, sys
 from wasinn.worker import sandbox, transport
@@ -366,12 +366,23 @@ try:
     open("/etc/passwd", "rb").read(); host = "read"
 except PermissionError:
     host = "denied"
-print(json.dumps({"problems": problems, "model": data[:4].decode(), "size": len(data), "host": host}))
+import os, socket
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_STREAM); net = "socket"
+except PermissionError:
+    net = "denied"
+try:
+    os.execv("/bin/true", ["true"])
+except PermissionError:
+    execute = "denied"
+print(json.dumps({"problems": problems, "model": data[:4].decode(), "size": len(data), "host": host,
+                  "net": net, "exec": execute}))
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=HANG_LIMIT)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report == {"problems": {}, "model": "GGUF", "size": 64, "host": "denied"}
+    assert report == {"problems": {}, "model": "GGUF", "size": 64, "host": "denied",
+                      "net": "denied", "exec": "denied"}
 
 
 def test_model_path_is_none_outside_the_worker():
