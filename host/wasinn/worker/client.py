@@ -173,8 +173,8 @@ class BackendWorker:
     def close(self) -> None:
         """Stop the worker (end of a run or of a pool); further use is an error."""
         self._closed = True
+        self.kill("shut down")        # first: a call in flight holds the lock until it returns
         with self._lock:
-            self.kill("shut down")
             self._reap()
 
     def _reap(self) -> str:
