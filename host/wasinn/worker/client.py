@@ -370,8 +370,8 @@ class ProxyContext(Context):
         self._outputs: dict[int, Segment] = {}
         #: input index -> the set_input fields the worker accepted for it
         self._accepted: dict[int, tuple] = {}
-        #: set_inputs to apply before the next request on this context
-        self._pending: dict[int, dict[str, Any]] = {}
+        #: input indexes to bind again (same array, new bytes) before the next request
+        self._pending: set[int] = set()
         #: output index -> size, for outputs the last compute already put in shared memory
         self._ready: dict[int, int] = {}
         self._closed = False
@@ -379,8 +379,8 @@ class ProxyContext(Context):
     def _call(self, op: str, fields: dict[str, Any], fds: Sequence[int] = ()) -> tuple[Any, list[int]]:
         fields["ctx"] = self.cid
         if self._pending:
-            fields["inputs"] = list(self._pending.values())
-            self._pending = {}
+            fields["rebind"] = sorted(self._pending)
+            self._pending = set()
         return self.worker.call(op, fields, fds, generation=self.generation,
                                 accept_fds=op in ("compute", "get_output", "get_output_single"))
 
@@ -402,10 +402,10 @@ class ProxyContext(Context):
         self._ready.clear()
         key = (fields["dtype"], tuple(fields["dims"]), size)
         if not fds and self._accepted.get(index) == key:
-            self._pending[index] = fields
+            self._pending.add(index)
             return
         self._accepted.pop(index, None)
-        self._pending.pop(index, None)
+        self._pending.discard(index)
         self._call("set_input", fields, fds)
         self._accepted[index] = key
 

@@ -27,6 +27,8 @@ class _ContextState:
         self.outputs: dict[int, Any] = {}    # output index -> Segment (made here)
         #: outputs the host read after a compute: the next compute sends them along
         self.wanted: set[int] = set()
+        #: input index -> the array last bound (a view of its segment), for rebinding
+        self.bound: dict[int, Any] = {}
 
 
 class Server:
@@ -144,10 +146,12 @@ class Server:
 
     # -- contexts -------------------------------------------------------------------------
     def _state(self, request: dict[str, Any]) -> _ContextState:
-        """The request's context, after applying the set_inputs that rode along with it."""
+        """The request's context, after the set_inputs that rode along with it: inputs whose
+        segment got new bytes under an index, type and shape already accepted (bound again,
+        for backends that copy at set_input)."""
         state = self.contexts[request["ctx"]]
-        for fields in request.get("inputs", ()):
-            self._bind(state, fields, [])
+        for index in request.get("rebind", ()):
+            state.context.set_input(index, state.bound[index])
         return state
 
     def set_input(self, request: dict[str, Any], fds: list[int]) -> None:
@@ -168,7 +172,9 @@ class Server:
         dims = request["dims"]
         count = request["size"] // dtype.itemsize
         array = np.frombuffer(segment.map, dtype=dtype, count=count).reshape(dims)
+        state.bound.pop(index, None)
         state.context.set_input(index, array)
+        state.bound[index] = array
 
     def compute(self, request: dict[str, Any], fds: list[int]) -> Any:
         state = self._state(request)
