@@ -432,3 +432,37 @@ def test_rebinding_a_copying_backend_sees_every_new_input(fixtures_dir):
         assert results[0][0] != results[0][1] and results[0][0] == results[0][2]
     finally:
         worker.close()
+
+
+def test_a_killed_host_takes_its_worker_along(probe):
+    """SIGKILL on the host while the worker runs an endless compute: the worker ends too."""
+    pytest.importorskip("onnxruntime")
+    model = hostile_models.onnx_endless_loop()
+    process = subprocess.Popen([sys.executable, "-m", "wasinn", "run", "--verbose", str(probe), "1",
+                                str(len(model)), "f32:1"],
+                               stdin=subprocess.PIPE, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        process.stdin.write(model)
+        process.stdin.close()
+        pid = None
+        for line in process.stderr:
+            if b"backend worker started (pid " in line:
+                pid = int(line.split(b"(pid ")[1].split(b",")[0])
+            if b"wasi-nn: set_input" in line:       # compute comes next, and never ends
+                break
+        assert pid is not None
+        process.kill()
+        process.wait(timeout=HANG_LIMIT)
+        for _ in range(HANG_LIMIT * 10):
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+            except FileNotFoundError:
+                break
+            if state == "Z":
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"worker {pid} still running after its host was killed")
+    finally:
+        if process.poll() is None:
+            process.kill()

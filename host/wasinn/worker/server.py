@@ -248,6 +248,24 @@ def model_path(part: memoryview) -> str | None:
     return None if fd is None else f"/proc/self/fd/{fd}"
 
 
+def _exit_with_parent() -> None:
+    """End this process when the host is gone, even in the middle of an endless compute (a
+    killed host cannot kill us; its closed socket is only noticed between requests).
+    PR_SET_PDEATHSIG cannot do it: it fires when the *thread* that started us ends."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="wasinn-parent-watch", daemon=True).start()
+
+
 def main() -> None:
     """Entry point inside the worker process (see client.BackendWorker._launch)."""
     settings = json.loads(sys.argv[1])
@@ -256,6 +274,7 @@ def main() -> None:
     problems = sandbox.confine(settings.get("max_memory"), settings.get("max_cpu"),
                                [str(root) for root in settings.get("read_roots", ())])
     os.environ["HOME"] = sandbox.PRIVATE_TMP    # libraries' dot-files go to the private tmpfs
+    _exit_with_parent()
     from .transport import Channel
 
     channel = Channel(socket.socket(fileno=settings["fd"]))
