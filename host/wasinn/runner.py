@@ -194,8 +194,6 @@ def _run(options: RunOptions, engine, worker: BackendWorker | None, tracer: Trac
     module = load_module(engine, options.module, cache=options.cache)
     tracer.phase(f"load module {options.module.name}", time.perf_counter_ns() - start)
 
-    if worker is not None and any(i.module == "wasi_ephemeral_nn" for i in module.imports):
-        worker.start_soon()
     linker = Linker(engine)
     linker.define_wasi()
     nn = WasiNn(options.registry, max_graphs=options.max_graphs, max_contexts=options.max_contexts,

@@ -142,18 +142,6 @@ class BackendWorker:
                 print(f"wasinn: warning: backend worker runs without {layer}: {problem}",
                       file=sys.stderr)
 
-    def start_soon(self) -> None:
-        """Start the process in the background (a guest that imports wasi-nn will need it:
-        its start-up then overlaps the guest's). A failure here is reported by the first call."""
-        def launch() -> None:
-            with self._lock:
-                if self._channel is None and not self._closed:
-                    try:
-                        self._launch()
-                    except NnError:
-                        pass      # _died printed why; the first call tries again and fails
-        threading.Thread(target=launch, name="wasinn-worker-start", daemon=True).start()
-
     def _ensure(self) -> Channel:
         if self._channel is None:
             self._launch()
