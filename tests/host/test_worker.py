@@ -466,3 +466,20 @@ def test_a_killed_host_takes_its_worker_along(probe):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_the_cpu_cap_ends_an_endless_compute(probe):
+    pytest.importorskip("onnxruntime")
+    code, report, stderr = run_probe(probe, hostile_models.onnx_endless_loop(), 1, "f32:1",
+                                     "--max-host-cpu", "2")
+    assert code == 0, stderr
+    assert report == {"failed": "compute", "errno": 5}
+    assert "SIGXCPU: its CPU-time cap" in stderr or "SIGKILL" in stderr
+
+
+@pytest.mark.parametrize("value", ["1K", "0", "lots"])
+def test_a_worker_memory_cap_too_small_to_start_is_exit_2(value, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "wasinn", "run", "--max-host-memory", value,
+                             str(tmp_path / "x.wasm")], capture_output=True, timeout=HANG_LIMIT)
+    assert result.returncode == 2
+    assert b"--max-host-memory" in result.stderr.splitlines()[-1]

@@ -8,8 +8,24 @@ from typing import Any
 from .client import DEFAULT_MAX_HOST_MEMORY
 
 
+#: below this the worker's own Python and numpy cannot start, so no model could ever load
+MIN_HOST_MEMORY = 128 << 20
+
+
+def host_memory(text: str) -> int:
+    """`--max-host-memory`: a size (see cli.parse_size) of at least 128M."""
+    from ..cli import parse_size
+
+    value = parse_size(text)
+    if value < MIN_HOST_MEMORY:
+        raise argparse.ArgumentTypeError(
+            f"--max-host-memory {text!r} is too small: the backend worker needs at least 128M "
+            "to start (a few hundred MB to load a backend)")
+    return value
+
+
 def add_worker_options(parser: argparse.ArgumentParser) -> None:
-    from ..cli import parse_size, positive_int
+    from ..cli import positive_int
 
     parser.add_argument(
         "--in-process", action="store_true",
@@ -17,7 +33,7 @@ def add_worker_options(parser: argparse.ArgumentParser) -> None:
              "to start, but a model file then runs with your rights — only for trusted models "
              "and debugging")
     parser.add_argument(
-        "--max-host-memory", type=parse_size, default=DEFAULT_MAX_HOST_MEMORY, metavar="SIZE",
+        "--max-host-memory", type=host_memory, default=DEFAULT_MAX_HOST_MEMORY, metavar="SIZE",
         help="cap on the backend worker's address space, e.g. 4G (default: 3/4 of the "
              f"machine's memory, here {DEFAULT_MAX_HOST_MEMORY / (1 << 30):.1f}G); a model "
              "that needs more gets runtime_error")
