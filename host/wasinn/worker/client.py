@@ -106,9 +106,11 @@ class BackendWorker:
         code = (f"import sys; sys.path[:] = {path!r}; "
                 "from wasinn.worker.server import main; main()")
         try:
-            # -I: no PYTHON* variables, no user site, no current folder on sys.path
+            # -I: no PYTHON* variables, no user site, no current folder on sys.path. What the
+            # libraries print goes to stderr: the guest's stdout stays the guest's.
             self._process = subprocess.Popen(
                 [sys.executable, "-I", "-c", code, settings], stdin=subprocess.DEVNULL,
+                stdout=_stderr_fd(),
                 pass_fds=(worker_end.fileno(),), close_fds=True, start_new_session=True)
         except OSError as error:
             raise NnError(Errno.RUNTIME_ERROR, f"cannot start the backend worker: {error}") from None
@@ -289,6 +291,13 @@ class BackendWorker:
             graph.named = True
             self._named[model.name] = graph
             return graph
+
+
+def _stderr_fd() -> int | None:
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):   # a test runner's captured stream
+        return None
 
 
 class ProxyBackend(Backend):
