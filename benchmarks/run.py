@@ -15,7 +15,9 @@ What is compared, always side by side in one run:
 * start-up of a built guest to its first printed line: .wasm with the cache warm, .cwasm, and
   native mode; plus the host's own phases (load module, instantiate, run) from `--verbose`;
 * the Python guests against the seed's MobileNet programs written in Rust (`rust_seed/`, built
-  offline with Debian's Rust; see rust_reference.py), on the same host.
+  offline with Debian's Rust; see rust_reference.py), on the same host;
+* the confined backend worker (the default) vs `--in-process` vs native for one MobileNetV2
+  OpenVINO inference, and the cost of a 14 MB `load` crossing into it (worker_bench.py).
 
 Needs the built runtime and ../shared/fixtures (the example models are prepared from them).
 """
@@ -332,6 +334,20 @@ def machine() -> str:
             f"Python {platform.python_version()}; " + ", ".join(versions))
 
 
+def worker_tables(measure_wasm: Path, repeat: int, rounds: int, failures: list[str]) -> list[Table]:
+    """Issue 8: backends in the confined worker vs --in-process vs native (worker_bench.py)."""
+    import worker_bench
+
+    example = EXAMPLE_RUNS[0]           # MobileNetV2, OpenVINO
+    spec = example.measure
+    args = [spec.encoding, spec.preset, ",".join(map(str, spec.dims)), spec.tensor_type,
+            str(spec.output_bytes), str(repeat), spec.image, *spec.models]
+    return [worker_bench.in_guest_worker(wasinn(), measure_wasm, GUESTS / "measure",
+                                         example.folder, args, max(rounds, 3), failures,
+                                         Table, ms, ratio),
+            worker_bench.load_crossing(max(repeat, 10), Table, ms)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true", help=f"save the tables to {RESULTS}")
@@ -365,9 +381,12 @@ def main(argv: list[str] | None = None) -> int:
                            ("inside the guest", lambda: in_guest(measure_wasm, inner_repeat,
                                                                  rounds, failures)),
                            ("start-up", lambda: startup(hello_wasm, hello_cwasm, repeat,
-                                                        failures))):
+                                                        failures)),
+                           ("the backend worker", lambda: worker_tables(measure_wasm, inner_repeat,
+                                                                        rounds, failures))):
             print(f"measuring {name} ...", file=sys.stderr)
-            tables.append(make())
+            made = make()
+            tables += made if isinstance(made, list) else [made]
 
     when = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     report = [f"Measured {when} on {machine()}.", ""]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .runner import EXIT_USAGE, HostError
+from .worker.options import add_worker_options, worker_run_options
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", "-v", action="store_true",
                      help="log every wasi-nn call with timings, and compile/instantiate times")
     run.add_argument("--no-cache", action="store_true", help="disable the compile caches (wasinn's precompiled-module cache and wasmtime's)")
+    add_worker_options(run)
     run.add_argument("--native", action="store_true",
                      help="MODULE is a guest package folder: run its main.py under this CPython "
                           "(--dir, --max-memory, --timeout and --no-cache do not apply)")
@@ -161,7 +163,8 @@ def _run(options: argparse.Namespace) -> int:
         module=Path(options.module), args=options.args, dirs=options.dir, env=options.env,
         registry=registry, max_memory=options.max_memory, timeout=options.timeout,
         max_graphs=options.max_graphs, max_contexts=options.max_contexts,
-        verbose=options.verbose, cache=not options.no_cache))
+        verbose=options.verbose, cache=not options.no_cache, hard_deadline=True,
+        **worker_run_options(options)))
 
 
 def _compile(options: argparse.Namespace) -> int:

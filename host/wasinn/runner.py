@@ -1,5 +1,11 @@
 """Running a wasm guest: engine, WASI preview 1, `wasi_ephemeral_nn`, limits, exit codes.
 
+The backends run in a confined worker process (`wasinn.worker`) unless `in_process` is set.
+`timeout` is a hard wall-clock limit from the start of `run` (module load, the start function,
+wasm code, backend calls, blocking WASI calls): at the deadline the epoch traps the guest and
+the worker is killed; with `hard_deadline` (the CLI) a guest stuck in a blocking WASI call
+(a poll_oneoff sleep, a stdin read) ends the process with 124 a moment later. Ctrl-C likewise.
+
 Exit codes a script can rely on (documented in docs/host.md):
   the guest's own code (proc_exit / return from _start = 0), 124 on --timeout (like
   `timeout(1)`), 134 when the guest traps (like an abort), 130 on Ctrl-C, 2 when wasinn
@@ -24,11 +30,15 @@ from .abi import EphemeralNn
 from .module_cache import load_cached, write_file_atomically
 from .nn import ModelRegistry, WasiNn
 from .trace import Tracer
+from .worker import DEFAULT_MAX_HOST_MEMORY, BackendWorker
 
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 124
 EXIT_TRAP = 134
 EXIT_INTERRUPTED = 130
+#: how long a guest may take to stop after its deadline or Ctrl-C before the process exits
+#: (hard_deadline): enough for a trap to unwind, short next to any timeout a user sets
+DEADLINE_GRACE = 0.5
 ELF_MAGIC = b"\x7fELF"
 WASM_MAGIC = b"\0asm"
 
@@ -50,6 +60,17 @@ class RunOptions:
     max_contexts: int = 256
     verbose: bool = False
     cache: bool = True
+    #: run the backends inside this process (trusted models, debugging) instead of the worker
+    in_process: bool = False
+    #: the worker's address-space cap in bytes (None: no cap)
+    max_host_memory: int | None = DEFAULT_MAX_HOST_MEMORY
+    #: the worker's CPU-time cap in seconds (None: none)
+    max_host_cpu: int | None = None
+    #: a worker to use (and leave running), e.g. one shared by a pool; None: own one per run
+    worker: BackendWorker | None = None
+    #: end the whole process (exit 124/130) when the guest cannot be stopped in time at the
+    #: deadline or on Ctrl-C; for the CLI, not for a library that runs many guests
+    hard_deadline: bool = False
 
 
 def make_engine(cache: bool = True):  # -> wasmtime.Engine
@@ -107,10 +128,74 @@ def load_module(engine, path: Path, cache: bool = False):  # -> wasmtime.Module
 
 def run(options: RunOptions) -> int:
     """Run a WASI command module to completion; returns the process exit code."""
-    from wasmtime import ExitTrap, Linker, Store, Trap, TrapCode, WasiConfig, WasmtimeError
-
     tracer = Tracer(options.verbose)
     engine = make_engine(options.cache)
+    worker = options.worker
+    own_worker = worker is None and not options.in_process
+    if own_worker:
+        worker = BackendWorker(max_memory=options.max_host_memory,
+                               max_cpu_seconds=options.max_host_cpu, verbose=options.verbose)
+    deadline = _Deadline(options, engine, worker)
+    deadline.start()
+    try:
+        with _interrupt_stops_guest(engine, deadline.interrupted, deadline.on_interrupt):
+            return _run(options, engine, worker, tracer, deadline)
+    finally:
+        deadline.stop()
+        if own_worker:
+            worker.close()
+
+
+class _Deadline:
+    """The --timeout timer and the Ctrl-C reaction: trap the guest (epoch), kill the worker,
+    and, with hard_deadline, end the process if the guest is stuck where no trap reaches."""
+
+    def __init__(self, options: RunOptions, engine, worker: BackendWorker | None) -> None:
+        self.options = options
+        self.engine = engine
+        self.worker = worker
+        self.timed_out = threading.Event()
+        self.interrupted = threading.Event()
+        self.finished = threading.Event()
+        self._timer: threading.Timer | None = None
+
+    def start(self) -> None:
+        if self.options.timeout is not None:
+            self._timer = threading.Timer(self.options.timeout, self._expire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def stop(self) -> None:
+        self.finished.set()
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _expire(self) -> None:
+        self.timed_out.set()
+        self._stop_everything("the --timeout deadline",
+                              f"timed out after {self.options.timeout:g} s", EXIT_TIMEOUT)
+
+    def on_interrupt(self) -> None:
+        self._stop_everything("Ctrl-C", "interrupted", EXIT_INTERRUPTED)
+
+    def _stop_everything(self, why: str, message: str, code: int) -> None:
+        self.engine.increment_epoch()
+        if self.worker is not None:
+            self.worker.kill(why)
+        if self.options.hard_deadline and not self.finished.wait(DEADLINE_GRACE):
+            # the guest sits in a blocking WASI call (poll_oneoff, a stdin read) that no trap
+            # interrupts: nothing else can stop it in time
+            try:
+                sys.stdout.flush()
+                print(f"wasinn: {self.options.module.name} {message}", file=sys.stderr)
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+
+
+def _run(options: RunOptions, engine, worker: BackendWorker | None, tracer: Tracer,
+         deadline: _Deadline) -> int:
+    from wasmtime import ExitTrap, Linker, Store, Trap, TrapCode, WasiConfig, WasmtimeError
 
     start = time.perf_counter_ns()
     module = load_module(engine, options.module, cache=options.cache)
@@ -118,7 +203,8 @@ def run(options: RunOptions) -> int:
 
     linker = Linker(engine)
     linker.define_wasi()
-    nn = WasiNn(options.registry, max_graphs=options.max_graphs, max_contexts=options.max_contexts)
+    nn = WasiNn(options.registry, max_graphs=options.max_graphs, max_contexts=options.max_contexts,
+                worker=worker)
     EphemeralNn(nn, tracer).define(linker)
 
     wasi = WasiConfig()
@@ -138,10 +224,15 @@ def run(options: RunOptions) -> int:
         store.set_limits(memory_size=options.max_memory)
     store.set_epoch_deadline(1)
 
+    timed_out, interrupted = deadline.timed_out, deadline.interrupted
+    if timed_out.is_set() or interrupted.is_set():   # the deadline passed while loading
+        return _stopped(options, timed_out, interrupted)
     start = time.perf_counter_ns()
     try:
-        instance = linker.instantiate(store, module)
+        instance = linker.instantiate(store, module)   # runs the module's start function
     except (WasmtimeError, Trap) as error:
+        if timed_out.is_set() or interrupted.is_set():
+            return _stopped(options, timed_out, interrupted)
         message = str(error).strip().splitlines()[0] if str(error).strip() else "failed"
         if options.max_memory is not None and "memory" in str(error).lower():
             message += f" (--max-memory {options.max_memory} bytes may be too small)"
@@ -153,42 +244,26 @@ def run(options: RunOptions) -> int:
         raise HostError(f"{options.module.name} has no _start export: not a WASI command module")
     _check_start(entry, store, options.module.name)
 
-    timer: threading.Timer | None = None
-    timed_out = threading.Event()
-    if options.timeout is not None:
-        def expire() -> None:
-            timed_out.set()
-            engine.increment_epoch()
-        timer = threading.Timer(options.timeout, expire)
-        timer.daemon = True
-        timer.start()
-
     sys.stdout.flush()
     sys.stderr.flush()
-    interrupted = threading.Event()
     start = time.perf_counter_ns()
     try:
-        with _interrupt_stops_guest(engine, interrupted):
-            entry(store)
+        entry(store)
         code = 0
     except ExitTrap as exit_trap:
         code = exit_trap.code
     except (Trap, WasmtimeError) as error:
-        if interrupted.is_set():
-            print(f"wasinn: {options.module.name} interrupted", file=sys.stderr)
-            code = EXIT_INTERRUPTED
-        elif timed_out.is_set() or (isinstance(error, Trap)
-                                    and error.trap_code == TrapCode.INTERRUPT):
-            print(f"wasinn: {options.module.name} timed out after {options.timeout:g} s",
-                  file=sys.stderr)
-            code = EXIT_TIMEOUT
+        if interrupted.is_set() or timed_out.is_set() or (
+                isinstance(error, Trap) and error.trap_code == TrapCode.INTERRUPT):
+            code = _stopped(options, timed_out, interrupted)
         else:
             print(f"wasinn: {options.module.name} trapped: {error}", file=sys.stderr)
             code = EXIT_TRAP
     finally:
-        if timer is not None:
-            timer.cancel()
         nn.close()
+    if code not in (EXIT_TIMEOUT, EXIT_INTERRUPTED) and (timed_out.is_set() or interrupted.is_set()):
+        # the guest saw its wasi-nn call fail at the deadline and exited by itself
+        code = _stopped(options, timed_out, interrupted)
     tracer.phase(f"run (exit {code})", time.perf_counter_ns() - start)
     return code
 
@@ -206,10 +281,19 @@ def _check_start(entry, store, name: str) -> None:
     if kind.params:
         raise HostError(f"{name} exports _start with parameters {kind.params}; "
                         "a WASI command's _start takes none")
+def _stopped(options: RunOptions, timed_out: threading.Event, interrupted: threading.Event) -> int:
+    """Report a guest stopped at the deadline or by Ctrl-C; its exit code."""
+    if interrupted.is_set():
+        print(f"wasinn: {options.module.name} interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    limit = f" after {options.timeout:g} s" if options.timeout is not None else ""
+    print(f"wasinn: {options.module.name} timed out{limit}", file=sys.stderr)
+    return EXIT_TIMEOUT
 
 
 @contextlib.contextmanager
-def _interrupt_stops_guest(engine, interrupted: threading.Event) -> Iterator[None]:
+def _interrupt_stops_guest(engine, interrupted: threading.Event,
+                           on_interrupt=None) -> Iterator[None]:
     """Make Ctrl-C (SIGINT) stop a guest even while it runs wasm code.
 
     Python runs signal handlers only between bytecodes, never while the main thread is inside
@@ -243,6 +327,8 @@ def _interrupt_stops_guest(engine, interrupted: threading.Event) -> Iterator[Non
                 if signal.SIGINT in data:
                     interrupted.set()
                     engine.increment_epoch()
+                    if on_interrupt is not None:
+                        on_interrupt()
         except OSError:
             return
 

@@ -1,22 +1,30 @@
 """`WasiNn`: the host core behind both the wasm ABI glue and native mode.
 
 It owns the handle tables (graphs, execution contexts), enforces the caps on how many are
-live, validates everything that is not a pointer (encodings, targets, tensor types, element
+live (a graph stays alive, and counted, while a context made from it exists, even after
+`unload`), validates everything that is not a pointer (encodings, targets, tensor types, element
 counts), dispatches to the backends and turns any backend exception into runtime_error with
 the library's own message. It never sees guest pointers: the glue hands it buffers.
+
+Where the backends run is the caller's choice: in this process (native mode, `--in-process`,
+`worker=None`) or in a confined `wasinn.worker.BackendWorker` (wasm mode), which looks like
+one more backend through the same contract (`Backend.load -> Graph -> Context`).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 from .backends import Context, Graph, backend_for
 from .config import parse_config
 from .errors import Errno, NnError
 from .registry import ModelRegistry
 from .types import DTYPE_NAMES, TensorType, parse_encoding, parse_target, resolve_tensor_type
+
+if TYPE_CHECKING:
+    from ..worker import BackendWorker
 
 log = logging.getLogger("wasinn.nn")
 
@@ -44,18 +52,22 @@ def _import_numpy() -> None:
 
 
 @dataclass
-class _ContextEntry:
-    context: Context
-    backend: str
-    computed: bool = False
-    #: keeps every input's source object alive while the backend may reference it
-    inputs: dict[int, Any] = field(default_factory=dict)
-
-
-@dataclass
 class _GraphEntry:
     graph: Graph
     backend: str
+    handle: int
+    #: live execution contexts made from this graph (they keep it alive after unload)
+    contexts: int = 0
+
+
+@dataclass
+class _ContextEntry:
+    context: Context
+    backend: str
+    graph: _GraphEntry
+    computed: bool = False
+    #: keeps every input's source object alive while the backend may reference it
+    inputs: dict[int, Any] = field(default_factory=dict)
 
 
 def _as_bytes_view(buffer: Any, what: str) -> memoryview:
@@ -83,11 +95,17 @@ class WasiNn:
 
     def __init__(self, registry: ModelRegistry | None = None, *,
                  max_graphs: int = DEFAULT_MAX_GRAPHS,
-                 max_contexts: int = DEFAULT_MAX_CONTEXTS) -> None:
+                 max_contexts: int = DEFAULT_MAX_CONTEXTS,
+                 worker: BackendWorker | None = None) -> None:
         self.registry = registry if registry is not None else ModelRegistry()
+        #: where the backends run: None = in this process; a BackendWorker may be shared by
+        #: many sequential WasiNn instances (preloaded graphs stay in it)
+        self.worker = worker
         self.max_graphs = max_graphs
         self.max_contexts = max_contexts
         self._graphs: dict[int, _GraphEntry] = {}
+        #: unloaded graphs that contexts still use: alive, so counted against max_graphs
+        self._unloaded: dict[int, _GraphEntry] = {}
         self._contexts: dict[int, _ContextEntry] = {}
         self._next_graph = 0
         self._next_context = 0
@@ -95,7 +113,8 @@ class WasiNn:
     # -- counts ---------------------------------------------------------------------------
     @property
     def live_graphs(self) -> int:
-        return len(self._graphs)
+        """Graphs alive: loaded handles plus unloaded graphs that contexts still hold."""
+        return len(self._graphs) + len(self._unloaded)
 
     @property
     def live_contexts(self) -> int:
@@ -107,11 +126,11 @@ class WasiNn:
             _import_numpy()
         handle = self._next_graph
         self._next_graph += 1
-        self._graphs[handle] = _GraphEntry(graph, backend)
+        self._graphs[handle] = _GraphEntry(graph, backend, handle)
         return handle
 
     def _check_graph_cap(self) -> None:
-        if len(self._graphs) >= self.max_graphs:
+        if self.live_graphs >= self.max_graphs:
             raise NnError(Errno.BUSY, f"too many live graphs ({self.max_graphs}, --max-graphs); "
                                       "unload one first")
 
@@ -122,6 +141,8 @@ class WasiNn:
         self._check_graph_cap()
         parts = [_as_bytes_view(b, f"builder {i}") for i, b in enumerate(builders)]
         backend = backend_for(enc)
+        if self.worker is not None:
+            backend = self.worker.backend(enc, backend)
         graph = _backend_call(backend.name, "load", lambda: backend.load(parts, tgt))
         return self._add_graph(graph, backend.name)
 
@@ -132,8 +153,14 @@ class WasiNn:
         self._check_graph_cap()
         model = self.registry.get(name)
         backend = backend_for(model.encoding)
-        graph = _backend_call(backend.name, "load", model.graph)
+        graph = self._named_graph(model, backend.name)
         return self._add_graph(graph, backend.name)
+
+    def _named_graph(self, model: Any, backend: str) -> Graph:
+        if self.worker is not None:
+            worker = self.worker
+            return _backend_call(backend, "load", lambda: worker.named_graph(model))
+        return _backend_call(backend, "load", model.graph)
 
     def load_by_name_with_config(self, name: str, config: str) -> int:
         """`load_by_name`, after checking the JSON config (WasmEdge's GGML-style options).
@@ -146,14 +173,29 @@ class WasiNn:
             config = _as_bytes_view(config, "config")
         parsed = parse_config(config)
         if parsed:
-            log.info("load_by_name_with_config %r: ignoring options the backend cannot "
-                     "honour: %s", name, ", ".join(sorted(parsed)))
+            return self._load_configured(name, parsed)
         return self.load_by_name(name)
 
+    def _load_configured(self, name: str, config: dict) -> int:
+        """The named graph with `Graph.configure(config)` applied (a backend that takes no
+        options returns the graph itself; the options are then logged as ignored)."""
+        self._check_graph_cap()
+        model = self.registry.get(name)
+        backend = backend_for(model.encoding)
+        graph = self._named_graph(model, backend.name)
+        configured = _backend_call(backend.name, "configure", lambda: graph.configure(config))
+        if configured is graph:
+            log.info("load_by_name_with_config %r: ignoring options the backend cannot "
+                     "honour: %s", name, ", ".join(sorted(config)))
+        return self._add_graph(configured, backend.name)
+
     def unload(self, graph: int) -> None:
-        """Drop a graph handle (contexts made from it keep working)."""
-        if self._graphs.pop(graph, None) is None:
+        """Drop a graph handle (contexts made from it keep working, and keep it counted)."""
+        entry = self._graphs.pop(graph, None)
+        if entry is None:
             raise NnError(Errno.INVALID_ARGUMENT, f"unknown graph handle {graph}")
+        if entry.contexts:
+            self._unloaded[graph] = entry
 
     # -- contexts -------------------------------------------------------------------------
     def init_execution_context(self, graph: int) -> int:
@@ -167,7 +209,8 @@ class WasiNn:
                                 entry.graph.init_execution_context)
         handle = self._next_context
         self._next_context += 1
-        self._contexts[handle] = _ContextEntry(context, entry.backend)
+        self._contexts[handle] = _ContextEntry(context, entry.backend, entry)
+        entry.contexts += 1
         return handle
 
     def _context(self, ctx: int) -> _ContextEntry:
@@ -213,21 +256,37 @@ class WasiNn:
         array = _backend_call(entry.backend, "get_output", lambda: entry.context.get_output(index))
         return memoryview(array).cast("B") if array.size else memoryview(b"")
 
-    # Streaming (WasmEdge's GGML extensions). wasinn's backends produce whole outputs, so one
-    # compute_single is the whole computation and get_output_single returns all of it.
+    # Streaming (WasmEdge's GGML extensions), through the optional Context methods; the
+    # defaults in backends/base.py make one compute_single the whole computation.
     def compute_single(self, ctx: int) -> None:
-        self.compute(ctx)
+        entry = self._context(ctx)
+        _backend_call(entry.backend, "compute_single", entry.context.compute_single)
+        entry.computed = True
 
     def get_output_single(self, ctx: int, index: int) -> memoryview:
-        return self.get_output(ctx, index)
+        entry = self._context(ctx)
+        if not entry.computed:
+            raise NnError(Errno.INVALID_ARGUMENT,
+                          f"get_output_single on context {ctx} before compute_single")
+        if index < 0:
+            raise NnError(Errno.INVALID_ARGUMENT, f"output index {index} out of range")
+        array = _backend_call(entry.backend, "get_output_single",
+                              lambda: entry.context.get_output_single(index))
+        return memoryview(array).cast("B") if array.size else memoryview(b"")
 
     def fini_single(self, ctx: int) -> None:
-        self._context(ctx).computed = False
+        entry = self._context(ctx)
+        _backend_call(entry.backend, "fini_single", entry.context.fini_single)
+        entry.computed = False
 
     def finalize_execution_context(self, ctx: int) -> None:
         entry = self._contexts.pop(ctx, None)
         if entry is None:
             raise NnError(Errno.INVALID_ARGUMENT, f"unknown execution context {ctx}")
+        graph = entry.graph
+        graph.contexts -= 1
+        if not graph.contexts:
+            self._unloaded.pop(graph.handle, None)
         entry.context.close()
 
     def close(self) -> None:
@@ -235,3 +294,4 @@ class WasiNn:
         for ctx in list(self._contexts):
             self.finalize_execution_context(ctx)
         self._graphs.clear()
+        self._unloaded.clear()

@@ -2,14 +2,16 @@
 
 The syntax is WasmEdge's (e.g. `demo:PyTorch:CPU:model.pt`,
 `mobilenet:OpenVINO:CPU:m.xml,m.bin`); encodings and targets are case-insensitive. Each
-model's files are mapped into memory once, on first use, and the compiled graph is shared by
+model's files are read once, on first use, into memory the graph owns — a copy, not a
+mapping of the file, so truncating or rewriting the file later can neither crash the host
+(SIGBUS) nor change the graph (in wasm mode the copy is a sealed memfd in the backend
+worker, see `wasinn.worker`) — and the compiled graph is shared by
 every `load_by_name` of that name (graphs are immutable; contexts are per handle), so a guest
 that loads the same name twice — or many guests in one process — pay for one compile.
 """
 
 from __future__ import annotations
 
-import mmap
 import os
 import threading
 from dataclasses import dataclass, field
@@ -55,19 +57,18 @@ class NamedModel:
         """The compiled graph, loaded on first call and shared afterwards."""
         with self._lock:
             if self._graph is None:
-                parts = [_map_file(p, self.name) for p in self.paths]
+                parts = [_read_file(p, self.name) for p in self.paths]
                 self.reads += 1
                 self._graph = backend_for(self.encoding).load(parts, self.target)
             return self._graph
 
 
-def _map_file(path: Path, name: str) -> memoryview:
-    """The file's bytes without reading them into Python objects (mmap; empty files allowed)."""
+def _read_file(path: Path, name: str) -> memoryview:
+    """The file's bytes, copied once into an immutable `bytes` the graph keeps (backends share
+    read-only memory instead of copying it again)."""
     try:
         with open(path, "rb") as handle:
-            if os.fstat(handle.fileno()).st_size == 0:
-                return memoryview(b"")
-            return memoryview(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
+            return memoryview(handle.read())
     except OSError as error:
         raise NnError(Errno.NOT_FOUND,
                       f"model {name!r}: cannot read {path}: {error.strerror or error}") from None

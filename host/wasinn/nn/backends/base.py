@@ -46,6 +46,19 @@ class Context(ABC):
     def close(self) -> None:
         """Release what the context holds (default: nothing to do)."""
 
+    # Streaming (WasmEdge's GGML extensions). Backends that produce whole outputs keep these
+    # defaults: one compute_single is the whole computation, get_output_single all of it.
+    def compute_single(self) -> None:
+        """Compute one step (e.g. one token); default: the whole `compute`."""
+        self.compute()
+
+    def get_output_single(self, index: int) -> np.ndarray:
+        """Output `index` of the last step; default: `get_output`."""
+        return self.get_output(index)
+
+    def fini_single(self) -> None:
+        """End a streamed computation (default: nothing to do)."""
+
 
 class Graph(ABC):
     """A loaded and compiled model; immutable, so one graph may back many handles."""
@@ -53,6 +66,11 @@ class Graph(ABC):
     @abstractmethod
     def init_execution_context(self) -> Context:
         """A fresh execution context for this graph."""
+
+    def configure(self, config: dict) -> "Graph":
+        """This graph with `load_by_name_with_config` options applied (a JSON object, already
+        parsed); default: the options mean nothing to this backend, the graph itself."""
+        return self
 
 
 class Backend(ABC):

@@ -1,0 +1,483 @@
+"""The host's side of the backend worker: `BackendWorker` and the proxies that make it look
+like an ordinary backend to `WasiNn` (`Backend.load -> Graph -> Context`).
+
+One `BackendWorker` serves any number of sequential `WasiNn` instances (a `GuestPool` makes
+one per guest): the process and the preloaded graphs inside it outlive each guest. It is
+started on first use; when it dies (a backend crash, its memory or CPU cap, a kill at the
+deadline) the call in flight and every later call on graphs or contexts it held return
+runtime_error, the reason is printed on stderr, and the next `load` starts a fresh worker.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..nn.backends.base import Backend, Context, Graph
+from ..nn.errors import Errno, NnError
+from ..nn.types import ExecutionTarget, GraphEncoding
+from . import transport
+from .transport import Channel, ChannelClosed, Segment
+
+
+
+def _size(value: int | None) -> str:
+    return "none" if not value else f"{value / (1 << 30):.1f} GiB"
+
+
+def _default_max_host_memory() -> int:
+    """Three quarters of physical memory (at least 2 GiB): room for the backends (torch and
+    OpenVINO together map ~1.2 GB of address space) and big models, while a hostile model
+    can never take the whole machine and push the host into the OOM killer."""
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        physical = 8 << 30
+    return max(2 << 30, physical // 4 * 3)
+
+
+#: default cap on the worker's address space (`--max-host-memory`)
+DEFAULT_MAX_HOST_MEMORY = _default_max_host_memory()
+START_TIMEOUT = 60.0
+#: longest error message taken from the worker (a hostile one could send a megabyte)
+MAX_MESSAGE_TEXT = 4000
+
+_SIGNAL_REASONS = {
+    signal.SIGKILL: "SIGKILL: its memory cap, the kernel's OOM killer or a deadline",
+    signal.SIGXCPU: "SIGXCPU: its CPU-time cap",
+    signal.SIGSEGV: "SIGSEGV: a crash inside the backend library",
+    signal.SIGBUS: "SIGBUS: a crash inside the backend library",
+    signal.SIGABRT: "SIGABRT: the backend library aborted",
+    signal.SIGSYS: "SIGSYS: a forbidden system call",
+}
+
+
+class BackendWorker:
+    """The confined process the backends run in (wasm mode). Thread-safe; one call at a time."""
+
+    def __init__(self, *, max_memory: int | None = DEFAULT_MAX_HOST_MEMORY,
+                 max_cpu_seconds: int | None = None, verbose: bool = False) -> None:
+        self.max_memory = max_memory
+        self.max_cpu_seconds = max_cpu_seconds
+        self.verbose = verbose
+        #: increases each time a new process starts; proxies of an older one are stale
+        self.generation = 0
+        #: layers of the sandbox that did not hold in the current process ({} = all held)
+        self.sandbox_problems: dict[str, str] = {}
+        self._process: Any = None            # subprocess.Popen, once started
+        self._channel: Channel | None = None
+        self._lock = threading.RLock()
+        self._kill_reason: str | None = None
+        self._closed = False
+        self._pending: dict[str, list[int]] = {"graphs": [], "contexts": []}
+        self._named: dict[str, ProxyGraph] = {}
+        self._warned = False
+
+    # -- process ------------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self._channel is not None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None and self.alive else None
+
+    def _launch(self) -> None:
+        import json
+        import subprocess      # imported here: a guest that never loads a model never pays
+
+        if self._closed:
+            raise NnError(Errno.RUNTIME_ERROR, "the backend worker was shut down")
+        started = time.perf_counter()
+        host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        settings = json.dumps({"max_memory": self.max_memory, "max_cpu": self.max_cpu_seconds,
+                               "fd": worker_end.fileno(),
+                               # wasinn's own package (an editable install lives outside sys.path)
+                               "read_roots": [str(Path(__file__).resolve().parent.parent)]})
+        cwd = os.getcwd()
+        path = [p for p in sys.path if p and os.path.isabs(p) and p != cwd]
+        code = (f"import sys; sys.path[:] = {path!r}; "
+                "from wasinn.worker.server import main; main()")
+        try:
+            # -I: no PYTHON* variables, no user site, no current folder on sys.path. What the
+            # libraries print goes to stderr: the guest's stdout stays the guest's.
+            self._process = subprocess.Popen(
+                [sys.executable, "-I", "-c", code, settings], stdin=subprocess.DEVNULL,
+                stdout=_stderr_fd(),
+                pass_fds=(worker_end.fileno(),), close_fds=True, start_new_session=True)
+        except OSError as error:
+            raise NnError(Errno.RUNTIME_ERROR, f"cannot start the backend worker: {error}") from None
+        finally:
+            worker_end.close()
+        self._channel = Channel(host_end)
+        self._kill_reason = None
+        self.generation += 1
+        self._named.clear()
+        self._pending = {"graphs": [], "contexts": []}
+        host_end.settimeout(START_TIMEOUT)
+        try:
+            hello, fds = self._channel.receive()
+        except (ChannelClosed, TimeoutError, OSError):
+            raise self._died("starting") from None
+        finally:
+            host_end.settimeout(None)
+        for fd in fds:
+            os.close(fd)
+        self.sandbox_problems = {str(k): str(v) for k, v in dict(hello.get("sandbox", {})).items()}
+        if self.verbose:
+            held = [layer for layer in ("namespaces", "landlock", "seccomp")
+                    if layer not in self.sandbox_problems]
+            print(f"wasinn: backend worker started (pid {self._process.pid}, "
+                  f"{(time.perf_counter() - started) * 1e3:.1f} ms; confined by "
+                  f"{', '.join(held) or 'nothing'}; memory cap "
+                  f"{_size(self.max_memory)})", file=sys.stderr)
+        if self.sandbox_problems and not self._warned:
+            self._warned = True
+            for layer, problem in self.sandbox_problems.items():
+                print(f"wasinn: warning: backend worker runs without {layer}: {problem}",
+                      file=sys.stderr)
+
+    def _ensure(self) -> Channel:
+        if self._channel is None:
+            self._launch()
+        assert self._channel is not None
+        return self._channel
+
+    def kill(self, reason: str) -> None:
+        """Kill the process now (from any thread): the call in flight returns runtime_error."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            self._kill_reason = reason
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        """Stop the worker (end of a run or of a pool); further use is an error."""
+        self._closed = True
+        self.kill("shut down")        # first: a call in flight holds the lock until it returns
+        with self._lock:
+            self._reap()
+
+    def _reap(self) -> str:
+        """Collect the dead process; the reason it died, in words."""
+        process = self._process
+        channel = self._channel
+        self._channel = None
+        self._named.clear()
+        if channel is not None:
+            channel.sock.close()
+        if process is None:
+            return "it was never started"
+        import subprocess
+
+        try:
+            code = process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = process.wait()
+        if self._kill_reason is not None:
+            return f"killed at {self._kill_reason}"
+        if code < 0:
+            number = -code
+            try:
+                name = _SIGNAL_REASONS.get(signal.Signals(number), signal.Signals(number).name)
+            except ValueError:
+                name = f"signal {number}"
+            return f"killed by {name}"
+        return f"exited with status {code}"
+
+    def _died(self, during: str) -> NnError:
+        reason = self._reap()
+        message = f"the backend worker died during {during} ({reason}); later loads start a new one"
+        print(f"wasinn: {message}", file=sys.stderr)
+        return NnError(Errno.RUNTIME_ERROR, message)
+
+    # -- calls ----------------------------------------------------------------------------
+    def call(self, op: str, fields: dict[str, Any], fds: Sequence[int] = (),
+             generation: int | None = None, *, accept_fds: bool = False) -> tuple[Any, list[int]]:
+        """One request and its reply; NnError for failures (errno kept), RuntimeError for a
+        library's exception (the core adds the backend's name). Descriptors in the reply are
+        returned only with `accept_fds` (outputs); any others are closed at once."""
+        with self._lock:
+            if generation is not None and generation != self.generation or (
+                    generation is not None and self._channel is None):
+                raise NnError(Errno.RUNTIME_ERROR, "this graph or context was held by a backend "
+                                                   "worker that has died; load the model again")
+            channel = self._ensure()
+            request = {"op": op, **fields}
+            if self._pending["graphs"] or self._pending["contexts"]:
+                request["release"] = self._pending
+                self._pending = {"graphs": [], "contexts": []}
+            try:
+                channel.send(request, fds)
+                reply, reply_fds = channel.receive()
+            except ChannelClosed:
+                raise self._died(op) from None
+        if "ok" in reply and accept_fds:
+            return reply["ok"], reply_fds
+        for fd in reply_fds:
+            os.close(fd)
+        if "ok" in reply:
+            return reply["ok"], []
+        if "nn" in reply:
+            errno, message = reply["nn"]
+            try:
+                code = Errno(int(errno))
+            except (TypeError, ValueError):
+                code = Errno.RUNTIME_ERROR
+            needed = reply.get("needed")
+            raise NnError(code, str(message)[:MAX_MESSAGE_TEXT],
+                          needed if isinstance(needed, int) else None)
+        raise RuntimeError(str(reply.get("error", "malformed reply from the backend worker"))
+                           [:MAX_MESSAGE_TEXT])
+
+    def _defer_release(self, kind: str, generation: int, ident: int) -> None:
+        """Called when a proxy is dropped: freed in the worker with the next request."""
+        if generation == self.generation and self._channel is not None:
+            self._pending[kind].append(ident)
+
+    # -- the backend contract ----------------------------------------------------------------
+    def backend(self, encoding: GraphEncoding, local: Backend) -> Backend:
+        """A `Backend` whose graphs live in this worker (`local` gives its name)."""
+        return ProxyBackend(self, encoding, local.name)
+
+    def load(self, encoding: GraphEncoding, target: ExecutionTarget,
+             parts: Sequence[tuple[int, int]], backend_name: str) -> "ProxyGraph":
+        """Load from sealed memfds [(fd, size)] (consumed: sent, then closed here)."""
+        try:
+            gid, _ = self.call("load", {"encoding": int(encoding), "target": int(target),
+                                        "sizes": [size for _, size in parts]},
+                               [fd for fd, _ in parts])
+        finally:
+            for fd, _ in parts:
+                os.close(fd)
+        return ProxyGraph(self, gid, backend_name)
+
+    def named_graph(self, model: Any) -> "ProxyGraph":
+        """The preloaded model `model` (a `NamedModel`), compiled once per worker process.
+
+        The files are copied once into sealed memory when the worker loads them: rewriting or
+        truncating them afterwards changes nothing the graph sees.
+        """
+        from ..nn.backends import backend_for
+
+        with self._lock:
+            self._ensure()
+            graph = self._named.get(model.name)
+            if graph is not None:
+                return graph
+            parts = []
+            try:
+                for index, path in enumerate(model.paths):
+                    parts.append(transport.immutable_file_copy(f"wasinn-{model.name}-{index}",
+                                                               str(path)))
+            except OSError as error:
+                for fd, _ in parts:
+                    os.close(fd)
+                raise NnError(Errno.NOT_FOUND, f"model {model.name!r}: cannot read {path}: "
+                                               f"{error.strerror or error}") from None
+            model.reads += 1
+            graph = self.load(model.encoding, model.target, parts,
+                              backend_for(model.encoding).name)
+            graph.named = True
+            self._named[model.name] = graph
+            return graph
+
+
+def _stderr_fd() -> int | None:
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):   # a test runner's captured stream
+        return None
+
+
+class ProxyBackend(Backend):
+    """Loads into the worker: the bytes are copied once, guest memory -> sealed memfd."""
+
+    def __init__(self, worker: BackendWorker, encoding: GraphEncoding, name: str) -> None:
+        self.worker = worker
+        self.encoding = encoding
+        self.name = name
+
+    def load(self, builders: Sequence[memoryview], target: ExecutionTarget) -> Graph:
+        parts = []
+        try:
+            for index, part in enumerate(builders):
+                parts.append(transport.immutable_copy(f"wasinn-model-{index}", part))
+        except OSError as error:
+            for fd, _ in parts:
+                os.close(fd)
+            raise NnError(Errno.RUNTIME_ERROR, f"cannot pass the model to the backend worker: "
+                                               f"{error}") from None
+        return self.worker.load(self.encoding, target, parts, self.name)
+
+
+class ProxyGraph(Graph):
+    """A graph living in the worker (id `gid`); freed there when this object is dropped."""
+
+    def __init__(self, worker: BackendWorker, gid: int, backend: str) -> None:
+        self.worker = worker
+        self.gid = gid
+        self.generation = worker.generation
+        self.backend = backend
+        self.named = False
+        weakref.finalize(self, worker._defer_release, "graphs", self.generation, gid)
+
+    def init_execution_context(self) -> Context:
+        cid, _ = self.worker.call("init", {"graph": self.gid}, generation=self.generation)
+        # the context keeps this proxy (so the worker's graph) alive
+        return ProxyContext(self, cid)
+
+    def configure(self, config: dict) -> Graph:
+        gid, _ = self.worker.call("configure", {"graph": self.gid, "config": config},
+                                  generation=self.generation)
+        return self if gid == self.gid else ProxyGraph(self.worker, gid, self.backend)
+
+
+class ProxyContext(Context):
+    """An execution context in the worker.
+
+    Copies: inputs go guest memory -> a shared segment at set_input (the only copy on the
+    way in); outputs are read straight out of the worker's segment (the caller's copy into
+    guest memory is the only one on the host side).
+
+    Round trips: one per inference in the steady state. A set_input whose (index, dtype,
+    dims, segment) the worker already accepted once needs no answer of its own — it cannot
+    fail differently — so it travels with the next request; and `compute` returns, already in
+    shared memory, the outputs this context read after its previous compute, so their
+    get_output needs no request at all. A first set_input, a new shape, or a new output index
+    still get their own round trip, with their own errors.
+    """
+
+    def __init__(self, graph: ProxyGraph, cid: int) -> None:
+        self.graph = graph
+        self.worker = graph.worker
+        self.cid = cid
+        self.generation = graph.generation
+        self._inputs: dict[int, Segment] = {}
+        self._outputs: dict[int, Segment] = {}
+        #: input index -> the set_input fields the worker accepted for it
+        self._accepted: dict[int, tuple] = {}
+        #: input indexes to bind again (same array, new bytes) before the next request
+        self._pending: set[int] = set()
+        #: output index -> size, for outputs the last compute already put in shared memory
+        self._ready: dict[int, int] = {}
+        self._closed = False
+
+    def _call(self, op: str, fields: dict[str, Any], fds: Sequence[int] = ()) -> tuple[Any, list[int]]:
+        fields["ctx"] = self.cid
+        if self._pending:
+            fields["rebind"] = sorted(self._pending)
+            self._pending = set()
+        return self.worker.call(op, fields, fds, generation=self.generation,
+                                accept_fds=op in ("compute", "get_output", "get_output_single"))
+
+    def set_input(self, index: int, array: Any) -> None:
+        size = array.nbytes
+        segment = self._inputs.get(index)
+        fds: tuple[int, ...] = ()
+        fields: dict[str, Any] = {"index": index, "dtype": array.dtype.str,
+                                  "dims": list(array.shape), "size": size}
+        if segment is None or segment.capacity < size:
+            if segment is not None:
+                segment.close()
+            segment = Segment.create(f"wasinn-input-{index}", size)
+            self._inputs[index] = segment
+            fds = (segment.fd,)
+            fields["capacity"] = segment.capacity
+        if size:
+            segment.map[:size] = memoryview(array).cast("B")
+        self._ready.clear()
+        key = (fields["dtype"], tuple(fields["dims"]), size)
+        if not fds and self._accepted.get(index) == key:
+            self._pending.add(index)
+            return
+        self._accepted.pop(index, None)
+        self._pending.discard(index)
+        self._call("set_input", fields, fds)
+        self._accepted[index] = key
+
+    def compute(self) -> None:
+        self._ready.clear()
+        result, fds = self._call("compute", {})
+        self._adopt_outputs(result, fds)
+
+    def compute_single(self) -> None:
+        self._ready.clear()
+        self._call("compute_single", {})
+
+    def fini_single(self) -> None:
+        self._ready.clear()
+        self._call("fini_single", {})
+
+    def get_output(self, index: int) -> Any:
+        size = self._ready.get(index)
+        if size is None:
+            result, fds = self._call("get_output", {"index": index})
+            size = self._adopt_output(index, result, fds)
+        return self._view(index, size)
+
+    def get_output_single(self, index: int) -> Any:
+        result, fds = self._call("get_output_single", {"index": index})
+        return self._view(index, self._adopt_output(index, result, fds))
+
+    def _adopt_outputs(self, result: Any, fds: list[int]) -> None:
+        """The outputs a compute sent along: [[index, size, capacity, carries_fd], ...]."""
+        try:
+            outputs = [(int(i), int(size), int(cap), bool(new)) for i, size, cap, new in result]
+            if sum(new for *_, new in outputs) != len(fds):
+                raise ValueError
+        except (TypeError, ValueError):
+            for fd in fds:
+                os.close(fd)
+            raise RuntimeError("malformed reply from the backend worker") from None
+        fd_iter = iter(fds)
+        for index, size, capacity, new in outputs:
+            self._adopt_output(index, {"size": size, "capacity": capacity},
+                               [next(fd_iter)] if new else [])
+            self._ready[index] = size
+
+    def _adopt_output(self, index: int, result: Any, fds: list[int]) -> int:
+        try:
+            size, capacity = int(result["size"]), int(result["capacity"])
+        except (TypeError, KeyError, ValueError):
+            for fd in fds:
+                os.close(fd)
+            raise RuntimeError("malformed reply from the backend worker") from None
+        if fds:
+            for extra in fds[1:]:
+                os.close(extra)
+            try:
+                segment = Segment.adopt(fds[0], capacity, writable=False)
+            except ChannelClosed as error:
+                raise RuntimeError(str(error)) from None
+            old = self._outputs.pop(index, None)
+            if old is not None:
+                old.close()
+            self._outputs[index] = segment
+        segment = self._outputs.get(index)
+        if segment is None or not 0 <= size <= segment.capacity:
+            raise RuntimeError("the backend worker reported an output outside its segment")
+        return size
+
+    def _view(self, index: int, size: int) -> Any:
+        import numpy as np
+
+        return np.frombuffer(self._outputs[index].map, dtype=np.uint8, count=size)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.worker._defer_release("contexts", self.generation, self.cid)
+        for segment in (*self._inputs.values(), *self._outputs.values()):
+            segment.close()

@@ -1,0 +1,287 @@
+"""The backend worker's side: confine itself, then serve requests until the host hangs up.
+
+Started by `client.BackendWorker` as `python -I -c ...` with one inherited SOCK_SEQPACKET
+socket and a JSON settings string in argv (limits, the socket's descriptor number). It holds the compiled graphs and
+execution contexts (by small ids) and calls the ordinary in-process backends (`backend_for`),
+which know nothing of processes. Every failure is a reply, never a crash of the loop: an
+`NnError` keeps its errno and message; any other exception is sent as its message (the host
+turns it into runtime_error). A crash of a backend library kills only this process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import traceback
+from typing import Any, Callable
+
+MAX_ERROR_TEXT = 4000
+
+
+class _ContextState:
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.inputs: dict[int, Any] = {}     # input index -> Segment (host-made)
+        self.outputs: dict[int, Any] = {}    # output index -> Segment (made here)
+        #: outputs the host read after a compute: the next compute sends them along
+        self.wanted: set[int] = set()
+        #: input index -> the array last bound (a view of its segment), for rebinding
+        self.bound: dict[int, Any] = {}
+
+
+class Server:
+    def __init__(self, channel: Any) -> None:
+        from ..nn.backends import backend_for   # after the sandbox: imports stay lazy
+        from . import transport
+
+        self.channel = channel
+        self.transport = transport
+        self.backend_for = backend_for
+        self.graphs: dict[int, Any] = {}
+        self.graph_parts: dict[int, list[int]] = {}       # graph id -> fds of its model parts
+        self.contexts: dict[int, _ContextState] = {}
+        self.next_id = 0
+        self.handlers: dict[str, Callable[[dict[str, Any], list[int]], Any]] = {
+            "load": self.load, "configure": self.configure, "init": self.init,
+            "set_input": self.set_input, "compute": self.compute,
+            "compute_single": self.compute_single, "fini_single": self.fini_single,
+            "get_output": self.get_output, "get_output_single": self.get_output_single,
+            "close": self.close_context, "release": lambda request, fds: None,
+            "ping": lambda request, fds: "pong",
+        }
+
+    def _new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    def serve(self) -> None:
+        from ..nn.errors import NnError
+
+        while True:
+            try:
+                request, fds = self.channel.receive()
+            except self.transport.ChannelClosed:
+                return
+            self._release(request.get("release"))
+            reply_fds: list[int] = []
+            try:
+                handler = self.handlers.get(request.get("op"))
+                if handler is None:
+                    raise ValueError(f"unknown request {request.get('op')!r}")
+                result = handler(request, fds)
+                if isinstance(result, tuple):        # (value, fds to send)
+                    result, reply_fds = result
+                reply = {"ok": result}
+                if request.get("op") in ("ping", "release"):   # handed fds nobody keeps
+                    for fd in fds:
+                        os.close(fd)
+            except NnError as error:
+                reply = {"nn": [int(error.errno), error.message[:MAX_ERROR_TEXT]],
+                         "needed": error.needed}
+            except MemoryError:
+                reply = {"error": "out of memory (the worker's --max-host-memory cap)"}
+            except Exception as error:  # noqa: BLE001 - a library's failure, with its message
+                text = str(error).strip() or type(error).__name__
+                reply = {"error": text[:MAX_ERROR_TEXT]}
+            self.channel.send(reply, reply_fds)
+
+    def _release(self, release: Any) -> None:
+        if not isinstance(release, dict):
+            return
+        for cid in release.get("contexts", ()):
+            state = self.contexts.pop(cid, None)
+            if state is not None:
+                state.context.close()
+                for segment in (*state.inputs.values(), *state.outputs.values()):
+                    segment.close()
+        for gid in release.get("graphs", ()):
+            self.graphs.pop(gid, None)
+            for fd in self.graph_parts.pop(gid, ()):
+                os.close(fd)
+
+    # -- graphs ---------------------------------------------------------------------------
+    def load(self, request: dict[str, Any], fds: list[int]) -> int:
+        from ..nn.types import ExecutionTarget, GraphEncoding
+
+        sizes = request["sizes"]
+        if len(sizes) != len(fds):
+            raise ValueError("model parts and descriptors do not match")
+        # The fds stay open while the graph lives: a backend that needs a path (llama.cpp)
+        # can open /proc/self/fd/N (see `model_path`).
+        parts = [self.transport.map_readonly(fd, size) for fd, size in zip(fds, sizes)]
+        for part, fd in zip(parts, fds):
+            _PART_FDS[id(part)] = fd
+        backend = self.backend_for(GraphEncoding(request["encoding"]))
+        try:
+            graph = backend.load(parts, ExecutionTarget(request["target"]))
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        finally:
+            for part in parts:
+                _PART_FDS.pop(id(part), None)
+        gid = self._new_id()
+        self.graphs[gid] = graph
+        self.graph_parts[gid] = fds
+        return gid
+
+    def configure(self, request: dict[str, Any], fds: list[int]) -> int:
+        gid = request["graph"]
+        graph = self.graphs[gid]
+        configured = graph.configure(request["config"])
+        if configured is graph:
+            return gid
+        new = self._new_id()
+        self.graphs[new] = configured
+        return new
+
+    def init(self, request: dict[str, Any], fds: list[int]) -> int:
+        context = self.graphs[request["graph"]].init_execution_context()
+        cid = self._new_id()
+        self.contexts[cid] = _ContextState(context)
+        return cid
+
+    # -- contexts -------------------------------------------------------------------------
+    def _state(self, request: dict[str, Any]) -> _ContextState:
+        """The request's context, after the set_inputs that rode along with it: inputs whose
+        segment got new bytes under an index, type and shape already accepted (bound again,
+        for backends that copy at set_input)."""
+        state = self.contexts[request["ctx"]]
+        for index in request.get("rebind", ()):
+            state.context.set_input(index, state.bound[index])
+        return state
+
+    def set_input(self, request: dict[str, Any], fds: list[int]) -> None:
+        self._bind(self._state(request), request, fds)
+
+    def _bind(self, state: _ContextState, request: dict[str, Any], fds: list[int]) -> None:
+        import numpy as np
+
+        index = request["index"]
+        if fds:
+            old = state.inputs.pop(index, None)
+            if old is not None:
+                old.close()
+            state.inputs[index] = self.transport.Segment.adopt(fds[0], request["capacity"],
+                                                               writable=True)
+        segment = state.inputs[index]
+        dtype = np.dtype(request["dtype"])
+        dims = request["dims"]
+        count = request["size"] // dtype.itemsize
+        array = np.frombuffer(segment.map, dtype=dtype, count=count).reshape(dims)
+        state.bound.pop(index, None)
+        state.context.set_input(index, array)
+        state.bound[index] = array
+
+    def compute(self, request: dict[str, Any], fds: list[int]) -> Any:
+        state = self._state(request)
+        state.context.compute()
+        outputs, send = [], []
+        for index in sorted(state.wanted):
+            try:
+                (size, capacity), new = self._send_output(state, index,
+                                                          state.context.get_output(index))
+            except Exception:  # noqa: BLE001 - the host will ask for it and get the error
+                state.wanted.discard(index)
+                continue
+            outputs.append([index, size, capacity, bool(new)])
+            send += new
+        return outputs, send
+
+    def compute_single(self, request: dict[str, Any], fds: list[int]) -> None:
+        self._state(request).context.compute_single()
+
+    def fini_single(self, request: dict[str, Any], fds: list[int]) -> None:
+        self._state(request).context.fini_single()
+
+    def get_output(self, request: dict[str, Any], fds: list[int]) -> Any:
+        state = self._state(request)
+        index = request["index"]
+        (size, capacity), new = self._send_output(state, index, state.context.get_output(index))
+        state.wanted.add(index)
+        return {"size": size, "capacity": capacity}, new
+
+    def get_output_single(self, request: dict[str, Any], fds: list[int]) -> Any:
+        state = self._state(request)
+        index = request["index"]
+        (size, capacity), new = self._send_output(state, index,
+                                                  state.context.get_output_single(index))
+        return {"size": size, "capacity": capacity}, new
+
+    def _send_output(self, state: _ContextState, index: int, array: Any) -> Any:
+        """Copy the output into this (context, index)'s segment; a new, larger segment
+        travels with the reply (once per size increase)."""
+        import numpy as np
+
+        data = memoryview(np.ascontiguousarray(array)).cast("B")
+        size = data.nbytes
+        segment = state.outputs.get(index)
+        fds: list[int] = []
+        if segment is None or segment.capacity < size:
+            if segment is not None:
+                segment.close()
+            segment = self.transport.Segment.create(f"wasinn-output-{index}", size)
+            state.outputs[index] = segment
+            fds = [segment.fd]
+        segment.map[:size] = data
+        return (size, segment.capacity), fds
+
+    def close_context(self, request: dict[str, Any], fds: list[int]) -> None:
+        self._release({"contexts": [request["ctx"]]})
+
+
+#: id(memoryview of a model part) -> its memfd, while the backend's `load` runs
+_PART_FDS: dict[int, int] = {}
+
+
+def model_path(part: memoryview) -> str | None:
+    """A path a library can open to read this model part, during `Backend.load` in the worker.
+
+    The part's bytes are a sealed memfd; `/proc/self/fd/N` opens it (the worker may read its own
+    /proc entries, nothing else). None outside the worker (in-process: write a temp file or use
+    the bytes).
+    """
+    fd = _PART_FDS.get(id(part))
+    return None if fd is None else f"/proc/self/fd/{fd}"
+
+
+def _exit_with_parent() -> None:
+    """End this process when the host is gone, even in the middle of an endless compute (a
+    killed host cannot kill us; its closed socket is only noticed between requests).
+    PR_SET_PDEATHSIG cannot do it: it fires when the *thread* that started us ends."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="wasinn-parent-watch", daemon=True).start()
+
+
+def main() -> None:
+    """Entry point inside the worker process (see client.BackendWorker._launch)."""
+    settings = json.loads(sys.argv[1])
+    from . import sandbox
+
+    problems = sandbox.confine(settings.get("max_memory"), settings.get("max_cpu"),
+                               [str(root) for root in settings.get("read_roots", ())])
+    os.environ["HOME"] = sandbox.PRIVATE_TMP    # libraries' dot-files go to the private tmpfs
+    _exit_with_parent()
+    from .transport import Channel
+
+    channel = Channel(socket.socket(fileno=settings["fd"]))
+    channel.send({"ready": True, "sandbox": problems, "pid": os.getpid()})
+    try:
+        Server(channel).serve()
+    except Exception:  # noqa: BLE001 - report, then die: the host sees the death
+        traceback.print_exc(limit=5)
+        os._exit(70)
+    os._exit(0)   # skip interpreter teardown: backends' static destructors are slow and crashy

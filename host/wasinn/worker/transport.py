@@ -1,0 +1,173 @@
+"""What crosses between the host and the backend worker: small JSON messages on a
+SOCK_SEQPACKET socket pair (file descriptors ride along with SCM_RIGHTS) and the bytes
+themselves in shared memory (memfd segments mapped by both sides).
+
+Trust runs one way. The host never unpickles, evaluates or trusts anything the worker sends:
+replies are JSON with a bounded size, and a memory segment the worker hands over is mapped
+only after checking that it is a sealed memfd that cannot shrink (so reading it can never
+raise SIGBUS in the host) and is as large as claimed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import mmap
+import os
+import socket
+import stat
+from typing import Any
+
+#: a reply or request larger than this is a protocol violation (error messages are clipped)
+MAX_MESSAGE = 1 << 20
+MAX_FDS = 64
+PAGE = mmap.PAGESIZE
+
+SIZE_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
+IMMUTABLE_SEALS = SIZE_SEALS | fcntl.F_SEAL_WRITE
+
+
+class ChannelClosed(ConnectionError):
+    """The other side is gone (or sent something that is not a message)."""
+
+
+class Channel:
+    """Messages (a JSON object + optional fds) over one SOCK_SEQPACKET socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def send(self, message: dict[str, Any], fds: list[int] | tuple[int, ...] = ()) -> None:
+        data = json.dumps(message, separators=(",", ":")).encode()
+        try:
+            if fds:
+                socket.send_fds(self.sock, [data], list(fds))
+            else:
+                self.sock.sendall(data)
+        except OSError as error:
+            raise ChannelClosed(str(error)) from None
+
+    def receive(self) -> tuple[dict[str, Any], list[int]]:
+        try:
+            data, fds, flags, _ = socket.recv_fds(self.sock, MAX_MESSAGE, MAX_FDS)
+        except OSError as error:
+            raise ChannelClosed(str(error)) from None
+        if not data:
+            for fd in fds:
+                os.close(fd)
+            raise ChannelClosed("end of stream")
+        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+            for fd in fds:
+                os.close(fd)
+            raise ChannelClosed("oversized message")
+        try:
+            message = json.loads(data)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):
+            for fd in fds:
+                os.close(fd)
+            raise ChannelClosed("malformed message")
+        return message, fds
+
+
+def round_up(size: int) -> int:
+    return max(PAGE, -(-size // PAGE) * PAGE)
+
+
+def new_memfd(name: str, size: int) -> int:
+    """A sealable memfd of `size` bytes (not yet sealed)."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        os.ftruncate(fd, size)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def seal(fd: int, seals: int) -> None:
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
+
+
+class Segment:
+    """A writable shared-memory segment whose size is sealed: neither side can shrink it, so
+    both may map it without risking SIGBUS. Made by whoever writes into it."""
+
+    def __init__(self, fd: int, capacity: int, mapping: mmap.mmap) -> None:
+        self.fd = fd
+        self.capacity = capacity
+        self.map = mapping
+
+    @classmethod
+    def create(cls, name: str, size: int) -> "Segment":
+        capacity = round_up(size)
+        fd = new_memfd(name, capacity)
+        seal(fd, SIZE_SEALS)
+        return cls(fd, capacity, mmap.mmap(fd, capacity))
+
+    @classmethod
+    def adopt(cls, fd: int, capacity: int, *, writable: bool) -> "Segment":
+        """Map a segment the other side made, after checking it is what it claims to be."""
+        try:
+            info = os.fstat(fd)
+            seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+        except OSError as error:
+            os.close(fd)
+            raise ChannelClosed(f"bad shared segment: {error}") from None
+        if (not stat.S_ISREG(info.st_mode) or seals & SIZE_SEALS != SIZE_SEALS
+                or info.st_size < capacity or capacity <= 0):
+            os.close(fd)
+            raise ChannelClosed("bad shared segment: not a size-sealed memfd of the claimed size")
+        access = mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ
+        return cls(fd, capacity, mmap.mmap(fd, capacity, access=access))
+
+    def close(self) -> None:
+        """Drop the descriptor; the mapping goes when its last user (a numpy view) does."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def immutable_copy(name: str, data: memoryview) -> tuple[int, int]:
+    """A memfd holding a copy of `data` (one copy, done by the kernel), sealed against any
+    change: the bytes a model was loaded from can never change under it. Returns (fd, size)."""
+    size = len(data)
+    fd = new_memfd(name, 0)
+    try:
+        written = 0
+        while written < size:
+            written += os.write(fd, data[written:written + (64 << 20)])
+        seal(fd, IMMUTABLE_SEALS)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd, size
+
+
+def immutable_file_copy(name: str, path: str) -> tuple[int, int]:
+    """`immutable_copy` of a file's current contents (kernel to kernel, no Python bytes).
+
+    The copy is taken once: truncating or rewriting the file afterwards changes nothing.
+    """
+    fd = new_memfd(name, 0)
+    try:
+        with open(path, "rb") as source:
+            size = 0
+            while True:
+                sent = os.sendfile(fd, source.fileno(), None, 64 << 20)
+                if sent == 0:
+                    break
+                size += sent
+        seal(fd, IMMUTABLE_SEALS)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd, size
+
+
+def map_readonly(fd: int, size: int) -> memoryview:
+    """A read-only view of a whole memfd (b'' for an empty one)."""
+    if size == 0:
+        return memoryview(b"")
+    return memoryview(mmap.mmap(fd, size, access=mmap.ACCESS_READ))

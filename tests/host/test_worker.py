@@ -1,0 +1,485 @@
+"""The confined backend worker (issue 8): every attack fails cleanly, the host survives.
+
+Real backends, real wasm guests (`guests/model_probe`, built once; it reads the model from
+stdin, so it runs with no --dir at all), real hostile models (`hostile_models.py`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import wasmtime
+
+import hostile_models
+from wasinn.nn import Errno, ModelRegistry, NnError, WasiNn
+from wasinn.worker import BackendWorker
+
+HERE = Path(__file__).parent
+HANG_LIMIT = 120   # a run still going after this long is a hang: the test fails, never waits
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory) -> Path:
+    """The model_probe guest built into a .wasm."""
+    pytest.importorskip("wasinn_toolchain")
+    from wasinn_toolchain.paths import runtime_wasm
+
+    if not runtime_wasm().is_file():
+        pytest.skip("the guest runtime is not built")
+    out = tmp_path_factory.mktemp("probe") / "probe.wasm"
+    result = subprocess.run([sys.executable, "-m", "wasinn", "build", str(HERE / "guests" / "model_probe"),
+                             "-o", str(out)], capture_output=True, timeout=HANG_LIMIT)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def run_probe(probe: Path, model: bytes | list[bytes], encoding: int, input_spec: str, *options: str,
+              repeat: int = 1, cwd: Path | None = None) -> tuple[int, dict | None, str]:
+    """Run the probe guest on `model` (its parts); (exit code, its JSON line, stderr)."""
+    parts = model if isinstance(model, list) else [model]
+    result = subprocess.run(
+        [sys.executable, "-m", "wasinn", "run", *options, str(probe), str(encoding),
+         ",".join(str(len(p)) for p in parts), input_spec, str(repeat)],
+        input=b"".join(parts), capture_output=True, timeout=HANG_LIMIT, cwd=cwd)
+    lines = result.stdout.decode().strip().splitlines()
+    report = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
+    return result.returncode, report, result.stderr.decode()
+
+
+def wat_module(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / f"{name}.wasm"
+    path.write_bytes(wasmtime.wat2wasm(text))
+    return path
+
+
+# -- a model file cannot reach the host ---------------------------------------------------
+#: a host file every Linux has, outside /tmp (the worker's /tmp is a private tmpfs, so a file
+#: there would be "not found" even without Landlock) and outside every library folder
+HOST_FILE = Path("/etc/passwd")
+
+
+def test_torchscript_cannot_read_or_write_host_files(probe, tmp_path):
+    planted = tmp_path / "planted.pth"
+    model = hostile_models.torchscript_file_thief(str(HOST_FILE), str(planted))
+    code, report, stderr = run_probe(probe, model, 3, "f32:1,3", cwd=tmp_path)
+    assert code == 0, stderr
+    # refused at load (an op allow-list) or at compute (the sandbox): never an output
+    assert report is not None and report.get("errno") == 5, (report, stderr)
+    assert not planted.exists()
+    assert HOST_FILE.read_bytes()[:16].hex() not in json.dumps(report)
+
+
+def test_torchscript_reader_gets_no_host_bytes(probe, tmp_path):
+    code, report, stderr = run_probe(probe, hostile_models.torchscript_file_reader(str(HOST_FILE)),
+                                     3, "f32:1,3", cwd=tmp_path)
+    assert code == 0, stderr
+    assert report is not None and "failed" in report and report["errno"] == 5, report
+
+
+def test_the_sandbox_alone_stops_file_access(tmp_path):
+    """Even a backend with no op checks at all cannot open a host file from inside the
+    worker: a TorchScript `from_file` through the real worker, called below the backends."""
+    pytest.importorskip("torch")
+    worker = BackendWorker()
+    try:
+        worker.call("ping", {})
+        assert worker.sandbox_problems == {}, worker.sandbox_problems
+        nn = WasiNn(worker=worker)
+        try:
+            graph = nn.load([hostile_models.torchscript_file_reader(str(HOST_FILE))], 3, 0)
+        except NnError as error:       # an op allow-list refused it first: fine too
+            assert error.errno == Errno.RUNTIME_ERROR or error.errno == Errno.INVALID_ARGUMENT
+            return
+        context = nn.init_execution_context(graph)
+        nn.set_input(context, 0, [1, 3], 1, np.ones((1, 3), np.float32))
+        with pytest.raises(NnError) as raised:
+            nn.compute(context)
+        assert raised.value.errno == Errno.RUNTIME_ERROR
+        assert "ermission denied" in raised.value.message or "Errno 13" in raised.value.message
+    finally:
+        worker.close()
+
+
+def test_openvino_crash_is_runtime_error_and_the_host_survives(probe):
+    model = hostile_models.onnx_conv_one_input()
+    assert len(model) == 67
+    code, report, stderr = run_probe(probe, model, 0, "f32:1,1,4,4")
+    assert code == 0, stderr
+    assert report == {"failed": "load", "errno": 5}
+    assert "backend worker died during load (killed by SIGSEGV" in stderr
+
+
+def test_a_fresh_worker_serves_the_loads_after_a_crash(linear_bytes):
+    pytest.importorskip("openvino")
+    worker = BackendWorker()
+    nn = WasiNn(worker=worker)
+    try:
+        good = nn.load([linear_bytes], 3, 0)
+        first_pid = worker.pid
+        with pytest.raises(NnError) as crashed:
+            nn.load([hostile_models.onnx_conv_one_input()], 0, 0)
+        assert crashed.value.errno == Errno.RUNTIME_ERROR
+        assert "SIGSEGV" in crashed.value.message
+        # what the dead worker held is gone, with a clear error ...
+        with pytest.raises(NnError) as stale:
+            nn.init_execution_context(good)
+        assert stale.value.errno == Errno.RUNTIME_ERROR and "died" in stale.value.message
+        # ... and the next load gets a new process that works
+        graph = nn.load([linear_bytes], 3, 0)
+        assert worker.pid != first_pid
+        context = nn.init_execution_context(graph)
+        nn.set_input(context, 0, [1, 3], 1, np.ones((1, 3), np.float32))
+        nn.compute(context)
+        assert len(nn.get_output(context, 0)) == 8
+    finally:
+        worker.close()
+
+
+# -- preloads are immutable ----------------------------------------------------------------
+@pytest.mark.parametrize("in_worker", [True, False], ids=["worker", "in-process"])
+def test_preload_survives_truncation_and_rewrite(tmp_path, in_worker):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(5)
+    path = tmp_path / "model.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(3, 2).eval()), str(path))
+    registry = ModelRegistry.from_specs([f"m:PyTorch:CPU:{path}"])
+    worker = BackendWorker() if in_worker else None
+    nn = WasiNn(registry, worker=worker)
+    try:
+        graph = nn.load_by_name("m")
+        x = np.array([[1.0, 2.0, 3.0]], np.float32)
+
+        def infer() -> bytes:
+            context = nn.init_execution_context(graph)
+            nn.set_input(context, 0, [1, 3], 1, x)
+            nn.compute(context)
+            return bytes(nn.get_output(context, 0))
+
+        before = infer()
+        os.truncate(path, 0)
+        assert infer() == before
+        torch.manual_seed(99)
+        torch.jit.save(torch.jit.script(torch.nn.Linear(3, 2).eval()), str(path))
+        assert infer() == before
+    finally:
+        if worker is not None:
+            worker.close()
+
+
+# -- caps count what is alive ------------------------------------------------------------
+@pytest.mark.parametrize("in_worker", [True, False], ids=["worker", "in-process"])
+def test_max_graphs_counts_graphs_that_contexts_keep_alive(linear_bytes, in_worker):
+    worker = BackendWorker() if in_worker else None
+    nn = WasiNn(max_graphs=1, worker=worker)
+    try:
+        graph = nn.load([linear_bytes], 3, 0)
+        context = nn.init_execution_context(graph)
+        nn.unload(graph)
+        assert nn.live_graphs == 1
+        with pytest.raises(NnError) as busy:
+            nn.load([linear_bytes], 3, 0)
+        assert busy.value.errno == Errno.BUSY
+        nn.finalize_execution_context(context)
+        assert nn.live_graphs == 0
+        nn.load([linear_bytes], 3, 0)
+    finally:
+        if worker is not None:
+            worker.close()
+
+
+def test_load_init_unload_loop_hits_busy_through_the_cli(probe, linear_bytes):
+    code, report, stderr = run_probe(probe, linear_bytes, 3, "f32:1,3", "--max-graphs", "1",
+                                     repeat=5)
+    assert code == 0, stderr
+    assert report == {"failed": "load", "errno": 4}
+
+
+def test_a_model_allocating_1_gib_is_stopped_by_the_memory_cap(probe):
+    pytest.importorskip("torch")
+    hog = hostile_models.torchscript_allocator(1)
+    code, report, stderr = run_probe(probe, hog, 3, "f32:1", "--max-host-memory", "1G")
+    assert code == 0, stderr
+    assert report is not None and report.get("errno") == 5, (report, stderr)
+    # the same model with room to spare computes: the cap, not the model, stopped it
+    code, report, stderr = run_probe(probe, hog, 3, "f32:1", "--max-host-memory", "8G")
+    assert code == 0 and report is not None and report.get("ok"), (report, stderr)
+
+
+# -- --timeout is hard ----------------------------------------------------------------------
+def _timed_run(args: list[str], **popen) -> tuple[int, str, float]:
+    start = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-m", "wasinn", "run", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+    try:
+        _, err = process.communicate(timeout=HANG_LIMIT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, err.decode(), time.monotonic() - start
+
+
+POLL_SLEEP_WAT = """(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    ;; one clock subscription (relative, 600 s) at 0; events at 64; nevents at 128
+    (i32.store8 (i32.const 8) (i32.const 0))
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.const 600000000000))
+    (drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))))"""
+
+STDIN_READ_WAT = """(module
+  (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 64))
+    (i32.store (i32.const 4) (i32.const 16))
+    (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 32)))))"""
+
+START_LOOP_WAT = """(module
+  (memory (export "memory") 1)
+  (func $forever (loop $l (br $l)))
+  (start $forever)
+  (func (export "_start")))"""
+
+
+def test_timeout_ends_a_poll_oneoff_sleep(tmp_path):
+    code, err, _ = _timed_run(["--timeout", "1", str(wat_module(tmp_path, "sleep", POLL_SLEEP_WAT))])
+    assert code == 124, err
+    assert "timed out after 1 s" in err
+
+
+def test_timeout_ends_a_blocked_stdin_read(tmp_path):
+    read, write = os.pipe()
+    try:
+        code, err, _ = _timed_run(["--timeout", "1", str(wat_module(tmp_path, "stdin", STDIN_READ_WAT))],
+                                  stdin=read)
+    finally:
+        os.close(read)
+        os.close(write)
+    assert code == 124, err
+
+
+def test_timeout_covers_the_start_function(tmp_path):
+    code, err, _ = _timed_run(["--timeout", "1", str(wat_module(tmp_path, "start", START_LOOP_WAT))])
+    assert code == 124, err
+
+
+def test_timeout_kills_an_endless_onnx_loop_in_compute(probe):
+    pytest.importorskip("onnxruntime")
+    code, report, stderr = run_probe(probe, hostile_models.onnx_endless_loop(), 1, "f32:1",
+                                     "--timeout", "3")
+    assert code == 124, stderr
+    assert "timed out after 3 s" in stderr
+
+
+def test_ctrl_c_ends_a_poll_oneoff_sleep(tmp_path):
+    module = wat_module(tmp_path, "sleep", POLL_SLEEP_WAT)
+    process = subprocess.Popen([sys.executable, "-m", "wasinn", "run", str(module)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(2)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=HANG_LIMIT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, err
+
+
+# -- the transport --------------------------------------------------------------------------
+def test_worker_results_equal_in_process_results(openvino_ir):
+    pytest.importorskip("openvino")
+    xml, weights = (p.read_bytes() for p in openvino_ir)
+    worker = BackendWorker()
+    try:
+        outputs = []
+        for nn in (WasiNn(worker=worker), WasiNn()):
+            graph = nn.load([xml, bytearray(weights)], 0, 0)
+            context = nn.init_execution_context(graph)
+            got = []
+            for value in (1.0, 2.0, 2.0):     # the same shapes again: set_input rides along
+                nn.set_input(context, 0, [1, 4], 1, np.full((1, 4), value, np.float32))
+                nn.set_input(context, 1, [3], 4, np.arange(3, dtype=np.int32))
+                nn.compute(context)
+                got.append((bytes(nn.get_output(context, 0)), bytes(nn.get_output(context, 1))))
+            outputs.append(got)
+        assert outputs[0] == outputs[1]
+        assert outputs[0][0] != outputs[0][1]
+    finally:
+        worker.close()
+
+
+def test_one_worker_serves_many_guests_and_compiles_a_preload_once(torch_linear_path):
+    registry = ModelRegistry.from_specs([f"demo:PyTorch:CPU:{torch_linear_path}"])
+    worker = BackendWorker()
+    try:
+        for _ in range(3):
+            nn = WasiNn(registry, worker=worker)
+            context = nn.init_execution_context(nn.load_by_name("demo"))
+            nn.set_input(context, 0, [1, 3], 1, np.ones((1, 3), np.float32))
+            nn.compute(context)
+            nn.close()
+        assert registry.get("demo").reads == 1
+    finally:
+        worker.close()
+
+
+def test_errors_keep_their_errno_across_the_process_boundary(linear_bytes):
+    worker = BackendWorker()
+    nn = WasiNn(worker=worker)
+    try:
+        context = nn.init_execution_context(nn.load([linear_bytes], 3, 0))
+        nn.set_input(context, 0, [1, 3], 1, np.ones((1, 3), np.float32))
+        nn.compute(context)
+        with pytest.raises(NnError) as bad_index:
+            nn.get_output(context, 7)
+        assert bad_index.value.errno == Errno.INVALID_ARGUMENT
+        assert "output index 7 out of range" in bad_index.value.message
+        with pytest.raises(NnError) as garbage:
+            nn.load([b"not a model"], 3, 0)
+        assert garbage.value.errno == Errno.RUNTIME_ERROR and "pytorch load failed" in str(garbage.value)
+        assert worker.alive
+    finally:
+        worker.close()
+
+
+def test_a_confined_process_reads_a_model_memfd_by_path_but_no_host_file():
+    """The contract for path-reading libraries (llama.cpp): /proc/self/fd/N of a model part
+    opens inside the sandbox; host files, sockets and exec do not."""
+    code = """
+import json, sys
+from wasinn.worker import sandbox, transport
+fd, size = transport.immutable_copy("model", memoryview(b"GGUF" + bytes(range(60))))
+problems = sandbox.confine(None, None)
+data = open(f"/proc/self/fd/{fd}", "rb").read()
+try:
+    open("/etc/passwd", "rb").read(); host = "read"
+except PermissionError:
+    host = "denied"
+import os, socket
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_STREAM); net = "socket"
+except PermissionError:
+    net = "denied"
+try:
+    os.execv("/bin/true", ["true"])
+except PermissionError:
+    execute = "denied"
+print(json.dumps({"problems": problems, "model": data[:4].decode(), "size": len(data), "host": host,
+                  "net": net, "exec": execute}))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=HANG_LIMIT)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report == {"problems": {}, "model": "GGUF", "size": 64, "host": "denied",
+                      "net": "denied", "exec": "denied"}
+
+
+def test_model_path_is_none_outside_the_worker():
+    from wasinn.worker.server import model_path
+
+    assert model_path(memoryview(b"abc")) is None
+
+
+def test_load_by_name_with_config_and_streaming_go_through_the_worker(torch_linear_path):
+    """The optional contract methods (Graph.configure, Context.*_single) are forwarded."""
+    registry = ModelRegistry.from_specs([f"demo:PyTorch:CPU:{torch_linear_path}"])
+    worker = BackendWorker()
+    try:
+        outputs = []
+        for nn in (WasiNn(registry, worker=worker), WasiNn(registry)):
+            graph = nn.load_by_name_with_config("demo", '{"n_predict": 8}')
+            context = nn.init_execution_context(graph)
+            nn.set_input(context, 0, [1, 3], 1, np.ones((1, 3), np.float32))
+            nn.compute_single(context)
+            outputs.append(bytes(nn.get_output_single(context, 0)))
+            nn.fini_single(context)
+            with pytest.raises(NnError):            # fini_single ends the outputs
+                nn.get_output_single(context, 0)
+        assert outputs[0] == outputs[1] and len(outputs[0]) == 8
+    finally:
+        worker.close()
+
+
+def test_rebinding_a_copying_backend_sees_every_new_input(fixtures_dir):
+    """TFLite copies inputs at set_input: an input that rides along with compute must still
+    be bound again, so each compute sees the new bytes."""
+    pytest.importorskip("ai_edge_litert")
+    model = (fixtures_dir / "models" / "mobilenet_v2_1.0_224_quant.tflite").read_bytes()
+    worker = BackendWorker()
+    try:
+        results = []
+        for nn in (WasiNn(worker=worker), WasiNn()):
+            context = nn.init_execution_context(nn.load([model], 4, 0))
+            got = []
+            for value in (0, 255, 0):
+                nn.set_input(context, 0, [1, 224, 224, 3], 3,
+                             np.full((1, 224, 224, 3), value, np.uint8))
+                nn.compute(context)
+                got.append(bytes(nn.get_output(context, 0)))
+            results.append(got)
+        assert results[0] == results[1]
+        assert results[0][0] != results[0][1] and results[0][0] == results[0][2]
+    finally:
+        worker.close()
+
+
+def test_a_killed_host_takes_its_worker_along(probe):
+    """SIGKILL on the host while the worker runs an endless compute: the worker ends too."""
+    pytest.importorskip("onnxruntime")
+    model = hostile_models.onnx_endless_loop()
+    process = subprocess.Popen([sys.executable, "-m", "wasinn", "run", "--verbose", str(probe), "1",
+                                str(len(model)), "f32:1"],
+                               stdin=subprocess.PIPE, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        process.stdin.write(model)
+        process.stdin.close()
+        pid = None
+        for line in process.stderr:
+            if b"backend worker started (pid " in line:
+                pid = int(line.split(b"(pid ")[1].split(b",")[0])
+            if b"wasi-nn: set_input" in line:       # compute comes next, and never ends
+                break
+        assert pid is not None
+        process.kill()
+        process.wait(timeout=HANG_LIMIT)
+        for _ in range(HANG_LIMIT * 10):
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+            except FileNotFoundError:
+                break
+            if state == "Z":
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"worker {pid} still running after its host was killed")
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_the_cpu_cap_ends_an_endless_compute(probe):
+    pytest.importorskip("onnxruntime")
+    code, report, stderr = run_probe(probe, hostile_models.onnx_endless_loop(), 1, "f32:1",
+                                     "--max-host-cpu", "2")
+    assert code == 0, stderr
+    assert report == {"failed": "compute", "errno": 5}
+    assert "SIGXCPU: its CPU-time cap" in stderr or "SIGKILL" in stderr
+
+
+@pytest.mark.parametrize("value", ["1K", "0", "lots"])
+def test_a_worker_memory_cap_too_small_to_start_is_exit_2(value, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "wasinn", "run", "--max-host-memory", value,
+                             str(tmp_path / "x.wasm")], capture_output=True, timeout=HANG_LIMIT)
+    assert result.returncode == 2
+    assert b"--max-host-memory" in result.stderr.splitlines()[-1]
