@@ -73,7 +73,7 @@ def test_torchscript_cannot_read_or_write_host_files(probe, tmp_path):
     code, report, stderr = run_probe(probe, model, 3, "f32:1,3", cwd=tmp_path)
     assert code == 0, stderr
     # refused at load (an op allow-list) or at compute (the sandbox): never an output
-    assert report is not None and report.get("errno") == 5, (report, stderr)
+    assert report is not None and report.get("errno") in (1, 5), (report, stderr)
     assert not planted.exists()
     assert HOST_FILE.read_bytes()[:16].hex() not in json.dumps(report)
 
@@ -82,31 +82,32 @@ def test_torchscript_reader_gets_no_host_bytes(probe, tmp_path):
     code, report, stderr = run_probe(probe, hostile_models.torchscript_file_reader(str(HOST_FILE)),
                                      3, "f32:1,3", cwd=tmp_path)
     assert code == 0, stderr
-    assert report is not None and "failed" in report and report["errno"] == 5, report
+    assert report is not None and "failed" in report and report["errno"] in (1, 5), report
 
 
 def test_the_sandbox_alone_stops_file_access(tmp_path):
-    """Even a backend with no op checks at all cannot open a host file from inside the
-    worker: a TorchScript `from_file` through the real worker, called below the backends."""
+    """Even with no op checks at all, a TorchScript `from_file` run inside the confinement
+    cannot open a host file: the archive is loaded and run below the backend (no allow-list)."""
     pytest.importorskip("torch")
-    worker = BackendWorker()
-    try:
-        worker.call("ping", {})
-        assert worker.sandbox_problems == {}, worker.sandbox_problems
-        nn = WasiNn(worker=worker)
-        try:
-            graph = nn.load([hostile_models.torchscript_file_reader(str(HOST_FILE))], 3, 0)
-        except NnError as error:       # an op allow-list refused it first: fine too
-            assert error.errno == Errno.RUNTIME_ERROR or error.errno == Errno.INVALID_ARGUMENT
-            return
-        context = nn.init_execution_context(graph)
-        nn.set_input(context, 0, [1, 3], 1, np.ones((1, 3), np.float32))
-        with pytest.raises(NnError) as raised:
-            nn.compute(context)
-        assert raised.value.errno == Errno.RUNTIME_ERROR
-        assert "ermission denied" in raised.value.message or "Errno 13" in raised.value.message
-    finally:
-        worker.close()
+    model = tmp_path / "reader.pt"
+    model.write_bytes(hostile_models.torchscript_file_reader(str(HOST_FILE)))
+    code = f"""
+import io, json, torch
+from wasinn.worker import sandbox
+module = torch.jit.load(io.BytesIO(open({str(model)!r}, "rb").read()))
+problems = sandbox.confine(None, None)
+try:
+    module(torch.ones(1, 3)); outcome = "read"
+except Exception as error:
+    outcome = str(error)
+print(json.dumps({{"problems": problems, "outcome": outcome}}))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=HANG_LIMIT)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.decode().strip().splitlines()[-1])
+    # torch's threads make unshare(2) fail here; Landlock alone must deny the read
+    assert "landlock" not in report["problems"], report
+    assert "ermission denied" in report["outcome"] or "Errno 13" in report["outcome"], report
 
 
 def test_openvino_crash_is_runtime_error_and_the_host_survives(probe):
