@@ -274,10 +274,11 @@ def test_timeout_covers_the_start_function(tmp_path):
     assert code == 124, err
 
 
-def test_timeout_kills_an_endless_onnx_loop_in_compute(probe):
+@pytest.mark.parametrize("where", [(), ("--in-process",)], ids=["worker", "in-process"])
+def test_timeout_kills_an_endless_onnx_loop_in_compute(probe, where):
     pytest.importorskip("onnxruntime")
     code, report, stderr = run_probe(probe, hostile_models.onnx_endless_loop(), 1, "f32:1",
-                                     "--timeout", "3")
+                                     "--timeout", "3", *where)
     assert code == 124, stderr
     assert "timed out after 3 s" in stderr
 
