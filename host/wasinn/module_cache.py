@@ -50,7 +50,7 @@ def _engine_identity() -> str:
         return metadata.version("wasmtime")
 
 
-MAX_CACHE_BYTES = 2 << 30
+MAX_CACHE_BYTES = 512 << 20
 """Default cap on the cache folder (a built guest's artifact is ~15-30 MB)."""
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from . import shared_code
 from .abi import EphemeralNn
 from .module_cache import load_cached
 from .nn import ModelRegistry, WasiNn
@@ -105,7 +106,9 @@ def run(options: RunOptions) -> int:
     engine = make_engine(options.cache)
 
     start = time.perf_counter_ns()
-    module = load_module(engine, options.module, cache=options.cache)
+    # A wasinn-built guest shares the compiled runtime code of every guest (shared_code).
+    shared = shared_code.prepare(engine, options.module, options.verbose) if options.cache else None
+    module = shared.module if shared else load_module(engine, options.module, cache=options.cache)
     tracer.phase(f"load module {options.module.name}", time.perf_counter_ns() - start)
 
     linker = Linker(engine)
@@ -133,7 +136,9 @@ def run(options: RunOptions) -> int:
     start = time.perf_counter_ns()
     try:
         instance = linker.instantiate(store, module)
-    except (WasmtimeError, Trap) as error:
+        if shared is not None:
+            shared_code.initialise(store, instance, shared.init, shared.data)
+    except (WasmtimeError, Trap, shared_code.InitialiseError) as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else "failed"
         if options.max_memory is not None and "memory" in str(error).lower():
             message += f" (--max-memory {options.max_memory} bytes may be too small)"

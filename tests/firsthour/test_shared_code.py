@@ -1,0 +1,111 @@
+"""The fast edit loop: every wasinn-built guest shares one compiled copy of the runtime code."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import wasmtime
+
+from wasinn import shared_code
+from wasinn_toolchain.bundle_format import LOCATOR_MAGIC
+
+from conftest import wasinn
+
+MAGIC_WAT = "".join(f"\\{b:02x}" for b in LOCATOR_MAGIC)
+
+WAT = f"""
+(module
+  (memory (export "memory") 3)
+  (global $g (mut i32) (i32.const 77))
+  (global $h (mut i64) (i64.const -5))
+  (global $k f64 (f64.const 2.5))
+  (data (i32.const 100) "{MAGIC_WAT}abc")
+  (data (i32.const 70000) "xyz")
+  (data (i32.const 101) "Z")
+  (func (export "probe") (result i64)
+    (i64.add
+      (i64.add (i64.extend_i32_u (global.get $g)) (global.get $h))
+      (i64.add (i64.load8_u (i32.const 101)) (i64.load8_u (i32.const 70002)))))
+  (func (export "pages") (result i32) (memory.size))
+  (func (export "bump") (global.set $g (i32.add (global.get $g) (i32.const 1)))))
+"""
+
+
+def _instantiate_split(engine, data: bytearray):
+    parts = shared_code.split(data)
+    store = wasmtime.Store(engine)
+    instance = wasmtime.Instance(store, wasmtime.Module(engine, parts.code), [])
+    shared_code.initialise(store, instance, parts.init, data)
+    return store, instance, parts
+
+
+def test_split_replays_the_original_instantiation_exactly():
+    engine = wasmtime.Engine()
+    data = bytearray(wasmtime.wat2wasm(WAT))
+    store0 = wasmtime.Store(engine)
+    original = wasmtime.Instance(store0, wasmtime.Module(engine, bytes(data)), [])
+    store, instance, parts = _instantiate_split(engine, data)
+    for name in ("probe", "pages"):
+        assert instance.exports(store)[name](store) == original.exports(store0)[name](store0)
+    # later segments overwrite earlier ones, as at instantiation: 'Z' (90) at 101
+    assert instance.exports(store)["probe"](store) == 77 - 5 + 90 + ord("z")
+    instance.exports(store)["bump"](store)
+    assert instance.exports(store)["probe"](store) == 78 - 5 + 90 + ord("z")
+    assert parts.init.min_pages == 3 and len(parts.init.segments) == 3
+
+
+def test_code_module_does_not_depend_on_data_or_global_values():
+    one = shared_code.split(bytearray(wasmtime.wat2wasm(WAT))).code
+    other_wat = WAT.replace('"xyz"', '"a different guest bundle"').replace("(i32.const 77)",
+                                                                          "(i32.const 5)")
+    other_wat = other_wat.replace("(memory (export \"memory\") 3)", "(memory (export \"memory\") 9)")
+    assert shared_code.split(bytearray(wasmtime.wat2wasm(other_wat))).code == one
+
+
+@pytest.mark.parametrize("change", [
+    ("(memory (export \"memory\") 3)", "(memory (export \"memory\") 3) (start $s) (func $s)"),
+    (f'"{MAGIC_WAT}abc"', '"no locator here"'),
+    ("(data (i32.const 101) \"Z\")", "(data \"passive\")"),
+    ("(memory (export \"memory\") 3)", "(memory 3)"),
+])
+def test_modules_it_cannot_replay_take_the_normal_path(change):
+    data = bytearray(wasmtime.wat2wasm(WAT.replace(*change)))
+    with pytest.raises(shared_code.NotShareable):
+        shared_code.split(data)
+
+
+def test_garbage_is_not_shareable():
+    for junk in (b"\0asm\x01\0\0\0\x0b\xff\xff", b"\0asm\x01\0\0\0" + os.urandom(64), b""):
+        with pytest.raises(shared_code.NotShareable):
+            shared_code.split(bytearray(junk))
+
+
+def test_two_guests_share_one_compile(runtime, tmp_path):
+    cache = tmp_path / "cache"
+    env = {"WASINN_CACHE_DIR": str(cache)}
+    outputs = []
+    for name, text in (("first", "one"), ("second", "two")):
+        guest = tmp_path / name
+        guest.mkdir()
+        (guest / "main.py").write_text(f"import sys\nprint({text!r}, *sys.argv[1:])\n")
+        built = wasinn("build", str(guest), "-o", str(tmp_path / f"{name}.wasm"))
+        assert built.returncode == 0, built.stderr
+        ran = wasinn("run", str(tmp_path / f"{name}.wasm"), "arg", env_extra=env)
+        assert ran.returncode == 0, ran.stderr
+        outputs.append((ran.stdout, ran.stderr))
+    assert outputs[0][0] == "one arg\n" and outputs[1][0] == "two arg\n"
+    assert "compiling first.wasm's runtime code (one-time" in outputs[0][1]
+    assert "compiling" not in outputs[1][1]                 # the second guest reuses the code
+    assert len(list(cache.glob("code-*.cwasm"))) == 1
+
+
+def test_memory_cap_below_the_guests_start_state_is_exit_2(runtime, tmp_path):
+    guest = tmp_path / "g"
+    guest.mkdir()
+    (guest / "main.py").write_text("print('never')\n")
+    assert wasinn("build", str(guest), "-o", str(tmp_path / "g.wasm")).returncode == 0
+    ran = wasinn("run", "--max-memory", "4M", str(tmp_path / "g.wasm"))
+    assert ran.returncode == 2 and "never" not in ran.stdout
+    assert "cannot instantiate g.wasm" in ran.stderr and "Traceback" not in ran.stderr
