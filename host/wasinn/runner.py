@@ -20,6 +20,7 @@ from typing import Iterator, Sequence
 
 from . import shared_code
 from .abi import EphemeralNn
+from .guest_channel import GUEST_PATH, GuestChannel
 from .module_cache import load_cached
 from .nn import ModelRegistry, WasiNn
 from .trace import Tracer
@@ -100,7 +101,7 @@ def load_module(engine, path: Path, cache: bool = False):  # -> wasmtime.Module
 
 def run(options: RunOptions) -> int:
     """Run a WASI command module to completion; returns the process exit code."""
-    from wasmtime import ExitTrap, Linker, Store, Trap, TrapCode, WasiConfig, WasmtimeError
+    from wasmtime import Linker
 
     tracer = Tracer(options.verbose)
     engine = make_engine(options.cache)
@@ -114,7 +115,19 @@ def run(options: RunOptions) -> int:
     linker = Linker(engine)
     linker.define_wasi()
     nn = WasiNn(options.registry, max_graphs=options.max_graphs, max_contexts=options.max_contexts)
-    EphemeralNn(nn, tracer).define(linker)
+    # The reasons for failed calls: on stderr (the --verbose trace has them already) and at
+    # /.wasinn for the SDK's WasiNnError.detail.
+    channel = GuestChannel([guest for guest, _ in options.dirs], echo=not options.verbose)
+    EphemeralNn(nn, tracer, on_error=channel.failed).define(linker)
+    try:
+        return _run_with(options, engine, module, shared, linker, nn, tracer, channel)
+    finally:
+        channel.close()
+
+
+def _run_with(options: RunOptions, engine, module, shared, linker, nn, tracer,
+              channel: GuestChannel) -> int:
+    from wasmtime import ExitTrap, Store, Trap, TrapCode, WasiConfig, WasmtimeError
 
     wasi = WasiConfig()
     wasi.argv = [options.module.name, *options.args]
@@ -126,6 +139,7 @@ def run(options: RunOptions) -> int:
         if not Path(host).is_dir():
             raise HostError(f"--dir {guest}:{host}: no such directory {host!r}")
         wasi.preopen_dir(host, guest)
+    wasi.preopen_dir(str(channel.folder), GUEST_PATH, fs_mutable=False)
 
     store = Store(engine)
     store.set_wasi(wasi)

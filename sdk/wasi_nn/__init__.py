@@ -45,6 +45,11 @@ from ._tensor import Tensor
 
 __version__ = "0.1.0"
 
+if raw_layer == "_wasi_nn":
+    from . import _file_hint
+
+    _file_hint.install()
+
 # Helpers are imported lazily (PEP 562): start-up inside wasm only pays for what a guest uses.
 _LAZY = {
     "image_to_tensor": "image", "decode_image": "image", "resize": "image", "Image": "image",

@@ -11,7 +11,7 @@ import wasmtime
 from wasinn import shared_code
 from wasinn_toolchain.bundle_format import LOCATOR_MAGIC
 
-from conftest import wasinn
+from firsthour_helpers import wasinn
 
 MAGIC_WAT = "".join(f"\\{b:02x}" for b in LOCATOR_MAGIC)
 
