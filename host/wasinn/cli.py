@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from . import inspect_module, scaffold
 from .runner import EXIT_USAGE, HostError
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
@@ -38,10 +39,14 @@ def parse_dir(text: str) -> tuple[str, str]:
     return guest, host
 
 
-def parse_env(text: str) -> tuple[str, str]:
+def parse_env(text: str) -> tuple[str, str] | None:
+    """`KEY=VALUE`, or `KEY` alone for this environment's value (as wasmtime does; None when
+    KEY is not set here, so the guest sees no KEY)."""
     key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"bad --env {text!r}: expected KEY=VALUE")
+    if not key or "\0" in text:
+        raise argparse.ArgumentTypeError(f"bad --env {text!r}: expected KEY=VALUE or KEY")
+    if not sep:
+        return (key, os.environ[key]) if key in os.environ else None
     return key, value
 
 
@@ -66,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="wasinn",
         description="Build and run Python WASI-NN guests (core wasm32-wasi modules importing "
                     "wasi_snapshot_preview1 + wasi_ephemeral_nn).")
+    parser.add_argument("--version", action="version", version=f"wasinn {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
@@ -80,8 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  wasinn run --native examples/mobilenet_pytorch model.pt input.jpg")
     run.add_argument("--dir", action="append", default=[], type=parse_dir, metavar="GUEST:HOST",
                      help="preopen a host folder at a guest path (or PATH for the same on both)")
-    run.add_argument("--env", action="append", default=[], type=parse_env, metavar="KEY=VALUE",
-                     help="set an environment variable in the guest")
+    run.add_argument("--env", action="append", default=[], type=parse_env, metavar="KEY[=VALUE]",
+                     help="set an environment variable in the guest (KEY alone: this one's value)")
     run.add_argument("--nn-preload", action="append", default=[], metavar="SPEC",
                      help="named model NAME:ENCODING:TARGET:PATH[,PATH...] for load_by_name, "
                           "e.g. demo:PyTorch:CPU:model.pt or m:OpenVINO:CPU:m.xml,m.bin")
@@ -118,8 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the .wasm to write (default: DIR's name + .wasm, here)")
     build.add_argument("--portable", action="store_true",
                        help="build for any wasi_ephemeral_nn runtime (see docs)")
-    build.add_argument("--verbose", "-v", action="store_true", help="explain each build step")
+    build.add_argument("--verbose", "-v", action="store_true",
+                       help="explain each build step and list every bundled module's origin")
+    scaffold.add_parser(commands)
+    inspect_module.add_parser(commands)
     return parser
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("wasinn")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _registry(specs: Sequence[str]):
@@ -132,6 +150,7 @@ def _registry(specs: Sequence[str]):
 
 
 def _run(options: argparse.Namespace) -> int:
+    options.env = [pair for pair in options.env if pair is not None]
     if options.verbose:
         # The host core reports what it ignores (e.g. load_by_name_with_config options) here.
         logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="wasinn: %(message)s")
@@ -185,7 +204,8 @@ def _build(options: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     options = parser.parse_args(argv)
-    handler = {"run": _run, "compile": _compile, "build": _build}[options.command]
+    handler = {"run": _run, "compile": _compile, "build": _build}.get(
+        options.command, getattr(options, "handler", None))
     try:
         return handler(options)
     except HostError as error:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from . import shared_code
+from . import hints, shared_code
 from .abi import EphemeralNn
 from .guest_channel import GUEST_PATH, GuestChannel
 from .module_cache import load_cached
@@ -79,6 +79,8 @@ def load_module(engine, path: Path, cache: bool = False):  # -> wasmtime.Module
     """
     from wasmtime import Module, WasmtimeError
 
+    if path.is_dir():
+        raise HostError(hints.folder_as_module(path))
     try:
         with open(path, "rb") as handle:
             head = handle.read(4)
@@ -137,7 +139,7 @@ def _run_with(options: RunOptions, engine, module, shared, linker, nn, tracer,
     wasi.inherit_stderr()
     for guest, host in options.dirs:
         if not Path(host).is_dir():
-            raise HostError(f"--dir {guest}:{host}: no such directory {host!r}")
+            raise HostError(hints.missing_dir(guest, host))
         wasi.preopen_dir(host, guest)
     wasi.preopen_dir(str(channel.folder), GUEST_PATH, fs_mutable=False)
 
