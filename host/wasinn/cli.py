@@ -201,9 +201,21 @@ def _build(options: argparse.Namespace) -> int:
     return 0
 
 
+def _keep_double_dash(argv: list[str], module: str, args: list[str]) -> list[str]:
+    """Everything after MODULE belongs to the guest, a `--` right after it too (argparse drops
+    it): `wasinn run m.wasm -- --flag` gives the guest `-- --flag`, as wasmtime does."""
+    for index, token in enumerate(argv):
+        if token == module and argv[index + 1:index + 2] == ["--"] and argv[index + 2:] == args:
+            return ["--", *args]
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     options = parser.parse_args(argv)
+    if options.command == "run":
+        options.args = _keep_double_dash(argv, options.module, options.args)
     handler = {"run": _run, "compile": _compile, "build": _build}.get(
         options.command, getattr(options, "handler", None))
     try:
