@@ -27,6 +27,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import json
+import mmap
 import os
 import struct
 import sys
@@ -46,6 +48,7 @@ ARTIFACT_PREFIX = "code-"
 MAX_ARTIFACTS = 6
 """Code artifacts kept (LRU): both runtime flavours of a few runtime versions; each ~20 MB."""
 COMPILE_BYTES_PER_SECOND = 500_000
+MAX_MODULE_BYTES = 1 << 30
 """Rough Cranelift speed on this project's 2-core CI machine, for the one-time notice."""
 
 _SEC_CUSTOM, _SEC_IMPORT, _SEC_GLOBAL, _SEC_MEMORY = 0, 2, 6, 5
@@ -128,8 +131,9 @@ def _imported_globals(payload: memoryview) -> tuple[int, bool]:
     return globals_, memory
 
 
-def split(module: bytes | bytearray) -> SplitModule:
-    """The canonical code module and the initialiser that recreates `module`'s start state."""
+def split(module) -> SplitModule:
+    """The canonical code module and the initialiser that recreates `module`'s start state
+    (`module`: bytes, bytearray or mmap)."""
     try:
         return _split(memoryview(module))
     except (WasmFormatError, IndexError, struct.error) as error:
@@ -300,8 +304,9 @@ def _prune(folder: Path, keep: Path) -> None:
                 artifact.unlink()
 
 
-def load_code(engine, parts: SplitModule, name: str, verbose: bool = False):  # -> Module
-    """The compiled code module, from the content-keyed cache or compiled (and stored) now."""
+def load_code(engine, parts: SplitModule, name: str, verbose: bool = False):
+    """(compiled code module, its artifact's file name): from the content-keyed cache, or
+    compiled (and stored) now."""
     from wasmtime import Module, WasmtimeError
 
     digest = hashlib.sha256(parts.code)
@@ -316,7 +321,7 @@ def load_code(engine, parts: SplitModule, name: str, verbose: bool = False):  # 
         else:
             with contextlib.suppress(OSError):
                 os.utime(artifact)
-            return module
+            return module, artifact.name
     estimate = parts.code_bytes / COMPILE_BYTES_PER_SECOND
     if estimate > 1:
         print(f"wasinn: compiling {name}'s runtime code (one-time, ~{estimate:.0f} s; every "
@@ -334,7 +339,7 @@ def load_code(engine, parts: SplitModule, name: str, verbose: bool = False):  # 
         _prune(artifact.parent, artifact)
     except OSError as error:
         print(f"wasinn: warning: cannot write the module cache: {error}", file=sys.stderr)
-    return module
+    return module, artifact.name
 
 
 # --- instantiation ------------------------------------------------------------------------------
@@ -344,7 +349,7 @@ class InitialiseError(Exception):
     """Replaying the original module's initialisation failed (as its instantiation would)."""
 
 
-def initialise(store, instance, init: Initialiser, module_bytes: bytearray) -> None:
+def initialise(store, instance, init: Initialiser, module_bytes) -> None:
     """Bring a fresh instance of the code module to the original module's start state."""
     from wasmtime import Memory, Val, WasmtimeError
 
@@ -364,6 +369,8 @@ def initialise(store, instance, init: Initialiser, module_bytes: bytearray) -> N
     source = (ctypes.c_ubyte * len(module_bytes)).from_buffer(module_bytes)
     source_base = ctypes.addressof(source)
     for address, offset, length in init.segments:
+        if offset + length > len(module_bytes):
+            raise InitialiseError("the module file changed while it was being run")
         if address + length > size:
             raise InitialiseError("out of bounds memory access (a data segment is outside memory)")
         ctypes.memmove(base + address, source_base + offset, length)
@@ -375,20 +382,80 @@ class Prepared:
 
     module: object            # wasmtime.Module of the canonical code module
     init: Initialiser
-    data: bytearray           # the original module's bytes (the data segments are read from it)
+    data: object              # the original module's bytes (a private mmap or a bytearray)
+
+
+INDEX_DIR = "code-index"
+"""Per module file identity: which code artifact it uses and its Initialiser, so a warm start
+neither rebuilds nor hashes the canonical module (~25 ms for a 16 MB guest)."""
+
+
+def _identity(info: os.stat_result, path: Path) -> str:
+    text = "\0".join([str(path.resolve()), str(info.st_size), str(info.st_mtime_ns),
+                      str(info.st_ino), _engine_identity(), sys.platform])
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def _read_index(index: Path) -> tuple[str, Initialiser] | None:
+    try:
+        record = json.loads(index.read_text())
+        init = Initialiser(int(record["min_pages"]),
+                           tuple((str(n), int(t), v) for n, t, v in record["globals"]),
+                           tuple((int(a), int(o), int(n)) for a, o, n in record["segments"]))
+        return str(record["artifact"]), init
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_index(index: Path, artifact: str, init: Initialiser) -> None:
+    record = {"artifact": artifact, "min_pages": init.min_pages,
+              "globals": [list(g) for g in init.globals],
+              "segments": [list(s) for s in init.segments]}
+    with contextlib.suppress(OSError):
+        index.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=index.parent, suffix=".tmp",
+                                         delete=False) as out:
+            json.dump(record, out)
+        os.replace(out.name, index)
+        entries = sorted(index.parent.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+        for stale in entries[:-MAX_INDEX_ENTRIES]:
+            stale.unlink(missing_ok=True)
+
+
+MAX_INDEX_ENTRIES = 200
 
 
 def prepare(engine, path: Path, verbose: bool = False) -> Prepared | None:
     """The shared-code form of the `.wasm` at `path`, or None to take the normal path."""
+    from wasmtime import Module, WasmtimeError
+
     try:
         with open(path, "rb") as handle:
-            data = bytearray(handle.read())
-    except OSError:
+            info = os.fstat(handle.fileno())
+            if handle.read(4) != b"\0asm" or info.st_size > MAX_MODULE_BYTES:
+                return None
+            # A private copy-on-write map: the data segments are copied from it straight
+            # into guest memory, and nothing (not even a later edit of the file) changes it.
+            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
+    except (OSError, ValueError):
         return None                       # the normal path reports the error
-    if data[:4] != b"\0asm":
-        return None
+    index = cache_dir() / INDEX_DIR / f"{_identity(info, path)}.json"
+    known = _read_index(index)
+    if known is not None:
+        artifact = cache_dir() / known[0]
+        try:
+            module = Module.deserialize_file(engine, str(artifact))
+        except WasmtimeError:
+            pass
+        else:
+            with contextlib.suppress(OSError):
+                os.utime(artifact)
+            return Prepared(module, known[1], data)
     try:
         parts = split(data)
     except NotShareable:
+        data.close()
         return None
-    return Prepared(load_code(engine, parts, path.name, verbose), parts.init, data)
+    module, artifact_name = load_code(engine, parts, path.name, verbose)
+    _write_index(index, artifact_name, parts.init)
+    return Prepared(module, parts.init, data)

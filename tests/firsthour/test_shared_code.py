@@ -109,3 +109,37 @@ def test_memory_cap_below_the_guests_start_state_is_exit_2(runtime, tmp_path):
     ran = wasinn("run", "--max-memory", "4M", str(tmp_path / "g.wasm"))
     assert ran.returncode == 2 and "never" not in ran.stdout
     assert "cannot instantiate g.wasm" in ran.stderr and "Traceback" not in ran.stderr
+
+
+def test_warm_start_index_survives_garbage_and_follows_rebuilds(runtime, tmp_path):
+    cache = tmp_path / "cache"
+    env = {"WASINN_CACHE_DIR": str(cache)}
+    guest = tmp_path / "g"
+    guest.mkdir()
+    (guest / "main.py").write_text("print('v1')\n")
+    wasm = tmp_path / "g.wasm"
+    assert wasinn("build", str(guest), "-o", str(wasm)).returncode == 0
+    assert wasinn("run", str(wasm), env_extra=env).stdout == "v1\n"
+    (index,) = (cache / "code-index").glob("*.json")
+    index.write_text("{not json")                        # a damaged index is only a miss
+    assert wasinn("run", str(wasm), env_extra=env).stdout == "v1\n"
+    (guest / "main.py").write_text("print('v2')\n")
+    assert wasinn("build", str(guest), "-o", str(wasm)).returncode == 0
+    assert wasinn("run", str(wasm), env_extra=env).stdout == "v2\n"
+    assert len(list(cache.glob("code-*.cwasm"))) == 1
+
+
+def test_first_run_benchmark_prints_its_table(runtime):
+    import subprocess
+    import sys
+
+    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "first_run.py"
+    result = subprocess.run([sys.executable, str(bench), "--edits", "1", "--repeat", "1",
+                             "--no-baseline"], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    names = [row.split("|")[1].strip() for row in rows[2:]]
+    assert names == ["cold first run (one-time runtime compile)",
+                     "first run after an edit + rebuild", "warm run (same module again)",
+                     "native mode (wasinn run --native)"]
+    assert all(float(row.split("|")[2]) > 0 for row in rows[2:])
