@@ -25,16 +25,20 @@ def wasmtime_ready() -> Path:
     return binary
 
 
-@pytest.fixture(scope="module")
-def mobilenet_model(fixtures_dir) -> Path:
+def _prepared(example: str, fixtures_dir: Path) -> Path:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("prepare_models",
                                                   REPO / "examples" / "prepare_models.py")
     prepare = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(prepare)
-    prepare.prepare(["mobilenet_openvino"], fixtures_dir)
-    return prepare.model_dir("mobilenet_openvino")
+    prepare.prepare([example], fixtures_dir)
+    return prepare.model_dir(example)
+
+
+@pytest.fixture(scope="module")
+def mobilenet_model(fixtures_dir) -> Path:
+    return _prepared("mobilenet_openvino", fixtures_dir)
 
 
 def _build(source: Path, out: Path, *flags: str) -> Path:
@@ -64,6 +68,29 @@ def test_portable_mobilenet_example_prints_banana_first(runtime, wasmtime_ready,
                   "input.jpg", cwd=mobilenet_model)
     assert ours.returncode == 0, ours.stderr
     assert [l for l in ours.stdout.splitlines() if ".)" in l] == [l for l in lines if ".)" in l]
+
+
+def test_portable_road_segmentation_example_matches_wasinn(runtime, wasmtime_ready, fixtures_dir,
+                                                           tmp_path):
+    if openvino_library_dir() is None:
+        pytest.skip("the openvino wheel is not installed")
+    model = _prepared("road_segmentation", fixtures_dir)
+    wasm = _build(REPO / "examples" / "road_segmentation", tmp_path / "road.wasm", "--portable")
+    args = ["road-segmentation-adas-0001.xml", "road-segmentation-adas-0001.bin", "road.jpg"]
+    theirs = run_wasmtime(["run", "-S", "nn", "--dir", ".", str(wasm), *args,
+                           "mask-wasmtime.bmp"], cwd=model)
+    assert theirs.returncode == 0, theirs.stderr
+    ours = wasinn("run", "--dir", ".:.", str(wasm), *args, "mask-wasinn.bmp", cwd=model)
+    assert ours.returncode == 0, ours.stderr
+    assert theirs.stdout.replace("mask-wasmtime", "mask") == ours.stdout.replace("mask-wasinn",
+                                                                                   "mask")
+    masks = [(model / f"mask-{host}.bmp") for host in ("wasmtime", "wasinn")]
+    try:
+        assert masks[0].read_bytes()[:2] == b"BM"
+        assert masks[0].read_bytes() == masks[1].read_bytes()
+    finally:
+        for mask in masks:
+            mask.unlink(missing_ok=True)
 
 
 def test_full_flavour_does_not_instantiate_on_wasmtime(runtime, wasmtime_ready, tmp_path):
