@@ -204,7 +204,7 @@ def _split(view: memoryview) -> SplitModule:
         elif sec_id == _SEC_EXPORT:
             count, pos = read_uleb(payload, 0)
             names = _export_names(payload)
-            has_memory_export = "memory" in names
+            has_memory_export = names.get("memory") == 2
             if any(n.startswith(GLOBAL_EXPORT_PREFIX) for n in names):
                 raise NotShareable("export name clash")
             out.append((sec_id, count, bytes(payload[pos:])))      # completed below
@@ -270,12 +270,14 @@ def _skip_expr(payload: memoryview, pos: int) -> int:
     return pos + 1
 
 
-def _export_names(payload: memoryview) -> list[str]:
+def _export_names(payload: memoryview) -> dict[str, int]:
+    """Export name -> kind (0 function, 1 table, 2 memory, 3 global)."""
     count, pos = read_uleb(payload, 0)
-    names = []
+    names: dict[str, int] = {}
     for _ in range(count):
         length, pos = read_uleb(payload, pos)
-        names.append(bytes(payload[pos:pos + length]).decode("utf-8", "replace"))
+        name = bytes(payload[pos:pos + length]).decode("utf-8", "replace")
+        names[name] = payload[pos + length]
         pos += length + 1
         _, pos = read_uleb(payload, pos)
     return names
@@ -355,7 +357,8 @@ def initialise(store, instance, init: Initialiser, module_bytes) -> None:
 
     exports = instance.exports(store)
     memory = exports["memory"]
-    assert isinstance(memory, Memory)
+    if not isinstance(memory, Memory):
+        raise InitialiseError("the module's 'memory' export is not a memory")
     try:
         if init.min_pages:
             memory.grow(store, init.min_pages)
@@ -454,8 +457,10 @@ def prepare(engine, path: Path, verbose: bool = False) -> Prepared | None:
     try:
         parts = split(data)
     except NotShareable:
-        data.close()
-        return None
-    module, artifact_name = load_code(engine, parts, path.name, verbose)
+        return None                       # (the map is freed with its last view)
+    try:
+        module, artifact_name = load_code(engine, parts, path.name, verbose)
+    except WasmtimeError:
+        return None                       # invalid: the normal path reports it precisely
     _write_index(index, artifact_name, parts.init)
     return Prepared(module, parts.init, data)

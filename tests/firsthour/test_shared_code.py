@@ -143,3 +143,18 @@ def test_first_run_benchmark_prints_its_table(runtime):
                      "first run after an edit + rebuild", "warm run (same module again)",
                      "native mode (wasinn run --native)"]
     assert all(float(row.split("|")[2]) > 0 for row in rows[2:])
+
+
+@pytest.mark.parametrize("body, code", [
+    ('(memory (export "memory") 1) (func (export "_start") (i32.const 1))', 2),  # invalid
+    ('(memory 1) (func (export "memory")) (func (export "_start"))', 0),  # normal path runs it
+])
+def test_hostile_module_with_a_locator_takes_the_normal_path(body, code, tmp_path):
+    wat = f'(module {body} (data (i32.const 0) "{MAGIC_WAT}"))'
+    wasm = tmp_path / "hostile.wasm"
+    wasm.write_bytes(wasmtime.wat2wasm(wat))
+    ran = wasinn("run", str(wasm), env_extra={"WASINN_CACHE_DIR": str(tmp_path / "c")})
+    assert ran.returncode == code, ran.stderr
+    assert "Traceback" not in ran.stderr
+    if code == 2:
+        assert ran.stderr.startswith("wasinn run: error:")
