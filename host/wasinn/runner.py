@@ -141,7 +141,10 @@ def _run_with(options: RunOptions, engine, module, shared, linker, nn, tracer,
         if not Path(host).is_dir():
             raise HostError(hints.missing_dir(guest, host))
         wasi.preopen_dir(host, guest)
-    wasi.preopen_dir(str(channel.folder), GUEST_PATH, fs_mutable=False)
+    if shared is not None or _has_bundle_locator(options.module):
+        # Only guests from `wasinn build` (whose SDK reads it) get the channel folder: a
+        # hand-written module may count on fd 3 being its first --dir.
+        wasi.preopen_dir(str(channel.folder), GUEST_PATH, fs_mutable=False)
 
     store = Store(engine)
     store.set_wasi(wasi)
@@ -203,6 +206,16 @@ def _run_with(options: RunOptions, engine, module, shared, linker, nn, tracer,
         nn.close()
     tracer.phase(f"run (exit {code})", time.perf_counter_ns() - start)
     return code
+
+
+def _has_bundle_locator(path: Path) -> bool:
+    """Whether the module carries wasinn's bundle locator (the --no-cache path's check)."""
+    from wasinn_toolchain.bundle_format import LOCATOR_MAGIC
+
+    try:
+        return LOCATOR_MAGIC in path.read_bytes()   # .cwasm files keep the data segments
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager

@@ -158,3 +158,19 @@ def test_hostile_module_with_a_locator_takes_the_normal_path(body, code, tmp_pat
     assert "Traceback" not in ran.stderr
     if code == 2:
         assert ran.stderr.startswith("wasinn run: error:")
+
+
+def test_code_artifacts_are_capped_least_recently_used_first(tmp_path):
+    from wasinn import module_cache
+
+    ages = range(shared_code.MAX_ARTIFACTS + 3)
+    for age in ages:
+        artifact = tmp_path / f"{shared_code.ARTIFACT_PREFIX}{age:04d}.cwasm"
+        artifact.write_bytes(b"x")
+        os.utime(artifact, ns=(10**18 + age, 10**18 + age))
+    keep = tmp_path / f"{shared_code.ARTIFACT_PREFIX}0000.cwasm"     # the oldest, just used
+    shared_code._prune(tmp_path, keep)
+    left = sorted(p.name for p in tmp_path.glob("*.cwasm"))
+    assert len(left) == shared_code.MAX_ARTIFACTS + 1 and keep.name in left
+    assert f"{shared_code.ARTIFACT_PREFIX}0001.cwasm" not in left
+    assert module_cache.MAX_CACHE_BYTES <= 512 << 20                  # a modest default cap
