@@ -93,12 +93,22 @@ def load_module(engine, path: Path, cache: bool = False):  # -> wasmtime.Module
         if head == ELF_MAGIC:
             return Module.deserialize_file(engine, str(path))
         if cache and head == WASM_MAGIC:
-            return load_cached(engine, path, lambda engine, path: Module.from_file(engine, str(path)))
-        return Module.from_file(engine, str(path))
+            return load_cached(engine, path, lambda engine, path: _compile_announced(
+                engine, path, cached=True))
+        return _compile_announced(engine, path, cached=False)
     except WasmtimeError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else "invalid module"
         kind = "precompiled module" if head == ELF_MAGIC else "module"
         raise HostError(f"cannot load {kind} {str(path)!r}: {first}") from None
+
+
+def _compile_announced(engine, path: Path, cached: bool):  # -> wasmtime.Module
+    """Compile a module from its file, first saying so on stderr when it will take > 1 s."""
+    from wasmtime import Module
+
+    if path.suffix != ".wat":
+        shared_code.announce_compile(path, cached)
+    return Module.from_file(engine, str(path))
 
 
 def run(options: RunOptions) -> int:

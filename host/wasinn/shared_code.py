@@ -344,6 +344,21 @@ def load_code(engine, parts: SplitModule, name: str, verbose: bool = False):
     return module, artifact.name
 
 
+def announce_compile(path: Path, cached: bool) -> None:
+    """The one-line notice for a compile estimated at over a second (any module file)."""
+    try:
+        with open(path, "rb") as handle:
+            sections = _sections(memoryview(handle.read(MAX_MODULE_BYTES)))
+    except (OSError, WasmFormatError, IndexError, ValueError):
+        return
+    code = sum(len(payload) for sec_id, _, payload in sections if sec_id == _SEC_CODE)
+    estimate = code / COMPILE_BYTES_PER_SECOND
+    if estimate > 1:
+        after = "; one-time, cached for the next run" if cached else ""
+        print(f"wasinn: compiling {path.name} (~{estimate:.0f} s{after})", file=sys.stderr,
+              flush=True)
+
+
 # --- instantiation ------------------------------------------------------------------------------
 
 

@@ -174,3 +174,14 @@ def test_code_artifacts_are_capped_least_recently_used_first(tmp_path):
     assert len(left) == shared_code.MAX_ARTIFACTS + 1 and keep.name in left
     assert f"{shared_code.ARTIFACT_PREFIX}0001.cwasm" not in left
     assert module_cache.MAX_CACHE_BYTES <= 512 << 20                  # a modest default cap
+
+
+def test_whole_module_compile_is_announced_too(runtime, tmp_path):
+    guest = tmp_path / "g"
+    guest.mkdir()
+    (guest / "main.py").write_text("print('ok')\n")
+    wasm = tmp_path / "g.wasm"
+    assert wasinn("build", str(guest), "-o", str(wasm)).returncode == 0
+    ran = wasinn("run", "--no-cache", str(wasm))
+    assert ran.returncode == 0 and ran.stdout == "ok\n"
+    assert ran.stderr.startswith("wasinn: compiling g.wasm (~") and "cached" not in ran.stderr
