@@ -8,6 +8,10 @@ from pathlib import Path
 def missing_dir(guest: str, host: str) -> str:
     """The message for `--dir GUEST:HOST` whose HOST folder does not exist."""
     message = f"--dir {guest}:{host}: no such directory {host!r}"
+    if Path(host).exists():
+        parent = str(Path(host).parent)
+        return (f"--dir {guest}:{host}: {host!r} is a file; --dir preopens folders, e.g. "
+                f"--dir {parent}:{parent} and pass the file's path as an argument")
     if host.startswith(":") or "::" in f"{guest}:{host}":
         return (message + "; wasinn takes --dir GUEST:HOST (WasmEdge's order, e.g. --dir .:.),"
                 " not Wasmtime's HOST::GUEST")

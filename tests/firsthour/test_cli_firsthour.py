@@ -116,6 +116,9 @@ def test_dir_mistakes_and_folder_given_to_run_have_hints(echo_wasm, tmp_path):
     (tmp_path / "models").mkdir()
     reversed_ = wasinn("run", "--dir", "models:/elsewhere", str(echo_wasm), cwd=tmp_path)
     assert "perhaps --dir /elsewhere:models" in reversed_.stderr
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    a_file = wasinn("run", "--dir", f"/m:{tmp_path / 'model.onnx'}", str(echo_wasm))
+    assert a_file.returncode == 2 and "is a file; --dir preopens folders" in a_file.stderr
     folder = wasinn("run", str(tmp_path))
     assert folder.returncode == 2 and "is a folder, not a module" in folder.stderr
     assert "wasinn run --native" in folder.stderr and "wasinn build" in folder.stderr
