@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="build for any wasi_ephemeral_nn runtime (see docs)")
     build.add_argument("--verbose", "-v", action="store_true",
                        help="explain each build step and list every bundled module's origin")
+    build.add_argument("--no-precompile", action="store_true",
+                       help="do not compile the runtime's shared code now (the first run will)")
     scaffold.add_parser(commands)
     inspect_module.add_parser(commands)
     return parser
@@ -198,6 +200,10 @@ def _build(options: argparse.Namespace) -> int:
     summary = getattr(report, "summary", None)
     if callable(summary):
         print(summary())
+    if not options.no_precompile:
+        from .shared_code import precompile
+
+        precompile(output)
     return 0
 
 

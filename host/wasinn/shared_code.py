@@ -479,3 +479,15 @@ def prepare(engine, path: Path, verbose: bool = False) -> Prepared | None:
         return None                       # invalid: the normal path reports it precisely
     _write_index(index, artifact_name, parts.init)
     return Prepared(module, parts.init, data)
+
+
+def precompile(path: Path) -> None:
+    """After `wasinn build`: make sure the module's shared code is compiled and indexed, so its
+    first `wasinn run` is a warm start. Costs nothing when another guest already compiled
+    the same runtime; never fails a build (a problem here shows again at run time)."""
+    from .runner import make_engine
+
+    try:
+        prepare(make_engine(cache=True), path)
+    except Exception as error:  # noqa: BLE001 - only a head start is lost
+        print(f"wasinn build: note: could not precompile {path.name}: {error}", file=sys.stderr)
