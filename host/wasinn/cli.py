@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="wasinn",
         description="Build and run Python WASI-NN guests (core wasm32-wasi modules importing "
                     "wasi_snapshot_preview1 + wasi_ephemeral_nn).")
-    parser.add_argument("--version", action="version", version=f"wasinn {_version()}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0,
+                        help="print wasinn's version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
@@ -133,13 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _version() -> str:
-    from importlib import metadata
+class _VersionAction(argparse.Action):
+    """`--version`, reading the installed metadata only when asked (it costs ~10 ms)."""
 
-    try:
-        return metadata.version("wasinn")
-    except metadata.PackageNotFoundError:
-        return "unknown (not installed)"
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib import metadata
+
+        try:
+            version = metadata.version("wasinn")
+        except metadata.PackageNotFoundError:
+            version = "unknown (not installed)"
+        print(f"wasinn {version}")
+        parser.exit()
 
 
 def _registry(specs: Sequence[str]):
