@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     figures = measure(max(1, options.edits), max(1, options.repeat), not options.no_baseline)
     native = figures["native mode (wasinn run --native)"]
     print(f"First run of a freshly built guest ({os.cpu_count()} cores)")
-    print(f"| {"figure":<50} | {'seconds':>8} | {'÷ native':>8} |")
-    print(f"| {"-" * 50} | {'-' * 8} | {'-' * 8} |")
+    print(f"| {'figure':<50} | {'seconds':>8} | {'÷ native':>8} |")
+    print(f"| {'-' * 50} | {'-' * 8} | {'-' * 8} |")
     for name, seconds in figures.items():
         print(f"| {name:<50} | {seconds:8.2f} | {seconds / native:8.2f} |")
     target = figures["first run after an edit + rebuild"]
