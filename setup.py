@@ -8,10 +8,13 @@ It needs Debian's `libstb-dev`; without it the build carries on and the SDK fall
 
 from __future__ import annotations
 
+import shutil
 import sys
+from pathlib import Path
 
 from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 ROOTS = {"sdk": "wasi_nn", "host": "wasinn", "toolchain": "wasinn_toolchain"}
 
@@ -43,12 +46,41 @@ class OptionalBuildExt(build_ext):
             print(f"warning: {ext.name} not built: {error}", file=sys.stderr)
 
 
+class BuildPyWithRuntime(build_py):
+    """Ship the built guest runtime (platform-independent wasm) as package data of
+    `wasinn_toolchain`, so an installed wheel builds guests with no checkout and no zig.
+
+    The files come from `toolchain/build/` (`python -m wasinn_toolchain.build_runtime`); the
+    names are `wasinn_toolchain.paths.RUNTIME_FILES`. Editable installs read the checkout's
+    folder directly and copy nothing.
+    """
+
+    RUNTIME_FILES = ("wasinn-runtime.wasm", "wasinn-runtime-portable.wasm", "stdlib.bundle",
+                     "stdlib.manifest.json")
+
+    def run(self) -> None:
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        source = Path(__file__).resolve().parent / "toolchain" / "build"
+        missing = [name for name in self.RUNTIME_FILES if not (source / name).is_file()]
+        if missing:
+            print(f"warning: the guest runtime is not built ({', '.join(missing)} missing in "
+                  f"{source}): this package will not build guests. Run "
+                  "`python -m wasinn_toolchain.build_runtime` first.", file=sys.stderr)
+            return
+        target = Path(self.build_lib) / "wasinn_toolchain" / "runtime"
+        target.mkdir(parents=True, exist_ok=True)
+        for name in self.RUNTIME_FILES:
+            shutil.copyfile(source / name, target / name)
+
+
 packages, package_dir = _packages()
 
 setup(
     packages=packages,
     package_dir=package_dir,
-    package_data={"wasinn_toolchain": ["*.txt"]},
+    package_data={"wasinn_toolchain": ["*.txt"], "wasi_nn": ["py.typed"]},
     ext_modules=[
         Extension(
             "_wasinn_image",
@@ -57,5 +89,5 @@ setup(
             extra_compile_args=["-O2"],
         )
     ],
-    cmdclass={"build_ext": OptionalBuildExt},
+    cmdclass={"build_ext": OptionalBuildExt, "build_py": BuildPyWithRuntime},
 )

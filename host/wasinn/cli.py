@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from . import inspect_module, scaffold
 from .runner import EXIT_USAGE, HostError
 from .worker.options import add_worker_options, worker_run_options
 
@@ -44,10 +45,14 @@ def parse_dir(text: str) -> tuple[str, str]:
     return guest, host
 
 
-def parse_env(text: str) -> tuple[str, str]:
+def parse_env(text: str) -> tuple[str, str] | None:
+    """`KEY=VALUE`, or `KEY` alone for this environment's value (as wasmtime does; None when
+    KEY is not set here, so the guest sees no KEY)."""
     key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"bad --env {text!r}: expected KEY=VALUE")
+    if not key or "\0" in text:
+        raise argparse.ArgumentTypeError(f"bad --env {text!r}: expected KEY=VALUE or KEY")
+    if not sep:
+        return (key, os.environ[key]) if key in os.environ else None
     return key, value
 
 
@@ -74,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="wasinn",
         description="Build and run Python WASI-NN guests (core wasm32-wasi modules importing "
                     "wasi_snapshot_preview1 + wasi_ephemeral_nn).")
+    parser.add_argument("--version", action=_VersionAction, nargs=0,
+                        help="print wasinn's version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
@@ -88,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  wasinn run --native examples/mobilenet_pytorch model.pt input.jpg")
     run.add_argument("--dir", action="append", default=[], type=parse_dir, metavar="GUEST:HOST",
                      help="preopen a host folder at a guest path (or PATH for the same on both)")
-    run.add_argument("--env", action="append", default=[], type=parse_env, metavar="KEY=VALUE",
-                     help="set an environment variable in the guest")
+    run.add_argument("--env", action="append", default=[], type=parse_env, metavar="KEY[=VALUE]",
+                     help="set an environment variable in the guest (KEY alone: this one's value)")
     run.add_argument("--nn-preload", action="append", default=[], metavar="SPEC",
                      help="named model NAME:ENCODING:TARGET:PATH[,PATH...] for load_by_name, "
                           "e.g. demo:PyTorch:CPU:model.pt or m:OpenVINO:CPU:m.xml,m.bin")
@@ -127,8 +134,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the .wasm to write (default: DIR's name + .wasm, here)")
     build.add_argument("--portable", action="store_true",
                        help="build for any wasi_ephemeral_nn runtime (see docs)")
-    build.add_argument("--verbose", "-v", action="store_true", help="explain each build step")
+    build.add_argument("--verbose", "-v", action="store_true",
+                       help="explain each build step and list every bundled module's origin")
+    build.add_argument("--no-precompile", action="store_true",
+                       help="do not compile the runtime's shared code now (the first run will)")
+    scaffold.add_parser(commands)
+    inspect_module.add_parser(commands)
     return parser
+
+
+class _VersionAction(argparse.Action):
+    """`--version`, reading the installed metadata only when asked (it costs ~10 ms)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib import metadata
+
+        try:
+            version = metadata.version("wasinn")
+        except metadata.PackageNotFoundError:
+            version = "unknown (not installed)"
+        print(f"wasinn {version}")
+        parser.exit()
 
 
 def _registry(specs: Sequence[str]):
@@ -141,6 +167,7 @@ def _registry(specs: Sequence[str]):
 
 
 def _run(options: argparse.Namespace) -> int:
+    options.env = [pair for pair in options.env if pair is not None]
     if options.verbose:
         # The host core reports what it ignores (e.g. load_by_name_with_config options) here.
         logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="wasinn: %(message)s")
@@ -191,13 +218,30 @@ def _build(options: argparse.Namespace) -> int:
     summary = getattr(report, "summary", None)
     if callable(summary):
         print(summary())
+    if not options.no_precompile:
+        from .shared_code import precompile
+
+        precompile(output)
     return 0
+
+
+def _keep_double_dash(argv: list[str], module: str, args: list[str]) -> list[str]:
+    """Everything after MODULE belongs to the guest, a `--` right after it too (argparse drops
+    it): `wasinn run m.wasm -- --flag` gives the guest `-- --flag`, as wasmtime does."""
+    for index, token in enumerate(argv):
+        if token == module and argv[index + 1:index + 2] == ["--"] and argv[index + 2:] == args:
+            return ["--", *args]
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     options = parser.parse_args(argv)
-    handler = {"run": _run, "compile": _compile, "build": _build}[options.command]
+    if options.command == "run":
+        options.args = _keep_double_dash(argv, options.module, options.args)
+    handler = {"run": _run, "compile": _compile, "build": _build}.get(
+        options.command, getattr(options, "handler", None))
     try:
         return handler(options)
     except HostError as error:

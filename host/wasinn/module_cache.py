@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-MAX_CACHE_BYTES = 2 << 30
+MAX_CACHE_BYTES = 512 << 20
 """Default cap on the cache folder (a built guest's artifact is ~15-30 MB)."""
 
 RACY_NS = 2_000_000_000

@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from . import hints, shared_code
 from .abi import EphemeralNn
+from .guest_channel import GUEST_PATH, GuestChannel
 from .module_cache import load_cached, write_file_atomically
 from .nn import ModelRegistry, WasiNn
 from .trace import Tracer
@@ -100,6 +102,8 @@ def load_module(engine, path: Path, cache: bool = False):  # -> wasmtime.Module
     """
     from wasmtime import Module, WasmtimeError
 
+    if path.is_dir():
+        raise HostError(hints.folder_as_module(path))
     try:
         # non-blocking open + fstat: a FIFO, socket or device is refused, never waited on
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -116,14 +120,25 @@ def load_module(engine, path: Path, cache: bool = False):  # -> wasmtime.Module
         if head == ELF_MAGIC:
             return Module.deserialize_file(engine, str(path))
         if cache and head == WASM_MAGIC:
-            return load_cached(engine, path, Module)
-        return Module.from_file(engine, str(path))
+            return load_cached(engine, path, lambda engine, data: _compile_announced(
+                engine, path, data, cached=True))
+        return _compile_announced(engine, path, None, cached=False)
     except OSError as error:     # the file vanished or changed kind since it was opened
         raise HostError(f"cannot read module {str(path)!r}: {error.strerror or error}") from None
     except WasmtimeError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else "invalid module"
         kind = "precompiled module" if head == ELF_MAGIC else "module"
         raise HostError(f"cannot load {kind} {str(path)!r}: {first}") from None
+
+
+def _compile_announced(engine, path: Path, data: bytes | None, cached: bool):  # -> wasmtime.Module
+    """Compile a module (its bytes, or its file when `data` is None), first saying so on
+    stderr when it will take > 1 s."""
+    from wasmtime import Module
+
+    if path.suffix != ".wat":
+        shared_code.announce_compile(path, cached)
+    return Module.from_file(engine, str(path)) if data is None else Module(engine, data)
 
 
 def run(options: RunOptions) -> int:
@@ -195,17 +210,31 @@ class _Deadline:
 
 def _run(options: RunOptions, engine, worker: BackendWorker | None, tracer: Tracer,
          deadline: _Deadline) -> int:
-    from wasmtime import ExitTrap, Linker, Store, Trap, TrapCode, WasiConfig, WasmtimeError
+    from wasmtime import Linker
 
     start = time.perf_counter_ns()
-    module = load_module(engine, options.module, cache=options.cache)
+    # A wasinn-built guest shares the compiled runtime code of every guest (shared_code).
+    shared = shared_code.prepare(engine, options.module, options.verbose) if options.cache else None
+    module = shared.module if shared else load_module(engine, options.module, cache=options.cache)
     tracer.phase(f"load module {options.module.name}", time.perf_counter_ns() - start)
 
     linker = Linker(engine)
     linker.define_wasi()
     nn = WasiNn(options.registry, max_graphs=options.max_graphs, max_contexts=options.max_contexts,
                 worker=worker)
-    EphemeralNn(nn, tracer).define(linker)
+    # The reasons for failed calls: on stderr (the --verbose trace has them already) and at
+    # /.wasinn for the SDK's WasiNnError.detail.
+    channel = GuestChannel([guest for guest, _ in options.dirs], echo=not options.verbose)
+    EphemeralNn(nn, tracer, on_error=channel.failed).define(linker)
+    try:
+        return _run_with(options, engine, module, shared, linker, nn, tracer, channel, deadline)
+    finally:
+        channel.close()
+
+
+def _run_with(options: RunOptions, engine, module, shared, linker, nn, tracer,
+              channel: GuestChannel, deadline: _Deadline) -> int:
+    from wasmtime import ExitTrap, Store, Trap, TrapCode, WasiConfig, WasmtimeError
 
     wasi = WasiConfig()
     wasi.argv = [options.module.name, *options.args]
@@ -215,8 +244,12 @@ def _run(options: RunOptions, engine, worker: BackendWorker | None, tracer: Trac
     wasi.inherit_stderr()
     for guest, host in options.dirs:
         if not Path(host).is_dir():
-            raise HostError(f"--dir {guest}:{host}: no such directory {host!r}")
+            raise HostError(hints.missing_dir(guest, host))
         wasi.preopen_dir(host, guest)
+    if shared is not None or _has_bundle_locator(options.module):
+        # Only guests from `wasinn build` (whose SDK reads it) get the channel folder: a
+        # hand-written module may count on fd 3 being its first --dir.
+        wasi.preopen_dir(str(channel.folder), GUEST_PATH, fs_mutable=False)
 
     store = Store(engine)
     store.set_wasi(wasi)
@@ -230,7 +263,9 @@ def _run(options: RunOptions, engine, worker: BackendWorker | None, tracer: Trac
     start = time.perf_counter_ns()
     try:
         instance = linker.instantiate(store, module)   # runs the module's start function
-    except (WasmtimeError, Trap) as error:
+        if shared is not None:
+            shared_code.initialise(store, instance, shared.init, shared.data)
+    except (WasmtimeError, Trap, shared_code.InitialiseError) as error:
         if timed_out.is_set() or interrupted.is_set():
             return _stopped(options, timed_out, interrupted)
         message = str(error).strip().splitlines()[0] if str(error).strip() else "failed"
@@ -281,6 +316,8 @@ def _check_start(entry, store, name: str) -> None:
     if kind.params:
         raise HostError(f"{name} exports _start with parameters {kind.params}; "
                         "a WASI command's _start takes none")
+
+
 def _stopped(options: RunOptions, timed_out: threading.Event, interrupted: threading.Event) -> int:
     """Report a guest stopped at the deadline or by Ctrl-C; its exit code."""
     if interrupted.is_set():
@@ -289,6 +326,16 @@ def _stopped(options: RunOptions, timed_out: threading.Event, interrupted: threa
     limit = f" after {options.timeout:g} s" if options.timeout is not None else ""
     print(f"wasinn: {options.module.name} timed out{limit}", file=sys.stderr)
     return EXIT_TIMEOUT
+
+
+def _has_bundle_locator(path: Path) -> bool:
+    """Whether the module carries wasinn's bundle locator (the --no-cache path's check)."""
+    from wasinn_toolchain.bundle_format import LOCATOR_MAGIC
+
+    try:
+        return LOCATOR_MAGIC in path.read_bytes()   # .cwasm files keep the data segments
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager

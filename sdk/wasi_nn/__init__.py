@@ -15,7 +15,7 @@ Three levels, lowest first:
   .build_from_files([xml, bin])` gives a `Graph`; `graph.init_execution_context()` a
   `GraphExecutionContext`; both are context managers; failures raise `WasiNnError`;
 * helpers, imported on first use: `image_to_tensor`, `decode_image`, `resize`
-  (from `wasi_nn.image`), `sort_results`, `top_k`, `format_results` (`wasi_nn.results`),
+  (from `wasi_nn.image`), `sort_results`, `top_k`, `softmax`, `format_results` (`wasi_nn.results`),
   `imagenet_labels` (`wasi_nn.labels`).
 """
 
@@ -45,10 +45,16 @@ from ._tensor import Tensor
 
 __version__ = "0.1.0"
 
+if raw_layer == "_wasi_nn":
+    from . import _file_hint
+
+    _file_hint.install()
+
 # Helpers are imported lazily (PEP 562): start-up inside wasm only pays for what a guest uses.
 _LAZY = {
     "image_to_tensor": "image", "decode_image": "image", "resize": "image", "Image": "image",
     "sort_results": "results", "top_k": "results", "format_results": "results",
+    "softmax": "results",
     "imagenet_labels": "labels",
     "image": None, "results": None, "labels": None,
 }

@@ -49,9 +49,32 @@ def from_raw(error: BaseException) -> WasiNnError:
     errno = args[0] if args and isinstance(args[0], int) else Errno.RUNTIME_ERROR
     function = args[1] if len(args) > 1 and isinstance(args[1], str) else "wasi_nn"
     needed = args[2] if len(args) > 2 and isinstance(args[2], int) else None
-    # wasinn's native layer explains the failure in `.message`; the C module has only the errno
+    # wasinn's native layer explains the failure in `.message`; the C module has only the errno,
+    # so in wasm the reason comes from wasinn's host through its /.wasinn folder (host_reason).
     detail = getattr(error, "message", None) or None
-    return WasiNnError(errno, function, needed, detail if isinstance(detail, str) else None)
+    if not isinstance(detail, str):
+        detail = host_reason(function, errno) if errno != Errno.TOO_LARGE else None
+    return WasiNnError(errno, function, needed, detail)
+
+
+HOST_FOLDER = "/.wasinn"
+"""Where wasinn's host leaves the reason of the last failed call (wasinn.guest_channel)."""
+
+
+def host_reason(function: str, errno: int) -> str | None:
+    """The host's reason for the failed call `function` -> `errno`, where the host is wasinn's.
+
+    Other hosts have no such folder (None). The record names the call and errno, so a reason
+    is never attached to a different failure.
+    """
+    try:
+        with open(f"{HOST_FOLDER}/last-error", encoding="utf-8") as handle:
+            recorded, code, reason = (handle.read().split("\n", 2) + ["", ""])[:3]
+    except (OSError, ValueError):
+        return None
+    if recorded != function or code != str(int(errno)):
+        return None
+    return reason.strip() or None
 
 
 RELEASE_REFUSALS = frozenset({Errno.UNSUPPORTED_OPERATION, Errno.INVALID_ARGUMENT})

@@ -15,6 +15,7 @@ Buffers go to the raw layer untouched: no copy of model or tensor bytes happens 
 
 from __future__ import annotations
 
+from ._enums import TensorType
 from ._errors import from_raw
 from ._raw import Error as _Error
 from ._raw import raw as _r
@@ -65,8 +66,39 @@ the caller drops right after `set_input` must not be freed and reused before inf
 """
 
 
+_ARRAY_CODES = {TensorType.F32: "f", TensorType.F64: "d", TensorType.U8: "B",
+                TensorType.I32: "i", TensorType.I64: "q"}
+
+
+def tensor_data(data, tensor_type: int):
+    """`data` as a buffer the host can read: buffers pass through untouched (no copy); a list
+    or tuple of numbers is packed once into an `array` of the tensor's element type. Anything
+    else is refused with the same TypeError in wasm and natively."""
+    if isinstance(data, (list, tuple)):
+        import array
+
+        try:
+            code = _ARRAY_CODES[TensorType(tensor_type)]
+        except (ValueError, KeyError):
+            raise TypeError(f"set_input: a list cannot be packed as tensor type {tensor_type} "
+                            "(f16 and unknown types need a buffer such as bytes)") from None
+        try:
+            return array.array(code, data)
+        except (TypeError, OverflowError) as error:
+            raise TypeError(f"set_input: the list does not fit tensor type "
+                            f"{TensorType(tensor_type).name}: {error}") from None
+    try:
+        memoryview(data)
+    except TypeError:
+        raise TypeError(f"set_input: data must be a buffer (bytes, bytearray, array.array, "
+                        f"memoryview, numpy array) or a list of numbers, not "
+                        f"{type(data).__name__}") from None
+    return data
+
+
 def bind_input(context: int, index: int, dimensions, tensor_type: int, data) -> None:
     """Pass one input to the host and keep `data` alive with the context (shared by both APIs)."""
+    data = tensor_data(data, tensor_type)
     try:
         _r.set_input(context, index, dimensions, tensor_type, data)
     except _Error as error:

@@ -54,6 +54,20 @@ def top_k(buffer_or_floats, k: int = 5, skip: int = 0) -> list[tuple[int, float]
     return heapq.nlargest(k, enumerate(scores[skip:] if skip else scores), key=_key)
 
 
+def softmax(buffer_or_floats) -> list[float]:
+    """Scores (logits) as probabilities that sum to 1: exp(s - max) / sum, safe for large
+    scores. Use it before `top_k` when a model outputs logits, e.g.
+    ``top_k(softmax(scores), 5)``; NaN scores give NaN probabilities."""
+    scores = _scores(buffer_or_floats)
+    if not len(scores):
+        return []
+    finite = [s for s in scores if s == s]
+    peak = max(finite) if finite else 0.0
+    exps = [math.exp(s - peak) if s == s else math.nan for s in scores]
+    total = math.fsum(e for e in exps if e == e)
+    return [e / total if total else math.nan for e in exps]
+
+
 def format_results(results: Iterable[tuple[int, float]], labels: Sequence[str] | None = None,
                    k: int = 5) -> str:
     """The seed's report, one line per result: ``   1.) [954](0.9789)banana``.

@@ -306,7 +306,16 @@ def test_missing_library_names_the_pip_extra(monkeypatch):
 
     with pytest.raises(NnError) as info:
         Fake().load([], 0)
-    assert info.value.errno == 6 and "pip install wasinn[fakeextra]" in info.value.message
+    assert info.value.errno == 6 and "the 'fakeextra' extra of wasinn" in info.value.message
+
+
+def test_install_hint_names_installable_requirements():
+    from wasinn.nn.backends.base import install_hint
+
+    assert install_hint("onnx") == ("pip install 'onnxruntime==1.32.0' 'onnx==1.23.2' "
+                                    "(the 'onnx' extra of wasinn)")
+    assert "pip install 'torch==2.13.0'" in install_hint("pytorch")
+    assert "wasinn[" not in install_hint("openvino")
 
 
 def test_model_bytes_shares_whole_bytes_and_copies_the_rest():

@@ -219,7 +219,8 @@ def test_option_parsers():
     assert parse_dir("/models:./m") == ("/models", "./m")
     assert parse_dir("data") == ("data", "data")
     assert parse_env("A=b=c") == ("A", "b=c")
+    assert parse_env("WASINN_SURELY_UNSET_VARIABLE") is None      # KEY alone: inherit, if set
     for parser, text in ((parse_size, "12X"), (parse_size, ""), (parse_dir, ":x"),
-                         (parse_env, "NOVALUE"), (parse_env, "=v")):
+                         (parse_env, "=v")):
         with pytest.raises(argparse.ArgumentTypeError):
             parser(text)

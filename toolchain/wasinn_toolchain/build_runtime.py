@@ -227,8 +227,11 @@ def build_stdlib(python: Path, out: Path, force: bool) -> None:
 
 def build(force: bool = False) -> Path:
     started = time.monotonic()
-    out_dir = paths.build_dir()
-    cache = paths.cache_dir()
+    try:
+        out_dir = paths.build_output_dir()   # never an installed package's folder
+    except paths.RuntimeNotBuiltError as error:
+        raise BuildError(str(error)) from None
+    cache = out_dir / "cache"
     obj_dir = out_dir / "obj"
     obj_dir.mkdir(parents=True, exist_ok=True)
     if force:
@@ -253,8 +256,8 @@ def build(force: bool = False) -> Path:
     libc: list[Path] | None = None
     lib = python / "lib"
     archives = [lib / "libpython3.11.a", lib / "libmpdec.a", lib / "libexpat.a", *musl]
-    for module, nn_obj in ((paths.runtime_wasm(), nn_full),
-                           (paths.portable_runtime_wasm(), nn_portable)):
+    for module, nn_obj in ((out_dir / paths.RUNTIME_NAME, nn_full),
+                           (out_dir / paths.PORTABLE_RUNTIME_NAME, nn_portable)):
         objects = [*common, nn_obj]
         if newer(module, [*objects, *archives, Path(__file__)]) and not force:
             log(f"{module.name} is up to date")
@@ -266,16 +269,17 @@ def build(force: bool = False) -> Path:
         validate(module)
         log(f"wrote {module} ({module.stat().st_size / 1e6:.1f} MB)")
 
-    build_stdlib(python, paths.stdlib_bundle(), force)
+    build_stdlib(python, out_dir / paths.STDLIB_BUNDLE_NAME, force)
     log(f"done in {time.monotonic() - started:.1f} s")
-    return paths.runtime_wasm()
+    return out_dir / paths.RUNTIME_NAME
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m wasinn_toolchain.build_runtime",
         description="Build the wasinn guest runtime (CPython 3.11 for wasm32-wasi + wasinn's "
-                    f"C modules) into {paths.build_dir()} (override with ${paths.ENV_VAR}).")
+                    f"C modules) into the checkout's toolchain/build/ (override with "
+                    f"${paths.ENV_VAR}).")
     parser.add_argument("--force", action="store_true", help="rebuild every step")
     args = parser.parse_args(argv)
     try:

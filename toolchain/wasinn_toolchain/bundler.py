@@ -24,11 +24,13 @@ Every problem a user can cause ends in :class:`BuildError`, whose message says w
 from __future__ import annotations
 
 import ast
+import fnmatch
 import importlib.machinery
 import importlib.util
 import json
 import marshal
 import os
+import re
 import stat
 import sys
 import time
@@ -72,11 +74,14 @@ class BuildReport:
     output_size: int
     seconds: float
     warnings: tuple[str, ...] = ()  # filled only for verbose builds
+    #: verbose builds: every bundled module with its origin, e.g. ("six", "vendor: g/vendor/six.py")
+    modules: tuple[tuple[str, str], ...] = ()
 
     def summary(self) -> str:
-        """One line: what went where, how big, how long."""
+        """One line (plus, for a verbose build, one line per bundled module and its origin)."""
         extra = f", third-party: {', '.join(self.third_party)}" if self.third_party else ""
-        return (
+        listing = "".join(f"\n  {name:<40} {where}" for name, where in self.modules)
+        return listing.lstrip("\n") + ("\n" if listing else "") + (
             f"built {self.output} ({self.output_size / 1e6:.1f} MB) from entry '{self.entry}': "
             f"{self.module_count} modules ({self.guest_modules} guest, {self.sdk_modules} SDK, "
             f"{self.stdlib_modules} stdlib{extra}), bundle {self.bundle_size / 1e6:.1f} MB, "
@@ -323,16 +328,24 @@ def _find_native_file(locations: list[Path]) -> Path | None:
     return None
 
 
-def _load_third_party(top: str, state: _State) -> str | None:
-    """Add the pure-Python package ``top`` from the host environment; else say why not.
+def _load_third_party(top: str, state: _State, vendor: Path | None = None) -> str | None:
+    """Add the pure-Python package ``top`` from the guest's ``vendor/`` folder, else from the
+    host environment; else say why not.
 
     Returns None on success, or the reason it cannot be bundled (for the error message).
     ``find_spec`` on a top-level name only locates it; nothing of the package runs.
     """
-    try:
-        spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        spec = None
+    spec = None
+    if vendor is not None:
+        try:
+            spec = importlib.machinery.PathFinder.find_spec(top, [str(vendor)])
+        except (ImportError, ValueError):
+            spec = None
+    if spec is None:
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            spec = None
     if spec is None:
         return "not found"
     origin = spec.origin
@@ -380,7 +393,9 @@ def _load_third_party(top: str, state: _State) -> str | None:
 class _Resolver:
     """Walks imports from the entry, bundling third-party code and collecting problems."""
 
-    def __init__(self, state: _State, runtime: _Runtime, src: Path) -> None:
+    def __init__(self, state: _State, runtime: _Runtime, src: Path,
+                 vendor: Path | None = None) -> None:
+        self.vendor = vendor
         self.state = state
         self.runtime = runtime
         self.src = src
@@ -397,9 +412,10 @@ class _Resolver:
                 pass
         return module.path
 
-    def run(self, entry: str) -> None:
-        """Analyse everything reachable from ``entry`` (and its ``__main__`` for a package)."""
-        queue: list[tuple[str, bool]] = [(entry, True)]
+    def run(self, entry: str, roots: tuple[str, ...] = ()) -> None:
+        """Analyse everything reachable from ``entry`` (and its ``__main__`` for a package)
+        and from ``roots`` (the declared dependencies' top-level modules)."""
+        queue: list[tuple[str, bool]] = [(root, True) for root in roots] + [(entry, True)]
         if self.state.modules[entry].is_package:
             queue.append((f"{entry}.__main__", True))
         while queue:
@@ -483,7 +499,7 @@ class _Resolver:
             # host-only by design, never worth bundling.
             return "optional, not bundled"
         if top not in self.failed_tops:
-            reason = _load_third_party(top, self.state)
+            reason = _load_third_party(top, self.state, self.vendor)
             if reason is None:
                 return None
             self.failed_tops[top] = reason
@@ -510,6 +526,119 @@ class _Resolver:
         if not required and not message.startswith(f"{location}: optional"):
             message += " (guarded import: the program must cope without it)"
         self._problem(required, message)
+
+
+# --- the guest's pyproject.toml: dependencies, vendor/, exclude ------------------------------
+
+VENDOR_DIR = "vendor"
+"""A guest sub-folder laid out like site-packages: its packages are bundled before the build
+environment's (for packages the building Python does not have, or pinned copies)."""
+
+
+@dataclass
+class GuestSettings:
+    dependencies: tuple[str, ...] = ()   # distribution names from [project] dependencies
+    exclude: tuple[str, ...] = ()        # globs from [tool.wasinn] exclude
+
+
+def _guest_settings(src: Path) -> GuestSettings:
+    pyproject = src / "pyproject.toml"
+    if not pyproject.is_file():
+        return GuestSettings()
+    try:
+        config = tomllib.loads(_read(pyproject).decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise BuildError(f"{pyproject}: invalid TOML: {exc}") from None
+    deps = config.get("project", {}).get("dependencies", [])
+    exclude = config.get("tool", {}).get("wasinn", {}).get("exclude", [])
+    for key, value in (("[project] dependencies", deps), ("[tool.wasinn] exclude", exclude)):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise BuildError(f"{pyproject}: {key} must be a list of strings")
+    names = []
+    for requirement in deps:
+        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+        if not match:
+            raise BuildError(f"{pyproject}: cannot read the dependency {requirement!r}")
+        names.append(match.group(1))
+    return GuestSettings(tuple(names), tuple(exclude))
+
+
+def _is_excluded(path: Path, src: Path, patterns: tuple[str, ...]) -> bool:
+    """Whether the guest file `path` matches an exclude glob (the file or a folder above it)."""
+    rel = path.relative_to(src).as_posix()
+    parts = rel.split("/")
+    candidates = ["/".join(parts[:depth]) for depth in range(1, len(parts) + 1)]
+    return any(fnmatch.fnmatchcase(candidate, pattern.strip("/"))
+               for pattern in patterns for candidate in candidates)
+
+
+def _distribution_tops(name: str) -> list[str]:
+    """Top-level import names of the installed distribution `name` (metadata only)."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        return []
+    listed = (dist.read_text("top_level.txt") or "").split()
+    if listed:
+        return listed
+    tops = []
+    for file in dist.files or ():
+        first = file.parts[0] if file.parts else ""
+        if first.endswith((".dist-info", ".egg-info", ".data")) or first in ("..", "__pycache__"):
+            continue
+        top = first[:-3] if first.endswith(".py") else first
+        if top.isidentifier() and top not in tops and (len(file.parts) > 1 or first.endswith(".py")):
+            tops.append(top)
+    return tops
+
+
+def _dependency_roots(names: tuple[str, ...], resolver: _Resolver, src: Path) -> tuple[str, ...]:
+    """The declared dependencies' top-level modules, bundled (or a BuildError saying why not)."""
+    roots: list[str] = []
+    problems: list[str] = []
+    for name in names:
+        normal = re.sub(r"[-_.]+", "_", name).lower()
+        vendored = resolver.vendor is not None and (
+            (resolver.vendor / normal).is_dir() or (resolver.vendor / f"{normal}.py").is_file())
+        tops = [normal] if vendored else _distribution_tops(name)
+        if not tops:
+            problems.append(
+                f"dependency '{name}' (pyproject.toml) is neither installed in this Python "
+                f"environment nor in {src / VENDOR_DIR}: `pip install {name}` where you run "
+                f"`wasinn build`, or copy the package into {src / VENDOR_DIR}")
+            continue
+        for top in tops:
+            reason = resolver._unavailable(top, True)
+            if reason is not None:
+                problems.append(f"dependency '{name}' (pyproject.toml): cannot bundle '{top}': "
+                                f"{reason.removeprefix('native: ')}")
+            elif top in resolver.state.modules:
+                roots.append(top)
+    if problems:
+        raise BuildError(f"cannot build {src}:\n  " + "\n  ".join(problems))
+    return tuple(roots)
+
+
+def _listing(state: _State, records: list[BundleModule], src: Path, vendor: Path | None,
+             excluded: list[str]) -> tuple[tuple[str, str], ...]:
+    """Every bundled module with where it came from, for `wasinn build -v`."""
+    rows: list[tuple[str, str]] = []
+    for record in records:
+        module = state.modules.get(record.name)
+        if module is None:
+            rows.append((record.name, "stdlib (runtime)"))
+        elif module.origin == "guest":
+            rows.append((record.name, f"guest: {module.path}"))
+        elif module.origin == "sdk":
+            rows.append((record.name, f"SDK: {module.path}"))
+        elif vendor is not None and module.path.resolve().is_relative_to(vendor.resolve()):
+            rows.append((record.name, f"vendor: {module.path}"))
+        else:
+            rows.append((record.name, f"environment: {module.path}"))
+    rows += [(name, "excluded ([tool.wasinn] exclude)") for name in sorted(excluded)]
+    return tuple(rows)
 
 
 # --- compiling and writing ---------------------------------------------------------------------
@@ -584,7 +713,16 @@ def build_guest(
             "Run `wasinn build` with CPython 3.11, the version of the guest runtime."
         )
 
-    guest = _package_modules(src, "", "guest", SKIPPED_GUEST_DIRS)
+    settings = _guest_settings(src)
+    vendor = src / VENDOR_DIR if (src / VENDOR_DIR).is_dir() else None
+    guest = _package_modules(src, "", "guest", SKIPPED_GUEST_DIRS | {VENDOR_DIR})
+    excluded = [name for name, module in guest.items()
+                if module.source is not None and _is_excluded(module.path, src, settings.exclude)]
+    for name in excluded:
+        del guest[name]
+    for name in [n for n, m in guest.items() if m.source is None]:   # emptied implicit packages
+        if not any(other.startswith(name + ".") for other in guest):
+            del guest[name]
     entry = _entry_module(src, guest)
     state = _State()
     state.modules.update(_sdk_modules())
@@ -596,10 +734,11 @@ def build_guest(
             )
         state.modules[name] = module
 
-    resolver = _Resolver(state, info, src)
+    resolver = _Resolver(state, info, src, vendor)
     for module in guest.values():  # every guest file is bundled, so every one must compile
         module.parse(resolver.shown_path(module))
-    resolver.run(entry)
+    roots = _dependency_roots(settings.dependencies, resolver, src)
+    resolver.run(entry, roots)
     if state.errors:
         raise BuildError("cannot build " + str(src) + ":\n  " + "\n  ".join(state.errors))
 
@@ -629,4 +768,5 @@ def build_guest(
         output_size=len(module_bytes),
         seconds=time.perf_counter() - started,
         warnings=tuple(state.warnings) if verbose else (),
+        modules=_listing(state, records, src, vendor, excluded) if verbose else (),
     )

@@ -35,9 +35,12 @@ class EphemeralNn:
         ("fini_single", 1), ("unload", 1), ("finalize_execution_context", 1),
     )
 
-    def __init__(self, nn: WasiNn | None = None, tracer: Tracer = QUIET) -> None:
+    def __init__(self, nn: WasiNn | None = None, tracer: Tracer = QUIET,
+                 on_error: Callable[[str, int, str], None] | None = None) -> None:
         self.nn = nn if nn is not None else WasiNn()
         self.tracer = tracer
+        #: called as on_error(function, errno, reason) for every failed call (guest_channel)
+        self.on_error = on_error
 
     def define(self, linker: Any, *, fast: bool = True) -> None:
         """Define every import on `linker` (store-independent, so one linker can serve many).
@@ -70,6 +73,7 @@ class EphemeralNn:
     def _entry(self, name: str) -> Callable[[GuestMemory | None, tuple[int, ...]], int]:
         """The errno-returning entry for one import: body + catch-all + trace."""
         tracer = self.tracer
+        on_error = self.on_error
         body = getattr(self, f"_{name}")
         describe = getattr(self, f"_describe_{name}")
 
@@ -87,7 +91,9 @@ class EphemeralNn:
                 errno = 0
             except NnError as error:
                 errno = int(error.errno)
-                outcome = f"{errno_name(errno)}: {error.message}"
+                outcome = f"{errno_name(errno)}: {' '.join(error.message.split())}"   # one line
+                if on_error is not None:
+                    on_error(name, errno, error.message)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as error:  # noqa: BLE001 - nothing may escape into wasmtime

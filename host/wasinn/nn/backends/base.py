@@ -91,12 +91,30 @@ class Backend(ABC):
             raise NnError(
                 Errno.UNSUPPORTED_OPERATION,
                 f"the {self.name} backend needs the {self.module!r} library, which is not "
-                f"installed ({error}); install it with: pip install wasinn[{self.extra}]",
+                f"installed ({error}); install it with: {install_hint(self.extra)}",
             ) from None
 
     @abstractmethod
     def load(self, builders: Sequence[memoryview], target: ExecutionTarget) -> Graph:
         """Compile the model parts in `builders` for `target`."""
+
+
+def install_hint(extra: str) -> str:
+    """What really installs an extra's libraries: the pinned requirements themselves
+    (`pip install 'onnxruntime==1.32.0'`), read from the installed wasinn's metadata, which
+    works wherever wasinn came from (a wheel, a checkout); `wasinn[extra]` is not on any index."""
+    from importlib import metadata
+
+    marker = f'extra == "{extra}"'
+    try:
+        requirements = [r.split(";")[0].strip() for r in metadata.requires("wasinn") or ()
+                        if marker in r and not r.startswith("wasinn")]
+    except metadata.PackageNotFoundError:
+        requirements = []
+    if not requirements:
+        return f"pip install the library (the '{extra}' extra of wasinn)"
+    return ("pip install " + " ".join(f"'{r}'" for r in requirements)
+            + f" (the '{extra}' extra of wasinn)")
 
 
 def model_bytes(view: memoryview) -> bytes:

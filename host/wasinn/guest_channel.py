@@ -1,0 +1,56 @@
+"""The host's reasons for failed wasi-nn calls, for the user and for the guest's SDK.
+
+The `wasi_ephemeral_nn` ABI returns only an errno, so by default a guest's user saw
+`compute failed: runtime_error (5)` while the host knew ONNX Runtime's exact complaint. Two
+routes carry that reason now, neither changing the ABI or adding an import (a module importing
+anything Wasmtime or WasmEdge lack would not instantiate there):
+
+* stderr: one line per failed call, `wasinn: wasi-nn compute: runtime_error: <reason>`, except
+  for the expected `too_large` size probe of `get_output` (and with `--verbose`, whose trace
+  line already says it);
+* a read-only folder preopened at `/.wasinn` holding `last-error` (`function`, errno, reason on
+  three lines) and `preopens` (the guest paths given with --dir, one a line). The SDK reads
+  them when it raises `WasiNnError` (its `detail`) and for the `--dir` hint on an uncaught
+  FileNotFoundError. On other hosts the folder does not exist, and `detail` stays None.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from .nn.errors import Errno, errno_name
+
+GUEST_PATH = "/.wasinn"
+MAX_REASON = 4000
+
+
+class GuestChannel:
+    """A per-run temporary folder the guest sees (read-only) at GUEST_PATH."""
+
+    def __init__(self, preopens: Sequence[str], *, echo: bool = True) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="wasinn-run-"))
+        self.echo = echo
+        (self.folder / "preopens").write_text("".join(f"{p}\n" for p in preopens))
+
+    def failed(self, function: str, errno: int, reason: str) -> None:
+        """A wasi-nn call failed: tell the user (stderr) and leave the reason for the SDK."""
+        if errno == Errno.TOO_LARGE:
+            return              # the SDK's output-size discovery: expected, not an error
+        reason = " ".join(reason.split())[:MAX_REASON]
+        if self.echo:
+            print(f"wasinn: wasi-nn {function}: {errno_name(errno)}: {reason}", file=sys.stderr,
+                  flush=True)
+        try:
+            target = self.folder / "last-error"
+            temporary = self.folder / ".last-error.tmp"
+            temporary.write_text(f"{function}\n{int(errno)}\n{reason}\n", encoding="utf-8")
+            temporary.replace(target)
+        except OSError:
+            pass                # the stderr line is the one that matters
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
