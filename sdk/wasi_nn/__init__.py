@@ -50,7 +50,7 @@ _LAZY = {
     "image_to_tensor": "image", "decode_image": "image", "resize": "image", "Image": "image",
     "sort_results": "results", "top_k": "results", "format_results": "results",
     "imagenet_labels": "labels",
-    "image": None, "results": None, "labels": None,
+    "image": None, "results": None, "labels": None, "llm": None,
 }
 
 

@@ -8,12 +8,12 @@ the library's own message. It never sees guest pointers: the glue hands it buffe
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence, TypeVar
 
 from .backends import Context, Graph, backend_for
+from .config import parse_config
 from .errors import Errno, NnError
 from .registry import ModelRegistry
 from .types import DTYPE_NAMES, TensorType, parse_encoding, parse_target, resolve_tensor_type
@@ -127,34 +127,32 @@ class WasiNn:
 
     def load_by_name(self, name: str) -> int:
         """A graph handle for a preloaded model (compiled once, shared)."""
+        return self.load_by_name_with_config(name, "")
+
+    def load_by_name_with_config(self, name: str, config: str) -> int:
+        """`load_by_name` with a JSON config (WasmEdge's GGML options).
+
+        The preloaded model is compiled once; its graph's `configure` gives the graph this
+        handle gets: the shared one for backends without options, a new one sharing the
+        weights for GGML. Options a backend cannot honour are logged, not silently dropped.
+        """
         if not isinstance(name, str):
             name = bytes(_as_bytes_view(name, "name")).decode("utf-8", errors="replace")
+        if not isinstance(config, str):
+            config = bytes(_as_bytes_view(config, "config")).decode("utf-8", errors="replace")
         self._check_graph_cap()
         model = self.registry.get(name)
         backend = backend_for(model.encoding)
-        graph = _backend_call(backend.name, "load", model.graph)
+        try:
+            options = parse_config(config)
+        except NnError as error:
+            raise NnError(backend.bad_config_errno, error.message) from None
+        shared = _backend_call(backend.name, "load", model.graph)
+        graph = _backend_call(backend.name, "load", lambda: shared.configure(options))
+        if options and type(shared).configure is Graph.configure:
+            log.info("load_by_name_with_config %r: ignoring options the backend cannot "
+                     "honour: %s", name, ", ".join(sorted(options)))
         return self._add_graph(graph, backend.name)
-
-    def load_by_name_with_config(self, name: str, config: str) -> int:
-        """`load_by_name`, after checking the JSON config (WasmEdge's GGML-style options).
-
-        No wasinn backend takes options this way, so valid keys are logged as ignored rather
-        than silently dropped; invalid JSON is invalid_argument.
-        """
-        if not isinstance(config, str):
-            config = bytes(_as_bytes_view(config, "config")).decode("utf-8", errors="replace")
-        if config.strip():
-            try:
-                parsed = json.loads(config)
-            except json.JSONDecodeError as error:
-                raise NnError(Errno.INVALID_ARGUMENT, f"config is not valid JSON: {error}") from None
-            if not isinstance(parsed, dict):
-                raise NnError(Errno.INVALID_ARGUMENT,
-                              f"config must be a JSON object, got {type(parsed).__name__}")
-            if parsed:
-                log.info("load_by_name_with_config %r: ignoring options the backend cannot "
-                         "honour: %s", name, ", ".join(sorted(parsed)))
-        return self.load_by_name(name)
 
     def unload(self, graph: int) -> None:
         """Drop a graph handle (contexts made from it keep working)."""
@@ -211,7 +209,7 @@ class WasiNn:
     def get_output(self, ctx: int, index: int) -> memoryview:
         """Output `index` of the last compute as a flat byte view (valid until next compute)."""
         entry = self._context(ctx)
-        if not entry.computed:
+        if not (entry.computed or getattr(entry.context, "readable_before_compute", False)):
             raise NnError(Errno.INVALID_ARGUMENT,
                           f"get_output on context {ctx} before compute")
         if index < 0:
@@ -219,16 +217,34 @@ class WasiNn:
         array = _backend_call(entry.backend, "get_output", lambda: entry.context.get_output(index))
         return memoryview(array).cast("B") if array.size else memoryview(b"")
 
-    # Streaming (WasmEdge's GGML extensions). wasinn's backends produce whole outputs, so one
-    # compute_single is the whole computation and get_output_single returns all of it.
+    # Streaming (WasmEdge's GGML extensions); backends without steps compute everything in one
+    # step and return whole outputs (the Context defaults in backends/base.py).
     def compute_single(self, ctx: int) -> None:
-        self.compute(ctx)
+        entry = self._context(ctx)
+        _backend_call(entry.backend, "compute_single", entry.context.compute_single)
+        entry.computed = True
 
     def get_output_single(self, ctx: int, index: int) -> memoryview:
-        return self.get_output(ctx, index)
+        """The last step's output `index` as a flat byte view (valid until the next step)."""
+        entry = self._context(ctx)
+        if not (entry.computed or getattr(entry.context, "readable_before_compute", False)):
+            raise NnError(Errno.INVALID_ARGUMENT,
+                          f"get_output_single on context {ctx} before compute_single")
+        if index < 0:
+            raise NnError(Errno.INVALID_ARGUMENT, f"output index {index} out of range")
+        array = _backend_call(entry.backend, "get_output_single",
+                              lambda: entry.context.get_output_single(index))
+        return memoryview(array).cast("B") if array.size else memoryview(b"")
 
     def fini_single(self, ctx: int) -> None:
-        self._context(ctx).computed = False
+        entry = self._context(ctx)
+        _backend_call(entry.backend, "fini_single", entry.context.fini_single)
+        entry.computed = False
+
+    def llm_context(self, ctx: int) -> bool:
+        """True for a context of the GGML backend (whose outputs follow WasmEdge's LLM rules)."""
+        entry = self._contexts.get(ctx)
+        return entry is not None and entry.backend == "ggml"
 
     def finalize_execution_context(self, ctx: int) -> None:
         entry = self._contexts.pop(ctx, None)
