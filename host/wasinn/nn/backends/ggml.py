@@ -196,17 +196,22 @@ class _LlamaContext:
 class GgmlGraph(Graph):
     """A model with its graph-wide options and (created on first use) its llama context."""
 
-    def __init__(self, model: _Model, options: GraphOptions) -> None:
+    def __init__(self, model: _Model, options: GraphOptions,
+                 run_defaults: RunOptions = RunOptions()) -> None:
         self.model = model
         self.options = options
+        #: n-predict / reverse-prompt / stream-stdout given at load: each new context's start
+        self.run_defaults = run_defaults
         self.lock = threading.RLock()      # one graph's operations are serialised
         self._context: _LlamaContext | None = None
         _check_devices(model.llama, options)
+        if options.grammar or options.json_schema:
+            _Sampler(model, options)            # a grammar that does not parse fails the load
 
     def configure(self, config: dict) -> "GgmlGraph":
-        options, _ = ggml_options.apply(config, self.options, RunOptions())
+        options, run = ggml_options.apply(config, self.options, self.run_defaults)
         _note_logging(options)
-        return GgmlGraph(self.model, options)
+        return GgmlGraph(self.model, options, run)
 
     def init_execution_context(self) -> Context:
         return GgmlContext(self)
@@ -310,7 +315,7 @@ class GgmlContext(Context):
 
     def __init__(self, graph: GgmlGraph) -> None:
         self.graph = graph
-        self.run = RunOptions()
+        self.run = graph.run_defaults
         self.prompt: Any = None          # ctypes token array of the last set_input(0)
         self.output = bytearray()        # the generated text (or the embedding JSON)
         self.tokens: list[int] = []      # the generated tokens
@@ -338,10 +343,12 @@ class GgmlContext(Context):
         except NnError as error:
             raise NnError(Errno.INVALID_ENCODING, error.message) from None
         with self.graph.lock:
-            options, self.run = ggml_options.apply(config, self.graph.options, self.run)
+            options, run = ggml_options.apply(config, self.graph.options, self.run)
             if options != self.graph.options:
+                sampler = _Sampler(self.graph.model, options)   # a bad grammar fails here
                 self.graph.update(options)
-                self._sampler = None
+                self._sampler = sampler
+            self.run = run
 
     # -- generation -------------------------------------------------------------------------
     def _start(self) -> _LlamaContext:
@@ -515,7 +522,7 @@ class GgmlBackend(Backend):
             except (NnError, UnicodeDecodeError) as error:
                 raise NnError(Errno.INVALID_ENCODING,
                               getattr(error, "message", "config is not UTF-8 text")) from None
-        options, _ = ggml_options.apply(config, GraphOptions(), RunOptions())
+        options, run = ggml_options.apply(config, GraphOptions(), RunOptions())
         if target is ExecutionTarget.TPU or (target is ExecutionTarget.GPU
                                              and not llama.llama_supports_gpu_offload()):
             raise NnError(Errno.UNSUPPORTED_OPERATION,
@@ -527,7 +534,7 @@ class GgmlBackend(Backend):
             else 0
         with model_file(model_part) as path:
             model = _Model(llama, path, layers, options.main_gpu)
-        return GgmlGraph(model, options)
+        return GgmlGraph(model, options, run)
 
 
 BACKEND = GgmlBackend()

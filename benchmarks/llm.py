@@ -1,0 +1,157 @@
+"""GGML backend benchmark: a Python guest ÷ llama-cpp-python called directly, same model.
+
+    python benchmarks/llm.py MODEL.gguf [--rounds 5] [--tokens 150] [--threads 1]
+
+Three runs of the same work (prompt = the first lines of the Zen of Python, then greedy
+tokens with ignore-eos), each best of `--rounds`:
+
+* direct: llama-cpp-python's low-level API in this process (clear the KV cache, decode the
+  prompt; then sample, render the piece, decode one token, as llama.cpp's own examples do);
+* the guest `benchmarks/guests/llm_measure` in wasm (`wasinn run`) and natively (`--native`),
+  timing `compute` with n-predict 0 (prompt processing) and n-predict N (prompt + generation)
+  from inside the guest, and N `compute_single` + `get_output_single` calls (streaming).
+
+Prints tokens per second and the ratios guest ÷ direct (≥ 0.95 is the target) for prompt
+processing and generation separately, and the per-token cost of streaming over `compute`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+GUEST = HERE / "guests" / "llm_measure"
+
+
+def zen_prompt(lines: int = 7) -> str:
+    with contextlib.redirect_stdout(io.StringIO()):
+        import this  # noqa: F401
+    text = "".join(this.d.get(c, c) for c in this.s)
+    return "\n".join(text.splitlines()[:lines])
+
+
+def direct(model: Path, prompt: str, tokens: int, threads: int, rounds: int) -> dict:
+    """Seconds (best of rounds) for prompt processing and prompt + generation, in-process."""
+    import llama_cpp as L
+
+    L.llama_log_set(L.llama_log_callback(lambda *a: None), ctypes.c_void_p())
+    L.llama_backend_init()
+    mparams = L.llama_model_default_params()
+    mparams.n_gpu_layers = 0
+    handle = L.llama_model_load_from_file(str(model).encode(), mparams)
+    vocab = L.llama_model_get_vocab(handle)
+    cparams = L.llama_context_default_params()
+    cparams.n_ctx = 0
+    cparams.n_threads = cparams.n_threads_batch = threads
+    cparams.no_perf = True
+    ctx = L.llama_init_from_model(handle, cparams)
+    memory = L.llama_get_memory(ctx)
+    data = prompt.encode()
+    buf = (L.llama_token * (len(data) + 8))()
+    count = L.llama_tokenize(vocab, data, len(data), buf, len(buf), True, True)
+    sampler = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
+    L.llama_sampler_chain_add(sampler, L.llama_sampler_init_greedy())
+    one = (L.llama_token * 1)()
+    piece = ctypes.create_string_buffer(256)
+
+    def run_prompt() -> None:
+        L.llama_memory_clear(memory, True)
+        L.llama_sampler_reset(sampler)
+        L.llama_decode(ctx, L.llama_batch_get_one(buf, count))
+
+    def run_generate() -> int:
+        run_prompt()
+        out = bytearray()
+        for _ in range(tokens):
+            token = L.llama_sampler_sample(sampler, ctx, -1)
+            size = L.llama_token_to_piece(vocab, token, piece, 256, 0, True)
+            out += piece.raw[:size]
+            one[0] = token
+            L.llama_decode(ctx, L.llama_batch_get_one(one, 1))
+        return len(out)
+
+    best = {"prompt": 1e9, "generate": 1e9}
+    for _ in range(rounds):
+        start = time.perf_counter()
+        run_prompt()
+        best["prompt"] = min(best["prompt"], time.perf_counter() - start)
+        start = time.perf_counter()
+        run_generate()
+        best["generate"] = min(best["generate"], time.perf_counter() - start)
+    best["input_tokens"] = count
+    L.llama_sampler_free(sampler)
+    L.llama_free(ctx)
+    L.llama_model_free(handle)
+    return best
+
+
+def wasinn_command() -> list[str]:
+    script = Path(sys.executable).with_name("wasinn")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "wasinn"]
+
+
+def guest(model: Path, prompt: str, tokens: int, threads: int, rounds: int,
+          workdir: Path, native: bool) -> dict:
+    preload = ["--nn-preload", f"default:GGML:AUTO:{model}"]
+    args = ["default", str(rounds), str(tokens), str(threads), prompt]
+    if native:
+        command = [*wasinn_command(), "run", *preload, "--native", str(GUEST), *args]
+    else:
+        module = workdir / "llm_measure.wasm"
+        if not module.exists():
+            subprocess.run([*wasinn_command(), "build", str(GUEST), "-o", str(module)],
+                           check=True, capture_output=True)
+        command = [*wasinn_command(), "run", *preload, str(module), *args]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:4])}… failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", type=Path, help="a GGUF model (the tiny Zen model in tests)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--tokens", type=int, default=150, help="tokens generated per run")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    prompt = zen_prompt()
+    with tempfile.TemporaryDirectory() as folder:
+        workdir = Path(folder)
+        runs = {
+            "direct": direct(args.model, prompt, args.tokens, args.threads, args.rounds),
+            "wasm": guest(args.model, prompt, args.tokens, args.threads, args.rounds, workdir,
+                          native=False),
+            "native": guest(args.model, prompt, args.tokens, args.threads, args.rounds, workdir,
+                            native=True),
+        }
+    n_prompt = runs["direct"]["input_tokens"]
+    n = args.tokens
+    print(f"model {args.model.name}: prompt {n_prompt} tokens, {n} generated, "
+          f"{args.threads} thread(s), best of {args.rounds}")
+    print("| run | prompt tok/s | generation tok/s | prompt ratio | generation ratio | "
+          "streaming overhead µs/token |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    base = runs["direct"]
+    base_gen = base["generate"] - base["prompt"]
+    for name, run in runs.items():
+        gen = run["generate"] - run["prompt"]
+        stream = (f"{(run['stream'] - run['generate']) / n * 1e6:.1f}" if "stream" in run
+                  else "—")
+        print(f"| {name} | {n_prompt / run['prompt']:.0f} | {n / gen:.0f} | "
+              f"{base['prompt'] / run['prompt']:.3f} | {base_gen / gen:.3f} | {stream} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
