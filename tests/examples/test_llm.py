@@ -83,7 +83,7 @@ def test_protocol_guest_sees_the_documented_outputs(protocol_outputs, mode):
                                  "tokens": [seen["embedding"]["tokens"][0], 0]}
     llm = seen["llm"]
     assert llm["generate"] == TAIL and llm["stream_equal"] and llm["stream_tokens"] == [9, 26]
-    assert llm["n_predict"] == " pass silently" [:len(llm["n_predict"])] and llm["finish"] == "stop"
+    assert llm["n_predict"] == " pass silently." and llm["finish"] == "stop"
     assert llm["metadata_type"] is True
     assert seen["llm_embed"] == [128, 1.0]
 

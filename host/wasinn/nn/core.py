@@ -189,6 +189,13 @@ class WasiNn:
         if index < 0:
             raise NnError(Errno.INVALID_ARGUMENT, f"input index {index} out of range")
         view = _as_bytes_view(data, "tensor data")
+        if entry.backend == "ggml":
+            # GGML inputs are text: WasmEdge ignores the type and dims (LlamaEdge sends dims [1]
+            # with the whole prompt), so the bytes are passed as they are.
+            array = np.frombuffer(view, dtype=np.uint8)
+            _backend_call(entry.backend, "set_input", lambda: entry.context.set_input(index, array))
+            entry.computed = False
+            return
         tensor_type = resolve_tensor_type(type_code, dims, len(view))
         try:
             array = np.frombuffer(view, dtype=_NUMPY_DTYPES[tensor_type]).reshape(dims)
