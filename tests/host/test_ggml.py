@@ -235,3 +235,41 @@ def test_parse_config_bounds():
         with pytest.raises(NnError) as info:
             parse_config(bad)
         assert info.value.errno == Errno.INVALID_ARGUMENT
+
+
+def test_abi_output_rule_for_llamaedge(nn):
+    """out_max_len 0 (LlamaEdge's empty Vec) gets the whole output written; a real but short
+    length is too_large with the size needed; a null pointer is never written."""
+    from host_harness import Guest
+
+    guest = Guest(nn, pages=4)
+    errno, ctx = guest.init(nn.load_by_name_with_config("default", GREEDY))
+    assert errno == 0
+    assert guest.set_input(ctx, 0, [1], 3, TAIL_PROMPT.encode()) == 0
+    assert guest.call("compute", ctx) == 0
+    needed = len(TAIL_TEXT.encode())
+    errno, data, written = guest.get_output(ctx, 0, 0)
+    assert (errno, written) == (0, needed)
+    out = guest.alloc(needed)
+    written_ptr = guest.alloc(4, 4)
+    assert guest.call("get_output", ctx, 0, out, 0, written_ptr) == 0
+    assert guest.read(out, needed).decode() == TAIL_TEXT
+    assert guest.call("get_output", ctx, 0, out, 10, written_ptr) == 7
+    assert guest.u32(written_ptr) == needed
+    assert guest.call("get_output", ctx, 0, 0, 0, written_ptr) == 7          # null: never
+    near_end = guest.size - 8
+    assert guest.call("get_output", ctx, 0, near_end, 0, written_ptr) == 7   # would not fit
+
+
+def test_stream_stdout_and_enable_log(nn, capfd, caplog):
+    caplog.set_level("INFO", logger="wasinn.ggml")
+    ctx = context(nn, json.dumps({"temp": 0, "enable-log": True}))
+    set_text(nn, ctx, 1, json.dumps({"stream-stdout": True, "n-predict": 5}))
+    set_text(nn, ctx, 0, "Beautiful is better than")
+    nn.compute(ctx)
+    assert capfd.readouterr().out == " ugly.\nExpl"
+    nn.load_by_name_with_config("default", '{"enable-log": true, "ctx-size": 512}')
+    ctx2 = context(nn, '{"enable-log": true, "ctx-size": 512, "temp": 0, "n-predict": 1}')
+    set_text(nn, ctx2, 0, "Beautiful is better than")
+    nn.compute(ctx2)
+    assert "llama.cpp:" in caplog.text
