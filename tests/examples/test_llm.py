@@ -164,3 +164,16 @@ def test_llama_embedding_example(workdir):
     assert wasm == native and len(wasm) == 2
     assert wasm[0].startswith("line 1: 128 values [") and wasm[0].endswith("line 1: 1.0000")
     assert wasm[1].startswith("line 2: 128 values [")
+
+
+def test_llm_benchmark_script_runs(tiny_gguf):
+    """benchmarks/llm.py end to end with few tokens (figures are printed, never asserted)."""
+    import subprocess
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "llm.py"
+    result = subprocess.run([sys.executable, str(script), str(tiny_gguf), "--rounds", "1",
+                             "--repeat", "1", "--tokens", "8"],
+                            capture_output=True, text=True, timeout=600, check=False)
+    lines = ok(result)
+    rows = [line for line in lines if line.startswith(("| direct", "| wasm", "| native"))]
+    assert len(rows) == 3 and "prompt 52 tokens, 8 generated" in lines[0]

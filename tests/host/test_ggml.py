@@ -273,3 +273,23 @@ def test_stream_stdout_and_enable_log(nn, capfd, caplog):
     set_text(nn, ctx2, 0, "Beautiful is better than")
     nn.compute(ctx2)
     assert "llama.cpp:" in caplog.text
+
+
+def test_finalize_and_unload_free_llama_memory_at_once(nn):
+    """No reference cycles: the llama.cpp context (KV cache) is freed when its last handle
+    goes, without waiting for the cyclic garbage collector."""
+    import gc
+    import weakref
+
+    gc.disable()
+    try:
+        graph = nn.load_by_name_with_config("default", GREEDY)
+        ctx = nn.init_execution_context(graph)
+        set_text(nn, ctx, 0, TAIL_PROMPT)
+        nn.compute_single(ctx)
+        llama_context = weakref.ref(nn._graphs[graph].graph.llama_context())
+        nn.finalize_execution_context(ctx)
+        nn.unload(graph)
+        assert llama_context() is None
+    finally:
+        gc.enable()

@@ -145,7 +145,8 @@ class _LlamaContext:
         self.n_ctx = llama.llama_n_ctx(self.handle)
         self.n_batch = options.batch_size
         self.memory = llama.llama_get_memory(self.handle)
-        #: the execution context whose tokens the cache holds, and how many
+        #: a token of the execution context whose tokens the cache holds (not the context
+        #: itself: no reference cycle through the graph), and how many tokens
         self.owner: Any = None
         self.used = 0
         self._one = (llama.llama_token * 1)()
@@ -322,6 +323,7 @@ class GgmlContext(Context):
         self.piece = b""                 # the last token's text (get_output_single)
         self.streaming = False           # a compute_single stream is under way
         self._sampler: _Sampler | None = None
+        self._cache_token = object()     # marks the shared KV cache as holding our tokens
 
     # -- inputs -----------------------------------------------------------------------------
     def set_input(self, index: int, array: np.ndarray) -> None:
@@ -355,7 +357,7 @@ class GgmlContext(Context):
         """Clear the cache and the output, check the prompt and decode it (compute's steps 1-4)."""
         graph = self.graph
         context = graph.llama_context()
-        context.clear(self)
+        context.clear(self._cache_token)
         self.output.clear()
         self.tokens.clear()
         self.piece = b""
@@ -424,7 +426,7 @@ class GgmlContext(Context):
                 self.streaming = True
             else:
                 context = graph.llama_context()
-                if context.owner is not self:
+                if context.owner is not self._cache_token:
                     self._replay(context)
             token = self._sampler.sample(context)
             self.piece = graph.model.piece(token)
@@ -441,11 +443,19 @@ class GgmlContext(Context):
 
     def _replay(self, context: _LlamaContext) -> None:
         """Another context used the shared cache since our last step: decode ours again."""
-        context.clear(self)
+        context.clear(self._cache_token)
         context.decode(self.prompt)
         if self.tokens:
             generated = (context.llama.llama_token * len(self.tokens))(*self.tokens)
             context.decode(generated)
+
+    def close(self) -> None:
+        """Free the sampler now (finalize_execution_context), not at garbage collection."""
+        with self.graph.lock:
+            self._sampler = None
+            self.prompt = None
+            self.output = bytearray()
+            self.tokens = []
 
     def fini_single(self) -> None:
         with self.graph.lock:
