@@ -176,4 +176,4 @@ def test_llm_benchmark_script_runs(tiny_gguf):
                             capture_output=True, text=True, timeout=600, check=False)
     lines = ok(result)
     rows = [line for line in lines if line.startswith(("| direct", "| wasm", "| native"))]
-    assert len(rows) == 3 and "prompt 52 tokens, 8 generated" in lines[0]
+    assert len(rows) == 3 and "generation 8 tokens after a 52-token prompt" in lines[0]
