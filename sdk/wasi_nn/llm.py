@@ -72,8 +72,13 @@ def strip_stop(text: str) -> str:
     return text
 
 
+def _config_keys(options: dict) -> dict:
+    """Keyword options as the backend's config keys (``n_predict`` -> ``n-predict``)."""
+    return {key.replace("_", "-"): value for key, value in options.items()}
+
+
 def _options_json(options: dict) -> str:
-    return json.dumps({key.replace("_", "-"): value for key, value in options.items()})
+    return json.dumps(_config_keys(options))
 
 
 class Llm:
@@ -97,6 +102,11 @@ class Llm:
         self.finish_reason = "stop"
         self._piece = bytearray(256)
         self._stream_metadata: bytes = b'{}'
+        # compute_single does not apply n-predict or reverse-prompt (the protocol leaves them
+        # to the guest, as LlamaEdge does): `stream` applies them itself
+        self._n_predict = -1
+        self._reverse_prompt = ""
+        self._remember(config or {})
 
     @classmethod
     def from_bytes(cls, gguf, config: dict | None = None,
@@ -106,14 +116,24 @@ class Llm:
         if config:
             parts.append(json.dumps(config).encode())
         graph = GraphBuilder(GraphEncoding.GGML, target).build_from_bytes(parts)
-        return cls(graph=graph)
+        llm = cls(graph=graph)
+        llm._remember(config or {})
+        return llm
+
+    def _remember(self, config: dict) -> None:
+        if "n-predict" in config:
+            self._n_predict = int(config["n-predict"])
+        if "reverse-prompt" in config:
+            self._reverse_prompt = str(config["reverse-prompt"])
 
     # -- options and input --------------------------------------------------------------------
     def configure(self, **options) -> None:
         """Send options (config keys, ``_`` for ``-``) for this and later calls."""
         if options:
-            data = _options_json(options).encode()
+            config = _config_keys(options)
+            data = json.dumps(config).encode()
             self.context.set_input(1, TensorType.U8, [len(data)], data)
+            self._remember(config)
 
     def set_prompt(self, prompt: str | bytes) -> None:
         """Tokenize `prompt` on the host (used by generate/stream/embed)."""
@@ -142,7 +162,8 @@ class Llm:
 
     def stream(self, prompt: str, **options) -> Iterator[str]:
         """The continuation piece by piece as the host makes it (one `compute_single` per
-        token); bytes of a character split across tokens are held back until complete."""
+        token); bytes of a character split across tokens are held back until complete.
+        n-predict and reverse-prompt are applied here, as for `generate`."""
         self.configure(**options)
         self.set_prompt(prompt)
         return self._stream()
@@ -152,8 +173,11 @@ class Llm:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         compute_single, get_output_single = _r.compute_single, _r.get_output_single
         self.finish_reason = "stop"
+        left = self._n_predict
+        stop_text, seen = self._reverse_prompt, ""
         try:
-            while True:
+            while left != 0:
+                left -= 1
                 try:
                     compute_single(handle)
                 except _Error as error:
@@ -167,6 +191,10 @@ class Llm:
                 text = decoder.decode(self._read_piece(handle, get_output_single))
                 if text:
                     yield text
+                    if stop_text:
+                        seen = (seen + text)[-2 * len(stop_text) - 64:]
+                        if stop_text in seen:
+                            break
             tail = decoder.decode(b"", final=True)
             if tail:
                 yield tail

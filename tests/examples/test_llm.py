@@ -84,6 +84,9 @@ def test_protocol_guest_sees_the_documented_outputs(protocol_outputs, mode):
     llm = seen["llm"]
     assert llm["generate"] == TAIL and llm["stream_equal"] and llm["stream_tokens"] == [9, 26]
     assert llm["n_predict"] == " pass silently." and llm["finish"] == "stop"
+    assert "".join(llm["stream_n_predict"]) == " pass silently."      # n-predict 3 still on
+    assert len(llm["stream_n_predict"]) == 3
+    assert llm["stream_reverse"] == " ugly.\nExplicit is better than implicit"
     assert llm["metadata_type"] is True
     assert seen["llm_embed"] == [128, 1.0]
 

@@ -124,6 +124,10 @@ def main(argv):
         results["llm"] = {"generate": text, "stream_equal": streamed == text,
                           "stream_tokens": [meta.input_tokens, meta.output_tokens],
                           "n_predict": llm.generate("Errors should never", n_predict=3),
+                          "stream_n_predict": list(llm.stream("Errors should never")),
+                          "stream_reverse": "".join(llm.stream(
+                              "Beautiful is better than", n_predict=-1,
+                              reverse_prompt="implicit")),
                           "finish": llm.finish_reason,
                           "metadata_type": type(llm.metadata()) is Metadata}
     with Llm("default", {"embedding": True}) as llm:
