@@ -9,6 +9,7 @@ tokens with ignore-eos), each best of `--rounds`:
   prompt; then sample, render the piece, decode one token, as llama.cpp's own examples do);
   prompt processing is timed on a long prompt (19 lines of the Zen, ~200 tokens), generation
   on a short one (7 lines) followed by `--tokens` tokens (the tiny model's context is 256);
+* the `Llama` class of llama-cpp-python (`eval`, `generate`), for scale (not the reference);
 * the guest `benchmarks/guests/llm_measure` in wasm (`wasinn run`) and natively (`--native`),
   timing `compute` with n-predict 0 (prompt processing) and n-predict N (prompt + generation)
   from inside the guest, and N `compute_single` + `get_output_single` calls (streaming).
@@ -108,6 +109,32 @@ def direct(model: Path, prompt: str, long_prompt: str, tokens: int, threads: int
     return best
 
 
+def high_level(model: Path, prompt: str, long_prompt: str, tokens: int, threads: int,
+               rounds: int) -> dict:
+    """The same work through llama-cpp-python's `Llama` class (`eval`, `generate`), for scale:
+    what most Python code calling llama.cpp uses."""
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(model), n_ctx=0, n_threads=threads, n_threads_batch=threads,
+                verbose=False)
+    short = llm.tokenize(prompt.encode(), add_bos=True, special=True)
+    long = llm.tokenize(long_prompt.encode(), add_bos=True, special=True)
+    best = {"long_prompt": 1e9, "prompt": 1e9, "generate": 1e9}
+    for _ in range(rounds):
+        for key, ids in (("long_prompt", long), ("prompt", short)):
+            start = time.perf_counter()
+            llm.reset()
+            llm.eval(ids)
+            best[key] = min(best[key], time.perf_counter() - start)
+        start = time.perf_counter()
+        llm.reset()
+        for count, _token in enumerate(llm.generate(short, temp=0.0, reset=True), 1):
+            if count == tokens:
+                break
+        best["generate"] = min(best["generate"], time.perf_counter() - start)
+    return best
+
+
 def wasinn_command() -> list[str]:
     script = Path(sys.executable).with_name("wasinn")
     return [str(script)] if script.is_file() else [sys.executable, "-m", "wasinn"]
@@ -149,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             once = {
                 "direct": direct(args.model, prompt, long_prompt, args.tokens, args.threads,
                                  args.rounds),
+                "Llama class": high_level(args.model, prompt, long_prompt, args.tokens,
+                                          args.threads, args.rounds),
                 "wasm": guest(args.model, prompt, long_prompt, args.tokens, args.threads,
                               args.rounds, workdir, native=False),
                 "native": guest(args.model, prompt, long_prompt, args.tokens, args.threads,
