@@ -293,3 +293,14 @@ def test_finalize_and_unload_free_llama_memory_at_once(nn):
         assert llama_context() is None
     finally:
         gc.enable()
+
+
+def test_graph_options_set_through_one_context_reach_the_others(nn):
+    graph = nn.load_by_name_with_config("default", json.dumps({"temp": 0, "n-predict": 8}))
+    first, second = nn.init_execution_context(graph), nn.init_execution_context(graph)
+    set_text(nn, first, 0, "Beautiful is better than")
+    nn.compute(first)
+    assert "." in out(nn, first)
+    set_text(nn, second, 1, json.dumps({"grammar": "root ::= [a-z ]+"}))   # graph-wide option
+    nn.compute(first)
+    assert out(nn, first) and set(out(nn, first)) <= set("abcdefghijklmnopqrstuvwxyz ")

@@ -69,6 +69,15 @@ def _default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _free(owner: Any, function: str) -> None:
+    """Free `owner.handle` with llama.cpp's `function`, once. At interpreter exit the module
+    may already be torn down (its functions None): the process is ending, nothing to free."""
+    handle, owner.handle = getattr(owner, "handle", None), None
+    free = getattr(getattr(owner, "llama", None), function, None)
+    if handle and callable(free):
+        free(handle)
+
+
 class _Model:
     """Loaded weights and vocabulary, shared by every graph made from them."""
 
@@ -118,9 +127,7 @@ class _Model:
             (llama.llama_token * 0)()
 
     def __del__(self) -> None:
-        if getattr(self, "handle", None):
-            self.llama.llama_model_free(self.handle)
-            self.handle = None
+        _free(self, "llama_model_free")
 
 
 class _LlamaContext:
@@ -189,9 +196,7 @@ class _LlamaContext:
         return np.ctypeslib.as_array(pointer, shape=(n_embd,)).astype(np.float64)
 
     def __del__(self) -> None:
-        if getattr(self, "handle", None):
-            self.llama.llama_free(self.handle)
-            self.handle = None
+        _free(self, "llama_free")
 
 
 class GgmlGraph(Graph):
@@ -257,6 +262,8 @@ class _Sampler:
 
     def __init__(self, model: _Model, options: GraphOptions) -> None:
         llama = self.llama = model.llama
+        self.model = model           # a grammar sampler uses the vocabulary: free it first
+        self.options = options
         self.handle = llama.llama_sampler_chain_init(llama.llama_sampler_chain_default_params())
         grammar = options.grammar or _schema_grammar(options.json_schema)
         if grammar:
@@ -288,9 +295,7 @@ class _Sampler:
         return self.llama.llama_sampler_sample(self.handle, context.handle, -1)
 
     def __del__(self) -> None:
-        if getattr(self, "handle", None):
-            self.llama.llama_sampler_free(self.handle)
-            self.handle = None
+        _free(self, "llama_sampler_free")
 
 
 def _schema_grammar(schema: str) -> str:
@@ -361,7 +366,8 @@ class GgmlContext(Context):
         self.output.clear()
         self.tokens.clear()
         self.piece = b""
-        if self._sampler is None:
+        if self._sampler is None or self._sampler.options != graph.options:
+            # new, or another context of this graph changed the graph's options since
             self._sampler = _Sampler(graph.model, graph.options)
         else:
             graph.model.llama.llama_sampler_reset(self._sampler.handle)
