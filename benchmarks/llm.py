@@ -10,12 +10,14 @@ tokens with ignore-eos), each best of `--rounds`:
   prompt processing is timed on a long prompt (19 lines of the Zen, ~200 tokens), generation
   on a short one (7 lines) followed by `--tokens` tokens (the tiny model's context is 256);
 * the `Llama` class of llama-cpp-python (`eval`, `generate`), for scale (not the reference);
-* the guest `benchmarks/guests/llm_measure` in wasm (`wasinn run`) and natively (`--native`),
+* the guest `benchmarks/guests/llm_measure` in wasm (wasinn's runner) and natively, both in
+  this process so that the three kinds of run alternate under the same machine load,
   timing `compute` with n-predict 0 (prompt processing) and n-predict N (prompt + generation)
   from inside the guest, and N `compute_single` + `get_output_single` calls (streaming).
 
 Prints tokens per second and the ratios guest ÷ direct (≥ 0.95 is the target) for prompt
-processing and generation separately, and the per-token cost of streaming over `compute`.
+processing and generation separately (generation timed whole: the short prompt, then the
+tokens), and the per-token cost of streaming over `compute`.
 """
 
 from __future__ import annotations
@@ -135,27 +137,36 @@ def high_level(model: Path, prompt: str, long_prompt: str, tokens: int, threads:
     return best
 
 
-def wasinn_command() -> list[str]:
-    script = Path(sys.executable).with_name("wasinn")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "wasinn"]
-
-
 def guest(model: Path, prompt: str, long_prompt: str, tokens: int, threads: int, rounds: int,
           workdir: Path, native: bool) -> dict:
-    preload = ["--nn-preload", f"default:GGML:AUTO:{model}"]
+    """Run the measuring guest in this process (so its runs alternate with the direct ones
+    under the same machine load): in wasm through wasinn's runner, or natively."""
+    from wasinn.nn import ModelRegistry
+
+    registry = ModelRegistry.from_specs([f"default:GGML:AUTO:{model}"])
+    output = workdir / "figures.json"
     args = ["default", str(rounds), str(tokens), str(threads), prompt, long_prompt]
     if native:
-        command = [*wasinn_command(), "run", *preload, "--native", str(GUEST), *args]
+        from wasinn.native.runner import run_native
+
+        code = run_native(GUEST, [*args, str(output)], registry=registry)
     else:
+        from wasinn.runner import RunOptions, run
+
         module = workdir / "llm_measure.wasm"
         if not module.exists():
-            subprocess.run([*wasinn_command(), "build", str(GUEST), "-o", str(module)],
+            subprocess.run([*_wasinn_command(), "build", str(GUEST), "-o", str(module)],
                            check=True, capture_output=True)
-        command = [*wasinn_command(), "run", *preload, str(module), *args]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[:4])}… failed:\n{result.stderr[-2000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+        code = run(RunOptions(module=module, args=[*args, "/out/figures.json"],
+                              dirs=[("/out", str(workdir))], registry=registry))
+    if code != 0:
+        raise RuntimeError(f"the {'native' if native else 'wasm'} guest exited with {code}")
+    return json.loads(output.read_text())
+
+
+def _wasinn_command() -> list[str]:
+    script = Path(sys.executable).with_name("wasinn")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "wasinn"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,17 +205,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {args.model.name}: prompt processing {n_long} tokens; generation {n} tokens "
           f"after a {n_prompt}-token prompt; "
           f"{args.threads} thread(s), best of {args.rounds} x {args.repeat}")
-    print("| run | prompt tok/s | generation tok/s | prompt ratio | generation ratio | "
-          "streaming − compute, µs/token | one streaming call, µs |")
+    print("| run | prompt processing, tok/s | generation, tok/s | prompt ratio | generation ratio "
+          "| streaming − compute, µs/token | one streaming call, µs |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     base = runs["direct"]
-    base_gen = base["generate"] - base["prompt"]
     for name, run in runs.items():
-        gen = run["generate"] - run["prompt"]
+        # generation is timed whole (its short prompt included): a difference of two noisy
+        # minima (generate − prompt) can come out far off on a busy machine
         stream = (f"{(run['stream'] - run['generate']) / n * 1e6:.1f} | {run['call'] * 1e6:.1f}"
                   if "stream" in run else "— | —")
-        print(f"| {name} | {n_long / run['long_prompt']:.0f} | {n / gen:.0f} | "
-              f"{base['long_prompt'] / run['long_prompt']:.3f} | {base_gen / gen:.3f} | {stream} |")
+        print(f"| {name} | {n_long / run['long_prompt']:.0f} ({run['long_prompt'] * 1e3:.2f} ms) "
+              f"| {n / run['generate']:.0f} ({run['generate'] * 1e3:.1f} ms) "
+              f"| {base['long_prompt'] / run['long_prompt']:.3f} "
+              f"| {base['generate'] / run['generate']:.3f} | {stream} |")
     return 0
 
 

@@ -1,12 +1,12 @@
 """Benchmark guest: LLM prompt processing, generation and streaming timed inside the guest.
 
-    main.py MODEL_NAME ROUNDS GEN_TOKENS THREADS PROMPT LONG_PROMPT
+    main.py MODEL_NAME ROUNDS GEN_TOKENS THREADS PROMPT LONG_PROMPT [OUTPUT.json]
 
 Prints one JSON object of best-of-ROUNDS seconds: `long_prompt` (a compute that only decodes
 LONG_PROMPT, n-predict 0: prompt processing), `prompt` (the same for PROMPT), `generate` (PROMPT
 then GEN_TOKENS greedy tokens), `stream` (the same tokens through compute_single +
 get_output_single), `call` (one get_output_single alone, the per-call cost of streaming), and
-the token counts.
+the token counts (to OUTPUT.json when given, else to stdout).
 """
 
 import json
@@ -66,7 +66,11 @@ def main(argv):
     meta_len = wasi_nn.get_output(ctx, 1, meta)
     best["metadata"] = json.loads(bytes(meta[:meta_len]))
     best["text_bytes"] = written
-    print(json.dumps(best))
+    if len(argv) > 7:
+        with open(argv[7], "w") as file:
+            file.write(json.dumps(best))
+    else:
+        print(json.dumps(best))
     return 0
 
 
