@@ -88,6 +88,7 @@ def test_protocol_guest_sees_the_documented_outputs(protocol_outputs, mode):
     assert len(llm["stream_n_predict"]) == 3
     assert llm["stream_reverse"] == " ugly.\nExplicit is better than implicit"
     assert llm["metadata_type"] is True
+    assert seen["stream_utf8"] == ["é", "!"]
     assert seen["llm_embed"] == [128, 1.0]
 
 

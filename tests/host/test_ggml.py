@@ -304,3 +304,16 @@ def test_graph_options_set_through_one_context_reach_the_others(nn):
     set_text(nn, second, 1, json.dumps({"grammar": "root ::= [a-z ]+"}))   # graph-wide option
     nn.compute(first)
     assert out(nn, first) and set(out(nn, first)) <= set("abcdefghijklmnopqrstuvwxyz ")
+
+
+def test_streamed_pieces_may_split_a_character(nn):
+    """get_output_single gives one token's bytes: with byte-fallback tokens, half a character."""
+    ctx = context(nn, json.dumps({"temp": 0, "grammar": 'root ::= "é!"'}))
+    set_text(nn, ctx, 0, "Beautiful is better than")
+    pieces = []
+    with pytest.raises(NnError) as info:
+        while True:
+            nn.compute_single(ctx)
+            pieces.append(bytes(nn.get_output_single(ctx, 0)))
+    assert info.value.errno == Errno.END_OF_SEQUENCE
+    assert pieces == [b"\xc3", b"\xa9", b"!"]

@@ -130,6 +130,10 @@ def main(argv):
                               reverse_prompt="implicit")),
                           "finish": llm.finish_reason,
                           "metadata_type": type(llm.metadata()) is Metadata}
+        # a grammar forces "é", which this ASCII model can only write as two byte tokens:
+        # the stream must hold the first byte back and yield the whole character
+        results["stream_utf8"] = list(llm.stream("Beautiful is better than",
+                                                 grammar='root ::= "é!"', n_predict=8))
     with Llm("default", {"embedding": True}) as llm:
         vector = llm.embed("Now is better than never.")
         results["llm_embed"] = [len(vector), round(sum(v * v for v in vector), 4)]
