@@ -317,3 +317,14 @@ def test_streamed_pieces_may_split_a_character(nn):
             pieces.append(bytes(nn.get_output_single(ctx, 0)))
     assert info.value.errno == Errno.END_OF_SEQUENCE
     assert pieces == [b"\xc3", b"\xa9", b"!"]
+
+
+def test_a_prompt_longer_than_any_context_is_counted_not_kept(nn):
+    from wasinn.nn.backends import ggml
+
+    ctx = context(nn)
+    huge = "Beautiful is better than ugly. " * 200_000          # ~1.4 M tokens, 6 MB
+    set_text(nn, ctx, 0, huge)
+    assert isinstance(nn._contexts[ctx].context.prompt, ggml._OverlongPrompt)
+    assert errno(nn.compute, ctx) == Errno.PROMPT_TOO_LONG
+    assert meta(nn, ctx)[0] > ggml.MAX_PROMPT_TOKENS

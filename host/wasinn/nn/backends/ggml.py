@@ -78,6 +78,20 @@ def _free(owner: Any, function: str) -> None:
         free(handle)
 
 
+#: no context holds more (ggml_options.MAX_CTX): longer prompts are prompt_too_long anyway
+MAX_PROMPT_TOKENS = ggml_options.MAX_CTX
+
+
+class _OverlongPrompt:
+    """A prompt counted but not kept: longer than any context, so it always fails with 102."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+
 class _Model:
     """Loaded weights and vocabulary, shared by every graph made from them."""
 
@@ -112,12 +126,16 @@ class _Model:
         return cached
 
     def tokenize(self, text: bytes) -> Any:
-        """The prompt's tokens (BOS as the GGUF says, special tokens parsed) as a ctypes array."""
+        """The prompt's tokens (BOS as the GGUF says, special tokens parsed) as a ctypes array;
+        a prompt of more tokens than any context holds is only counted (`_OverlongPrompt`), so
+        a hostile 1 GB prompt never costs 4 GB of token arrays."""
         llama = self.llama
-        capacity = len(text) + 8
+        capacity = min(len(text) + 8, MAX_PROMPT_TOKENS + 1)
         tokens = (llama.llama_token * capacity)()
         count = llama.llama_tokenize(self.vocab, text, len(text), tokens, capacity, True, True)
         if count < 0:
+            if -count > MAX_PROMPT_TOKENS:
+                return _OverlongPrompt(-count)
             capacity = -count
             tokens = (llama.llama_token * capacity)()
             count = llama.llama_tokenize(self.vocab, text, len(text), tokens, capacity, True, True)
