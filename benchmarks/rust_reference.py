@@ -29,8 +29,9 @@ class RustUnavailable(Exception):
     """The Debian Rust toolchain for wasm32-wasi is not installed; says what to install."""
 
 
-def build(target_dir: Path) -> Path:
-    """Build the reference guest into `target_dir`; returns the .wasm (cargo skips when current)."""
+def build(target_dir: Path, crate: Path = CRATE) -> Path:
+    """Build a Rust reference guest (default: `rust_seed/`; `rust_ggml/` is the LLM one) into
+    `target_dir`; returns the .wasm (cargo skips when current)."""
     missing = [str(p) for p in (DEBIAN_RUSTC, DEBIAN_CARGO, WASM_STD, WASM_LD) if not p.exists()]
     if missing:
         raise RustUnavailable(f"missing {', '.join(missing)} (apt-get install {PACKAGES})")
@@ -38,12 +39,20 @@ def build(target_dir: Path) -> Path:
            "CARGO_TARGET_WASM32_WASI_LINKER": str(CRATE / "wasm-ld-wrapper"),
            "WASM_LD": str(WASM_LD)}
     result = subprocess.run([str(DEBIAN_CARGO), "build", "--offline", "--release",
-                             "--target", "wasm32-wasi"], cwd=CRATE, env=env,
+                             "--target", "wasm32-wasi"], cwd=crate, env=env,
                             capture_output=True, text=True, check=False)
     if result.returncode != 0:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         raise RustUnavailable("cargo build failed: " + (lines[-1] if lines else "?"))
-    return target_dir / "wasm32-wasi" / "release" / "rust-seed-reference.wasm"
+    package = "rust-seed-reference" if crate == CRATE else _package_name(crate)
+    return target_dir / "wasm32-wasi" / "release" / f"{package}.wasm"
+
+
+def _package_name(crate: Path) -> str:
+    for line in (crate / "Cargo.toml").read_text().splitlines():
+        if line.startswith("name = "):
+            return line.split('"')[1]
+    raise RustUnavailable(f"{crate}/Cargo.toml has no package name")
 
 
 if __name__ == "__main__":

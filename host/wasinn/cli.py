@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="set an environment variable in the guest (KEY alone: this one's value)")
     run.add_argument("--nn-preload", action="append", default=[], metavar="SPEC",
                      help="named model NAME:ENCODING:TARGET:PATH[,PATH...] for load_by_name, "
-                          "e.g. demo:PyTorch:CPU:model.pt or m:OpenVINO:CPU:m.xml,m.bin")
+                          "e.g. demo:PyTorch:CPU:model.pt, m:OpenVINO:CPU:m.xml,m.bin or "
+                          "default:GGML:AUTO:llama.gguf")
     run.add_argument("--max-memory", type=parse_size, metavar="SIZE",
                      help="cap on the guest's linear memory (e.g. 512M)")
     run.add_argument("--timeout", type=positive_float, metavar="SECONDS",

@@ -56,7 +56,7 @@ _LAZY = {
     "sort_results": "results", "top_k": "results", "format_results": "results",
     "softmax": "results",
     "imagenet_labels": "labels",
-    "image": None, "results": None, "labels": None,
+    "image": None, "results": None, "labels": None, "llm": None,
 }
 
 

@@ -140,7 +140,8 @@ def test_nn_preload_unknown_name_reaches_the_guest(modules, torch_linear_path):
 @pytest.mark.parametrize("spec,needle", [
     ("demo:PyTorch:CPU", b"expected NAME:ENCODING:TARGET:PATH"),
     ("demo:Caffe:CPU:{path}", b"unknown encoding 'Caffe'"),
-    ("demo:GGML:CPU:{path}", b"GGML models run on WasmEdge"),
+    ("demo:TensorFlow:CPU:{path}", b"convert to TFLite or ONNX"),
+    ("demo:GGML:AUTO:/no/such/model.gguf", b"no such file"),
     ("demo:PyTorch:FPGA:{path}", b"unknown target 'FPGA'"),
     ("demo:PyTorch:CPU:/no/such/model.pt", b"no such file"),
 ])

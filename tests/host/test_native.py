@@ -66,8 +66,8 @@ def test_raw_errors_match_the_contract(native):
         native.load([b"x"], 42, 0)
     assert info.value.args == (2, "load")
     with pytest.raises(native.Error) as info:
-        native.load([b"x"], 6, 0)                       # GGML: a known encoding, no backend
-    assert info.value.args == (6, "load") and "WasmEdge" in info.value.message
+        native.load([b"x"], 2, 0)                 # TensorFlow: a known encoding, no backend
+    assert info.value.args == (6, "load") and "TFLite" in info.value.message
     with pytest.raises(native.Error) as info:
         native.load_by_name_with_config("demo", "{oops")
     assert info.value.args == (1, "load_by_name_with_config")

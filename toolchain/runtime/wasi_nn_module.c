@@ -358,7 +358,9 @@ static PyObject *call_output(PyObject *args, output_fn fn, const char *name) {
         PyBuffer_Release(&view);
         return NULL;
     }
-    int32_t err = fn(ctx, index, view.buf, (uint32_t)view.len, &written);
+    /* An empty buffer is passed as NULL: a host that writes whole outputs past a 0-byte buffer
+     * for LlamaEdge (docs/host.md, GGML) must never write over a static empty object. */
+    int32_t err = fn(ctx, index, view.len ? view.buf : NULL, (uint32_t)view.len, &written);
     PyBuffer_Release(&view);
     if (err == ERRNO_TOO_LARGE)
         return raise_nn(err, name, written);

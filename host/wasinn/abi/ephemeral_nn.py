@@ -9,6 +9,7 @@ Only KeyboardInterrupt/SystemExit pass through, so Ctrl-C still stops the guest.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from typing import Any, Callable
@@ -19,6 +20,8 @@ from ..nn.errors import Errno, NnError, errno_name
 from ..nn.types import resolve_tensor_type
 from ..trace import QUIET, Tracer, describe_model_kind
 from .memory import GuestMemory
+
+log = logging.getLogger("wasinn.nn")
 
 MODULE_NAME = "wasi_ephemeral_nn"
 MAX_BUILDERS = 64
@@ -221,14 +224,23 @@ class EphemeralNn:
         return self._copy_output(memory, self.nn.get_output_single, ctx, index, out_ptr,
                                  out_max, written_out)
 
-    @staticmethod
-    def _copy_output(memory: GuestMemory, fetch: Callable[[int, int], memoryview], ctx: int,
+    def _copy_output(self, memory: GuestMemory, fetch: Callable[[int, int], memoryview], ctx: int,
                      index: int, out_ptr: int, out_max: int, written_out: int) -> str:
         """Both get_output flavours: check the pointers, fetch the output, copy it out."""
         memory.check_out_u32(written_out, "written_out")
         memory.check(out_ptr, out_max, "output buffer")
         output = fetch(ctx, index)
         needed = len(output)
+        if needed > out_max and out_max == 0 and out_ptr and self.nn.llm_context(ctx) \
+                and _fits(memory, out_ptr, needed):
+            # LlamaEdge passes an empty Vec's capacity (out_max_len 0) and relies on WasmEdge
+            # releases writing the whole output anyway (GGML_PROTOCOL.md §8). Only that exact
+            # pattern is honoured: any real, too-short length is too_large as for every backend.
+            log.warning("get_output: context %d passed a 0-byte buffer; writing the %d-byte "
+                        "output anyway, as WasmEdge does for LlamaEdge", ctx, needed)
+            memory.view(out_ptr, needed, "output buffer")[:] = output
+            memory.write_u32(written_out, needed, "written_out")
+            return f"{needed} bytes (past a 0-byte buffer, LlamaEdge style)"
         if needed > out_max:
             memory.write_u32(written_out, needed, "written_out")
             raise NnError(Errno.TOO_LARGE, f"output {index} is {needed} bytes, the buffer "
@@ -267,6 +279,14 @@ def _describe(describe: Callable[..., str], memory: GuestMemory | None,
         except Exception:  # noqa: BLE001 - NnError, or a surprise: it must not reach wasmtime
             pass
     return " ".join(f"{a:#x}" for a in args)
+
+
+def _fits(memory: GuestMemory, ptr: int, length: int) -> bool:
+    try:
+        memory.check(ptr, length, "output buffer")
+    except NnError:
+        return False
+    return True
 
 
 def _builder_pairs(memory: GuestMemory, ptr: int, count: int) -> list[int]:

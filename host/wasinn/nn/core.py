@@ -148,46 +148,39 @@ class WasiNn:
 
     def load_by_name(self, name: str) -> int:
         """A graph handle for a preloaded model (compiled once, shared)."""
+        return self.load_by_name_with_config(name, "")
+
+    def load_by_name_with_config(self, name: str, config: str) -> int:
+        """`load_by_name` with a JSON config (WasmEdge's GGML options).
+
+        The preloaded model is compiled once; its graph's `configure` gives the graph this
+        handle gets: the shared one for backends without options, a new one sharing the
+        weights for GGML. Options a backend cannot honour are logged, not silently dropped.
+        """
         if not isinstance(name, str):
             name = bytes(_as_bytes_view(name, "name")).decode("utf-8", errors="replace")
+        if not isinstance(config, str):
+            config = _as_bytes_view(config, "config")      # parse_config decodes strict UTF-8
         self._check_graph_cap()
         model = self.registry.get(name)
         backend = backend_for(model.encoding)
-        graph = self._named_graph(model, backend.name)
+        try:
+            options = parse_config(config)
+        except NnError as error:
+            raise NnError(backend.bad_config_errno, error.message) from None
+        shared = self._named_graph(model, backend.name)
+        graph = _backend_call(backend.name, "configure", lambda: shared.configure(options))
+        if options and graph is shared:
+            log.info("load_by_name_with_config %r: ignoring options the backend cannot "
+                     "honour: %s", name, ", ".join(sorted(options)))
         return self._add_graph(graph, backend.name)
 
     def _named_graph(self, model: Any, backend: str) -> Graph:
+        """The registry's compiled graph for `model`: held in the worker, or in this process."""
         if self.worker is not None:
             worker = self.worker
             return _backend_call(backend, "load", lambda: worker.named_graph(model))
         return _backend_call(backend, "load", model.graph)
-
-    def load_by_name_with_config(self, name: str, config: str) -> int:
-        """`load_by_name`, after checking the JSON config (WasmEdge's GGML-style options).
-
-        No wasinn backend takes options this way, so valid keys are logged as ignored rather
-        than silently dropped; a config that is not a small JSON object is invalid_argument
-        (`config.parse_config`).
-        """
-        if not isinstance(config, str):
-            config = _as_bytes_view(config, "config")
-        parsed = parse_config(config)
-        if parsed:
-            return self._load_configured(name, parsed)
-        return self.load_by_name(name)
-
-    def _load_configured(self, name: str, config: dict) -> int:
-        """The named graph with `Graph.configure(config)` applied (a backend that takes no
-        options returns the graph itself; the options are then logged as ignored)."""
-        self._check_graph_cap()
-        model = self.registry.get(name)
-        backend = backend_for(model.encoding)
-        graph = self._named_graph(model, backend.name)
-        configured = _backend_call(backend.name, "configure", lambda: graph.configure(config))
-        if configured is graph:
-            log.info("load_by_name_with_config %r: ignoring options the backend cannot "
-                     "honour: %s", name, ", ".join(sorted(config)))
-        return self._add_graph(configured, backend.name)
 
     def unload(self, graph: int) -> None:
         """Drop a graph handle (contexts made from it keep working, and keep it counted)."""
@@ -228,6 +221,13 @@ class WasiNn:
         if index < 0:
             raise NnError(Errno.INVALID_ARGUMENT, f"input index {index} out of range")
         view = _as_bytes_view(data, "tensor data")
+        if entry.backend == "ggml":
+            # GGML inputs are text: WasmEdge ignores the type and dims (LlamaEdge sends dims [1]
+            # with the whole prompt), so the bytes are passed as they are.
+            array = np.frombuffer(view, dtype=np.uint8)
+            _backend_call(entry.backend, "set_input", lambda: entry.context.set_input(index, array))
+            entry.computed = False
+            return
         tensor_type = resolve_tensor_type(type_code, dims, len(view))
         try:
             array = np.frombuffer(view, dtype=_NUMPY_DTYPES[tensor_type]).reshape(dims)
@@ -248,7 +248,7 @@ class WasiNn:
     def get_output(self, ctx: int, index: int) -> memoryview:
         """Output `index` of the last compute as a flat byte view (valid until next compute)."""
         entry = self._context(ctx)
-        if not entry.computed:
+        if not (entry.computed or getattr(entry.context, "readable_before_compute", False)):
             raise NnError(Errno.INVALID_ARGUMENT,
                           f"get_output on context {ctx} before compute")
         if index < 0:
@@ -256,16 +256,17 @@ class WasiNn:
         array = _backend_call(entry.backend, "get_output", lambda: entry.context.get_output(index))
         return memoryview(array).cast("B") if array.size else memoryview(b"")
 
-    # Streaming (WasmEdge's GGML extensions), through the optional Context methods; the
-    # defaults in backends/base.py make one compute_single the whole computation.
+    # Streaming (WasmEdge's GGML extensions); backends without steps compute everything in one
+    # step and return whole outputs (the Context defaults in backends/base.py).
     def compute_single(self, ctx: int) -> None:
         entry = self._context(ctx)
         _backend_call(entry.backend, "compute_single", entry.context.compute_single)
         entry.computed = True
 
     def get_output_single(self, ctx: int, index: int) -> memoryview:
+        """The last step's output `index` as a flat byte view (valid until the next step)."""
         entry = self._context(ctx)
-        if not entry.computed:
+        if not (entry.computed or getattr(entry.context, "readable_before_compute", False)):
             raise NnError(Errno.INVALID_ARGUMENT,
                           f"get_output_single on context {ctx} before compute_single")
         if index < 0:
@@ -278,6 +279,11 @@ class WasiNn:
         entry = self._context(ctx)
         _backend_call(entry.backend, "fini_single", entry.context.fini_single)
         entry.computed = False
+
+    def llm_context(self, ctx: int) -> bool:
+        """True for a context of the GGML backend (whose outputs follow WasmEdge's LLM rules)."""
+        entry = self._contexts.get(ctx)
+        return entry is not None and entry.backend == "ggml"
 
     def finalize_execution_context(self, ctx: int) -> None:
         entry = self._contexts.pop(ctx, None)

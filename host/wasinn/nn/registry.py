@@ -57,7 +57,12 @@ class NamedModel:
         """The compiled graph, loaded on first call and shared afterwards."""
         with self._lock:
             if self._graph is None:
-                parts = [_read_file(p, self.name) for p in self.paths]
+                try:
+                    parts = [_read_file(p, self.name) for p in self.paths]
+                except NnError as error:
+                    if self.encoding is GraphEncoding.GGML:   # WasmEdge's model_not_found
+                        raise NnError(Errno.MODEL_NOT_FOUND, error.message) from None
+                    raise
                 self.reads += 1
                 self._graph = backend_for(self.encoding).load(parts, self.target)
             return self._graph
@@ -83,16 +88,17 @@ def parse_preload(spec: str, base: Path | None = None) -> NamedModel:
     encoding = ENCODINGS.get(encoding_text.lower())
     if encoding is None:
         raise PreloadError(f"bad --nn-preload {spec!r}: unknown encoding {encoding_text!r} "
-                           f"(one of OpenVINO, PyTorch, TensorflowLite, ONNX, Autodetect)")
-    if encoding in (GraphEncoding.GGML, GraphEncoding.TENSORFLOW):
+                           f"(one of OpenVINO, PyTorch, TensorflowLite, ONNX, Autodetect, GGML)")
+    if encoding is GraphEncoding.TENSORFLOW:
         raise PreloadError(f"bad --nn-preload {spec!r}: encoding {encoding_text} is not supported "
-                           "by wasinn's host (GGML models run on WasmEdge; TensorFlow: convert "
-                           "to TFLite or ONNX)")
+                           "by wasinn's host (TensorFlow: convert to TFLite or ONNX)")
     target = TARGETS.get(target_text.lower())
     if target is None:
         raise PreloadError(f"bad --nn-preload {spec!r}: unknown target {target_text!r} "
                            "(one of CPU, GPU, TPU, AUTO)")
-    paths = [Path(p) for p in path_text.split(",")]
+    # A GGUF is one file, and WasmEdge takes the rest of the value as its path, commas and all.
+    pieces = [path_text] if encoding is GraphEncoding.GGML else path_text.split(",")
+    paths = [Path(p) for p in pieces]
     if base is not None:
         paths = [p if p.is_absolute() else base / p for p in paths]
     for path in paths:

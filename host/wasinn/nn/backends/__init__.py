@@ -19,21 +19,20 @@ _MODULES: dict[GraphEncoding, str] = {
     GraphEncoding.PYTORCH: "pytorch",
     GraphEncoding.TENSORFLOWLITE: "tflite",
     GraphEncoding.AUTODETECT: "autodetect",
+    GraphEncoding.GGML: "ggml",
 }
 
 
 def backend_for(encoding: GraphEncoding) -> Backend:
     """The backend for `encoding`.
 
-    Encodings the ABI defines but wasinn has no backend for (GGML, TensorFlow) are
+    Encodings the ABI defines but wasinn has no backend for (TensorFlow) are
     unsupported_operation with a reason; values outside the ABI never get here (the caller
     reports them as invalid_encoding).
     """
     module = _MODULES.get(encoding)
     if module is None:
         reason = {
-            GraphEncoding.GGML: "GGML (llama.cpp) models are not supported by wasinn's host; "
-                                "run them on WasmEdge",
             GraphEncoding.TENSORFLOW: "TensorFlow SavedModels are not supported; convert the "
                                       "model to TFLite or ONNX",
         }.get(encoding, f"no backend for encoding {encoding}")

@@ -18,8 +18,10 @@ library throws is turned into runtime_error by the core, which keeps the library
 from __future__ import annotations
 
 import importlib
+import os
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from ..errors import Errno, NnError
 from ..types import ExecutionTarget
@@ -46,18 +48,18 @@ class Context(ABC):
     def close(self) -> None:
         """Release what the context holds (default: nothing to do)."""
 
-    # Streaming (WasmEdge's GGML extensions). Backends that produce whole outputs keep these
-    # defaults: one compute_single is the whole computation, get_output_single all of it.
+    # Streaming (WasmEdge's GGML extensions). A backend that produces whole outputs computes
+    # everything in one step, and its single-step output is the whole output.
     def compute_single(self) -> None:
-        """Compute one step (e.g. one token); default: the whole `compute`."""
+        """One step of a streaming computation (GGML: one token). Default: `compute`."""
         self.compute()
 
     def get_output_single(self, index: int) -> np.ndarray:
-        """Output `index` of the last step; default: `get_output`."""
+        """Output `index` of the last step (GGML: the last token's bytes). Default: `get_output`."""
         return self.get_output(index)
 
     def fini_single(self) -> None:
-        """End a streamed computation (default: nothing to do)."""
+        """End a streaming computation (default: nothing to do)."""
 
 
 class Graph(ABC):
@@ -68,8 +70,12 @@ class Graph(ABC):
         """A fresh execution context for this graph."""
 
     def configure(self, config: dict) -> "Graph":
-        """This graph with `load_by_name_with_config` options applied (a JSON object, already
-        parsed); default: the options mean nothing to this backend, the graph itself."""
+        """The graph to hand out for a `load_by_name[_with_config]` with this parsed config.
+
+        Default: this graph, unchanged (its backend takes no options). A backend whose graphs
+        hold per-handle state (GGML: a KV cache and sampling settings) returns a new graph that
+        shares the loaded weights. Invalid values are `NnError`s.
+        """
         return self
 
 
@@ -82,6 +88,8 @@ class Backend(ABC):
     extra: str = ""
     #: the import name of the library, checked lazily
     module: str = ""
+    #: the errno for a config string that is not JSON (WasmEdge's GGML says invalid_encoding)
+    bad_config_errno: Errno = Errno.INVALID_ARGUMENT
 
     def library(self) -> Any:
         """Import the backend's library on first use; a missing one is a clear unsupported error."""
@@ -129,6 +137,24 @@ def model_bytes(view: memoryview) -> bytes:
     if type(source) is bytes and view.nbytes == len(source):
         return source
     return bytes(view)
+
+
+@contextmanager
+def model_file(view: memoryview) -> Iterator[str]:
+    """A file path holding the model part's bytes, for libraries that only load from a path.
+
+    The bytes go to an anonymous memory file (memfd) named by `/proc/self/fd/N`, valid for the
+    `with` block: the library reads (or maps) it there, and no host path is ever opened on a
+    guest's behalf. Closing the descriptor does not unmap what the library mapped.
+    """
+    fd = os.memfd_create("wasinn-model", os.MFD_CLOEXEC)
+    try:
+        written = 0
+        while written < view.nbytes:     # os.write may write less than asked (large parts)
+            written += os.write(fd, view[written:])
+        yield f"/proc/self/fd/{fd}"
+    finally:
+        os.close(fd)
 
 
 def check_index(index: int, count: int, what: str) -> None:

@@ -1,0 +1,330 @@
+"""The GGML backend in-process (host core `WasiNn`), on the tiny Zen-of-Python GGUF.
+
+Expected texts and token counts are the ones `shared/tools/tiny_gguf/README.md` lists for
+WasmEdge-style compute (greedy): exact, not approximate.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from wasinn.nn import Errno, ModelRegistry, NnError, WasiNn, parse_preload
+from wasinn.nn.config import parse_config
+
+pytest.importorskip("llama_cpp", reason="the GGML backend needs llama-cpp-python (extra ggml)")
+
+TAIL_PROMPT = "If the implementation is easy to explain,"
+TAIL_TEXT = (" it may be a good idea.\nNamespaces are one honking great idea -- "
+             "let's do more of those!</s>")
+GREEDY = json.dumps({"temp": 0})
+
+
+@pytest.fixture()
+def nn(tiny_gguf) -> WasiNn:
+    registry = ModelRegistry.from_specs([f"default:GGML:AUTO:{tiny_gguf}"])
+    core = WasiNn(registry)
+    yield core
+    core.close()
+
+
+def text(data: str) -> np.ndarray:
+    return np.frombuffer(data.encode(), dtype=np.uint8)
+
+
+def set_text(nn: WasiNn, ctx: int, index: int, data: str) -> None:
+    raw = data.encode()
+    nn.set_input(ctx, index, [len(raw)], 3, raw)
+
+
+def context(nn: WasiNn, config: str = GREEDY) -> int:
+    return nn.init_execution_context(nn.load_by_name_with_config("default", config))
+
+
+def out(nn: WasiNn, ctx: int, index: int = 0) -> str:
+    return bytes(nn.get_output(ctx, index)).decode()
+
+
+def meta(nn: WasiNn, ctx: int) -> tuple[int, int]:
+    values = json.loads(out(nn, ctx, 1))
+    return values["input_tokens"], values["output_tokens"]
+
+
+def errno(call, *args) -> int:
+    with pytest.raises(NnError) as info:
+        call(*args)
+    return int(info.value.errno)
+
+
+def test_compute_gives_wasmedge_output_and_counts(nn):
+    ctx = context(nn)
+    # LlamaEdge sends dims [1] and any type with the whole prompt: GGML ignores both
+    nn.set_input(ctx, 0, [1], 1, TAIL_PROMPT.encode())
+    nn.compute(ctx)
+    assert out(nn, ctx) == TAIL_TEXT
+    assert meta(nn, ctx) == (9, 26)
+    values = json.loads(out(nn, ctx, 1))
+    assert list(values) == ["input_tokens", "output_tokens", "llama_build_number", "llama_commit"]
+
+
+def test_n_predict_and_reverse_prompt(nn):
+    ctx = context(nn, json.dumps({"temp": 0, "n-predict": 5}))
+    set_text(nn, ctx, 0, "Beautiful is better than")
+    nn.compute(ctx)
+    assert (out(nn, ctx), meta(nn, ctx)) == (" ugly.\nExpl", (5, 5))
+    set_text(nn, ctx, 1, json.dumps({"n-predict": -1, "reverse-prompt": "implicit."}))
+    nn.compute(ctx)
+    assert out(nn, ctx).startswith(" ugly.\nExplicit is better than implicit")
+    assert out(nn, ctx).endswith("implicit.") or "implicit." in out(nn, ctx)[-12:]
+
+
+def test_context_full_keeps_the_output(nn):
+    ctx = context(nn, json.dumps({"temp": 0, "ignore-eos": True}))
+    set_text(nn, ctx, 0, "The Zen of Python, by")
+    assert errno(nn.compute, ctx) == Errno.CONTEXT_FULL
+    assert meta(nn, ctx) == (7, 256 - 7 + 1)
+    assert out(nn, ctx).startswith(" Tim Peters\n\nBeautiful is better than ugly.")
+
+
+def test_prompt_too_long_and_empty_prompt(nn):
+    ctx = context(nn)
+    set_text(nn, ctx, 0, " ".join(["Beautiful is better than ugly."] * 60))
+    assert errno(nn.compute, ctx) == Errno.PROMPT_TOO_LONG
+    assert out(nn, ctx) == ""
+    # unlike WasmEdge, a stream after a failed first step fails the same way again
+    assert errno(nn.compute_single, ctx) == Errno.PROMPT_TOO_LONG
+    assert errno(nn.compute_single, ctx) == Errno.PROMPT_TOO_LONG
+    fresh = context(nn)
+    assert errno(nn.compute, fresh) == Errno.INVALID_ARGUMENT
+
+
+def test_streaming_one_token_per_step(nn):
+    ctx = context(nn)
+    set_text(nn, ctx, 0, TAIL_PROMPT)
+    pieces = []
+    while True:
+        try:
+            nn.compute_single(ctx)
+        except NnError as error:
+            assert error.errno == Errno.END_OF_SEQUENCE
+            break
+        pieces.append(bytes(nn.get_output_single(ctx, 0)))
+    assert b"".join(pieces).decode() + "</s>" == TAIL_TEXT
+    assert len(pieces) == 25
+    assert bytes(nn.get_output_single(ctx, 0)) == b"</s>"
+    assert meta(nn, ctx) == (9, 26)
+    assert out(nn, ctx) == TAIL_TEXT          # get_output(0): the accumulated text
+    nn.fini_single(ctx)
+    assert meta(nn, ctx) == (9, 0)
+    nn.compute_single(ctx)                    # after fini_single: starts again from the prompt
+    assert bytes(nn.get_output_single(ctx, 0)) == b" it"
+
+
+def test_interleaved_streams_on_one_graph_do_not_corrupt_each_other(nn):
+    graph = nn.load_by_name_with_config("default", GREEDY)
+    first, second = nn.init_execution_context(graph), nn.init_execution_context(graph)
+    set_text(nn, first, 0, TAIL_PROMPT)
+    set_text(nn, second, 0, "Beautiful is better than")
+    a, b = [], []
+    for _ in range(6):
+        nn.compute_single(first)
+        a.append(bytes(nn.get_output_single(first, 0)))
+        nn.compute_single(second)
+        b.append(bytes(nn.get_output_single(second, 0)))
+    assert b"".join(a).decode() == TAIL_TEXT.encode()[:len(b"".join(a))].decode()
+    assert b"".join(b).decode().startswith(" ugly.\nExpl")
+
+
+def test_set_input_config_updates_and_errors(nn):
+    ctx = context(nn)
+    assert errno(set_text, nn, ctx, 1, "{not json") == Errno.INVALID_ENCODING
+    assert errno(set_text, nn, ctx, 1, '{"n-predict": "5"}') == Errno.INVALID_ARGUMENT
+    assert errno(set_text, nn, ctx, 1, '{"n-predict": 5.0}') == Errno.INVALID_ARGUMENT
+    assert errno(set_text, nn, ctx, 1, '{"ignore-eos": 1}') == Errno.INVALID_ARGUMENT
+    assert errno(set_text, nn, ctx, 1, '{"threads": 99999999999}') == Errno.INVALID_ARGUMENT
+    assert errno(set_text, nn, ctx, 1, '{"ctx-size": -1}') == Errno.INVALID_ARGUMENT
+    assert errno(set_text, nn, ctx, 1, '{"grammar": 3}') == Errno.INVALID_ARGUMENT
+    set_text(nn, ctx, 1, '{"n-predict": 3, "llama3": true, "temp": 0.0}')   # unknown key: ignored
+    set_text(nn, ctx, 0, "Beautiful is better than")
+    nn.compute(ctx)
+    assert meta(nn, ctx) == (5, 3)
+    # ctx-size and batch-size changes rebuild the llama context (WasmEdge ignores ctx-size)
+    set_text(nn, ctx, 1, '{"ctx-size": 512, "batch-size": 64, "n-predict": 5}')
+    nn.compute(ctx)
+    assert out(nn, ctx) == " ugly.\nExpl"
+
+
+def test_grammar_constrains_the_output(nn):
+    ctx = context(nn, json.dumps({"temp": 0, "n-predict": 8, "grammar": 'root ::= [a-z ]+'}))
+    set_text(nn, ctx, 0, "Beautiful is better than")
+    nn.compute(ctx)
+    result = out(nn, ctx)
+    assert result and all(c in "abcdefghijklmnopqrstuvwxyz " for c in result)
+    assert errno(set_text, nn, ctx, 1, '{"grammar": "root ::= ("}') == Errno.INVALID_ARGUMENT
+    nn.compute(ctx)                           # the bad grammar changed nothing
+    assert out(nn, ctx) == result
+    assert errno(nn.load_by_name_with_config, "default",
+                 '{"json-schema": "{\\"type\\": 7}"}') == Errno.INVALID_ARGUMENT
+
+
+def test_embeddings_json(nn):
+    ctx = context(nn, '{"embedding": true}')
+    set_text(nn, ctx, 0, "Beautiful is better than ugly.")
+    nn.compute(ctx)
+    raw = out(nn, ctx)
+    assert raw.startswith('{"n_embedding": 128, "embedding": [')
+    values = json.loads(raw)["embedding"]
+    assert len(values) == 128
+    assert abs(sum(v * v for v in values) - 1.0) < 1e-6
+    assert meta(nn, ctx) == (7, 0)
+
+
+def test_configs_at_load(nn, tiny_gguf):
+    assert errno(nn.load_by_name_with_config, "default", "{x") == Errno.INVALID_ENCODING
+    assert errno(nn.load_by_name_with_config, "default", '{"seed": "1"}') == Errno.INVALID_ARGUMENT
+    assert errno(nn.load_by_name_with_config, "default", "[" * 10000) == Errno.INVALID_ENCODING
+    assert errno(nn.load_by_name_with_config, "default", '{"n-gpu-layers": 99}') == \
+        Errno.UNSUPPORTED_OPERATION
+    data = tiny_gguf.read_bytes()
+    graph = nn.load([data, b'{"temp": 0, "n-predict": 5}'], 6, 3)
+    ctx = nn.init_execution_context(graph)
+    set_text(nn, ctx, 0, "Beautiful is better than")
+    nn.compute(ctx)
+    assert out(nn, ctx) == " ugly.\nExpl"
+    assert errno(nn.load, [data, b"nope"], 6, 0) == Errno.INVALID_ENCODING
+    assert errno(nn.load, [data], 6, 1) == Errno.UNSUPPORTED_OPERATION      # GPU: none here
+
+
+def test_hostile_and_missing_models(nn, tiny_gguf, tmp_path):
+    assert errno(nn.load, [b"preload:/etc/passwd"], 6, 0) == Errno.MODEL_NOT_FOUND
+    assert errno(nn.load, [b"hello"], 6, 0) == Errno.INVALID_ARGUMENT
+    data = tiny_gguf.read_bytes()
+    assert errno(nn.load, [data[:len(data) // 2]], 6, 0) == Errno.INVALID_ARGUMENT
+    assert errno(nn.load, [b"GGUF" + bytes(range(256)) * 4], 6, 0) == Errno.INVALID_ARGUMENT
+    # a preloaded file that is gone when the guest loads it: model_not_found, as WasmEdge
+    copy = tmp_path / "gone.gguf"
+    shutil.copy(tiny_gguf, copy)
+    registry = ModelRegistry.from_specs([f"gone:GGML:AUTO:{copy}"])
+    copy.unlink()
+    assert errno(WasiNn(registry).load_by_name, "gone") == Errno.MODEL_NOT_FOUND
+
+
+def test_unload_and_finalize(nn):
+    graph = nn.load_by_name_with_config("default", GREEDY)
+    ctx = nn.init_execution_context(graph)
+    nn.unload(graph)
+    assert errno(nn.unload, graph) == Errno.INVALID_ARGUMENT
+    nn.finalize_execution_context(ctx)
+    assert errno(nn.finalize_execution_context, ctx) == Errno.INVALID_ARGUMENT
+    assert errno(nn.compute, ctx) == Errno.INVALID_ARGUMENT
+
+
+def test_preload_spec_for_ggml(tiny_gguf):
+    model = parse_preload(f"default:GGML:AUTO:{tiny_gguf}")
+    assert model.paths == [tiny_gguf]
+    assert parse_preload(f"x:ggml:cpu:{tiny_gguf}").encoding == 6
+
+
+def test_parse_config_bounds():
+    assert parse_config("") == {}
+    assert parse_config('{"a": 1}') == {"a": 1}
+    for bad in ("[1]", "{", '{"a": NaN}', '{"a": ' + "9" * 100 + "}", "[" * 100 + "]" * 100):
+        with pytest.raises(NnError) as info:
+            parse_config(bad)
+        assert info.value.errno == Errno.INVALID_ARGUMENT
+
+
+def test_abi_output_rule_for_llamaedge(nn):
+    """out_max_len 0 (LlamaEdge's empty Vec) gets the whole output written; a real but short
+    length is too_large with the size needed; a null pointer is never written."""
+    from host_harness import Guest
+
+    guest = Guest(nn, pages=4)
+    errno, ctx = guest.init(nn.load_by_name_with_config("default", GREEDY))
+    assert errno == 0
+    assert guest.set_input(ctx, 0, [1], 3, TAIL_PROMPT.encode()) == 0
+    assert guest.call("compute", ctx) == 0
+    needed = len(TAIL_TEXT.encode())
+    errno, data, written = guest.get_output(ctx, 0, 0)
+    assert (errno, written) == (0, needed)
+    out = guest.alloc(needed)
+    written_ptr = guest.alloc(4, 4)
+    assert guest.call("get_output", ctx, 0, out, 0, written_ptr) == 0
+    assert guest.read(out, needed).decode() == TAIL_TEXT
+    assert guest.call("get_output", ctx, 0, out, 10, written_ptr) == 7
+    assert guest.u32(written_ptr) == needed
+    assert guest.call("get_output", ctx, 0, 0, 0, written_ptr) == 7          # null: never
+    near_end = guest.size - 8
+    assert guest.call("get_output", ctx, 0, near_end, 0, written_ptr) == 7   # would not fit
+
+
+def test_stream_stdout_and_enable_log(nn, capfd, caplog):
+    caplog.set_level("INFO", logger="wasinn.ggml")
+    ctx = context(nn, json.dumps({"temp": 0, "enable-log": True}))
+    set_text(nn, ctx, 1, json.dumps({"stream-stdout": True, "n-predict": 5}))
+    set_text(nn, ctx, 0, "Beautiful is better than")
+    nn.compute(ctx)
+    assert capfd.readouterr().out == " ugly.\nExpl"
+    nn.load_by_name_with_config("default", '{"enable-log": true, "ctx-size": 512}')
+    ctx2 = context(nn, '{"enable-log": true, "ctx-size": 512, "temp": 0, "n-predict": 1}')
+    set_text(nn, ctx2, 0, "Beautiful is better than")
+    nn.compute(ctx2)
+    assert "llama.cpp:" in caplog.text
+
+
+def test_finalize_and_unload_free_llama_memory_at_once(nn):
+    """No reference cycles: the llama.cpp context (KV cache) is freed when its last handle
+    goes, without waiting for the cyclic garbage collector."""
+    import gc
+    import weakref
+
+    gc.disable()
+    try:
+        graph = nn.load_by_name_with_config("default", GREEDY)
+        ctx = nn.init_execution_context(graph)
+        set_text(nn, ctx, 0, TAIL_PROMPT)
+        nn.compute_single(ctx)
+        llama_context = weakref.ref(nn._graphs[graph].graph.llama_context())
+        nn.finalize_execution_context(ctx)
+        nn.unload(graph)
+        assert llama_context() is None
+    finally:
+        gc.enable()
+
+
+def test_graph_options_set_through_one_context_reach_the_others(nn):
+    graph = nn.load_by_name_with_config("default", json.dumps({"temp": 0, "n-predict": 8}))
+    first, second = nn.init_execution_context(graph), nn.init_execution_context(graph)
+    set_text(nn, first, 0, "Beautiful is better than")
+    nn.compute(first)
+    assert "." in out(nn, first)
+    set_text(nn, second, 1, json.dumps({"grammar": "root ::= [a-z ]+"}))   # graph-wide option
+    nn.compute(first)
+    assert out(nn, first) and set(out(nn, first)) <= set("abcdefghijklmnopqrstuvwxyz ")
+
+
+def test_streamed_pieces_may_split_a_character(nn):
+    """get_output_single gives one token's bytes: with byte-fallback tokens, half a character."""
+    ctx = context(nn, json.dumps({"temp": 0, "grammar": 'root ::= "é!"'}))
+    set_text(nn, ctx, 0, "Beautiful is better than")
+    pieces = []
+    with pytest.raises(NnError) as info:
+        while True:
+            nn.compute_single(ctx)
+            pieces.append(bytes(nn.get_output_single(ctx, 0)))
+    assert info.value.errno == Errno.END_OF_SEQUENCE
+    assert pieces == [b"\xc3", b"\xa9", b"!"]
+
+
+def test_a_prompt_longer_than_any_context_is_counted_not_kept(nn):
+    from wasinn.nn.backends import ggml
+
+    ctx = context(nn)
+    huge = "Beautiful is better than ugly. " * 200_000          # ~1.4 M tokens, 6 MB
+    set_text(nn, ctx, 0, huge)
+    assert isinstance(nn._contexts[ctx].context.prompt, ggml._OverlongPrompt)
+    assert errno(nn.compute, ctx) == Errno.PROMPT_TOO_LONG
+    assert meta(nn, ctx)[0] > ggml.MAX_PROMPT_TOKENS
