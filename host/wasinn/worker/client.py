@@ -333,9 +333,12 @@ class ProxyGraph(Graph):
         weakref.finalize(self, worker._defer_release, "graphs", self.generation, gid)
 
     def init_execution_context(self) -> Context:
-        cid, _ = self.worker.call("init", {"graph": self.gid}, generation=self.generation)
+        (cid, readable), _ = self.worker.call("init", {"graph": self.gid},
+                                              generation=self.generation)
         # the context keeps this proxy (so the worker's graph) alive
-        return ProxyContext(self, cid)
+        context = ProxyContext(self, cid)
+        context.readable_before_compute = bool(readable)
+        return context
 
     def configure(self, config: dict) -> Graph:
         gid, _ = self.worker.call("configure", {"graph": self.gid, "config": config},

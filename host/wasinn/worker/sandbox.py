@@ -93,6 +93,9 @@ _PR_SET_NO_NEW_PRIVS = 38
 _SYSTEM_READS = ("/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/sys/devices/system/cpu",
                  "/sys/devices/system/node", "/sys/fs/cgroup", "/sys/bus/pci/devices",
                  "/etc/ld.so.cache", "/dev/null", "/dev/urandom", "/dev/zero")
+#: files a library may open for writing: /dev/null only (llama.cpp silences its log by
+#: redirecting stdout/stderr there); writing to it reaches nothing
+_SYSTEM_WRITES = ("/dev/null",)
 
 
 def landlock_abi() -> int:
@@ -140,7 +143,7 @@ def apply_landlock(read_roots: list[str], write_roots: list[str]) -> str:
         write = fs & ~_FS_EXECUTE
         own_proc = (f"/proc/{os.getpid()}",)     # this process's own /proc entries only
         for roots, access in ((read_roots, read), (_SYSTEM_READS, read), (own_proc, read),
-                              (write_roots, write)):
+                              (_SYSTEM_WRITES, read | _FS_WRITE_FILE), (write_roots, write)):
             for root in roots:
                 _add_path_rule(ruleset, root, access)
         _check(_libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")

@@ -138,11 +138,12 @@ class Server:
         self.graphs[new] = configured
         return new
 
-    def init(self, request: dict[str, Any], fds: list[int]) -> int:
+    def init(self, request: dict[str, Any], fds: list[int]) -> list:
         context = self.graphs[request["graph"]].init_execution_context()
         cid = self._new_id()
         self.contexts[cid] = _ContextState(context)
-        return cid
+        # the one optional Context attribute the core reads (GGML's metadata output)
+        return [cid, bool(getattr(context, "readable_before_compute", False))]
 
     # -- contexts -------------------------------------------------------------------------
     def _state(self, request: dict[str, Any]) -> _ContextState:
