@@ -191,12 +191,19 @@ def test_code_artifacts_are_capped_least_recently_used_first(tmp_path):
     assert module_cache.MAX_CACHE_BYTES <= 512 << 20                  # a modest default cap
 
 
-def test_whole_module_compile_is_announced_too(runtime, tmp_path):
+def test_whole_module_compile_is_announced_too(runtime, tmp_path, capsys):
+    # (announce_compile is what runner's whole-module compile calls first; no compile here:
+    # a --no-cache run would spend ~15 s of CI on it)
     guest = tmp_path / "g"
     guest.mkdir()
     (guest / "main.py").write_text("print('ok')\n")
     wasm = tmp_path / "g.wasm"
-    assert wasinn("build", str(guest), "-o", str(wasm)).returncode == 0
-    ran = wasinn("run", "--no-cache", str(wasm))
-    assert ran.returncode == 0 and ran.stdout == "ok\n"
-    assert ran.stderr.startswith("wasinn: compiling g.wasm (~") and "cached" not in ran.stderr
+    assert wasinn("build", "--no-precompile", str(guest), "-o", str(wasm)).returncode == 0
+    shared_code.announce_compile(wasm, cached=False)
+    assert capsys.readouterr().err.startswith("wasinn: compiling g.wasm (~")
+    small = tmp_path / "small.wasm"
+    small.write_bytes(wasmtime.wat2wasm(WAT))
+    shared_code.announce_compile(small, cached=True)
+    (tmp_path / "junk.wasm").write_bytes(b"\0asm junk")
+    shared_code.announce_compile(tmp_path / "junk.wasm", cached=True)
+    assert capsys.readouterr().err == ""                 # fast or unreadable: nothing to say

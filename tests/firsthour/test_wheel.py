@@ -67,12 +67,17 @@ def test_installed_wheel_builds_and_runs_a_guest(wheel, tmp_path):
     # The system interpreter (not this venv) so the checkout's editable install is not visible.
     base = Path(getattr(sys, "_base_executable", sys.executable))
     env_dir = tmp_path / "venv"
-    subprocess.run([str(base), "-m", "venv", "--system-site-packages", str(env_dir)],
-                   check=True, timeout=300)
+    made = subprocess.run([str(base), "-m", "venv", "--system-site-packages", str(env_dir)],
+                          capture_output=True, timeout=300)
+    pip = [str(env_dir / "bin" / "python"), "-m", "pip"]
+    if made.returncode != 0:        # no ensurepip (Debian without python3-venv): borrow our pip
+        subprocess.run([str(base), "-m", "venv", "--system-site-packages", "--without-pip",
+                        str(env_dir)], check=True, timeout=300)
+        pip = [sys.executable, "-m", "pip", "--python", str(env_dir / "bin" / "python")]
     python = env_dir / "bin" / "python"
     env = _clean_env()
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-                    str(wheel)], check=True, timeout=300, env=env)
+    subprocess.run([*pip, "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True,
+                   timeout=300, env=env)
     work = tmp_path / "work"
     work.mkdir()
 
