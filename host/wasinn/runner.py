@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from .abi import EphemeralNn
 from .module_cache import load_cached
@@ -97,9 +97,69 @@ def load_module(engine, path: Path, cache: bool = False):  # -> wasmtime.Module
         raise HostError(f"cannot load {kind} {str(path)!r}: {first}") from None
 
 
+def make_linker(engine, imports: EphemeralNn):  # -> wasmtime.Linker
+    """WASI preview 1 plus `wasi_ephemeral_nn` served by `imports` (one linker, many stores)."""
+    from wasmtime import Linker
+
+    linker = Linker(engine)
+    linker.define_wasi()
+    imports.define(linker)
+    return linker
+
+
+def instantiate(linker, store, module, name: str, max_memory: int | None = None):
+    """Instantiate `module` in `store`, with the memory cap set; HostError when it cannot start.
+
+    Also returns the `_start` export: a module without one is not a WASI command.
+    """
+    from wasmtime import Trap, WasmtimeError
+
+    if max_memory is not None:
+        store.set_limits(memory_size=max_memory)
+    try:
+        instance = linker.instantiate(store, module)
+    except (WasmtimeError, Trap) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else "failed"
+        if max_memory is not None and "memory" in str(error).lower():
+            message += f" (--max-memory {max_memory} bytes may be too small)"
+        raise HostError(f"cannot instantiate {name}: {message}") from None
+    entry = instance.exports(store).get("_start")
+    if entry is None:
+        raise HostError(f"{name} has no _start export: not a WASI command module")
+    return instance, entry
+
+
+@dataclass
+class GuestExit:
+    """How a guest's `_start` ended: the exit code, and a line for stderr unless it exited itself."""
+
+    code: int
+    message: str | None = None
+
+
+def call_start(store, entry, name: str, *, timeout: float | None = None,
+               timed_out: Callable[[], bool] = lambda: False,
+               interrupted: Callable[[], bool] = lambda: False) -> GuestExit:
+    """Run `_start` to completion and map how it ended to an exit code (module docstring)."""
+    from wasmtime import ExitTrap, Trap, TrapCode, WasmtimeError
+
+    try:
+        entry(store)
+        return GuestExit(0)
+    except ExitTrap as exit_trap:
+        return GuestExit(exit_trap.code)
+    except (Trap, WasmtimeError) as error:
+        if interrupted():
+            return GuestExit(EXIT_INTERRUPTED, f"wasinn: {name} interrupted")
+        if timed_out() or (isinstance(error, Trap) and error.trap_code == TrapCode.INTERRUPT):
+            after = f" after {timeout:g} s" if timeout is not None else ""
+            return GuestExit(EXIT_TIMEOUT, f"wasinn: {name} timed out{after}")
+        return GuestExit(EXIT_TRAP, f"wasinn: {name} trapped: {error}")
+
+
 def run(options: RunOptions) -> int:
     """Run a WASI command module to completion; returns the process exit code."""
-    from wasmtime import ExitTrap, Linker, Store, Trap, TrapCode, WasiConfig, WasmtimeError
+    from wasmtime import Store, WasiConfig
 
     tracer = Tracer(options.verbose)
     engine = make_engine(options.cache)
@@ -108,10 +168,8 @@ def run(options: RunOptions) -> int:
     module = load_module(engine, options.module, cache=options.cache)
     tracer.phase(f"load module {options.module.name}", time.perf_counter_ns() - start)
 
-    linker = Linker(engine)
-    linker.define_wasi()
     nn = WasiNn(options.registry, max_graphs=options.max_graphs, max_contexts=options.max_contexts)
-    EphemeralNn(nn, tracer).define(linker)
+    linker = make_linker(engine, EphemeralNn(nn, tracer))
 
     wasi = WasiConfig()
     wasi.argv = [options.module.name, *options.args]
@@ -126,23 +184,11 @@ def run(options: RunOptions) -> int:
 
     store = Store(engine)
     store.set_wasi(wasi)
-    if options.max_memory is not None:
-        store.set_limits(memory_size=options.max_memory)
     store.set_epoch_deadline(1)
 
     start = time.perf_counter_ns()
-    try:
-        instance = linker.instantiate(store, module)
-    except (WasmtimeError, Trap) as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else "failed"
-        if options.max_memory is not None and "memory" in str(error).lower():
-            message += f" (--max-memory {options.max_memory} bytes may be too small)"
-        raise HostError(f"cannot instantiate {options.module.name}: {message}") from None
+    instance, entry = instantiate(linker, store, module, options.module.name, options.max_memory)
     tracer.phase("instantiate", time.perf_counter_ns() - start)
-
-    entry = instance.exports(store).get("_start")
-    if entry is None:
-        raise HostError(f"{options.module.name} has no _start export: not a WASI command module")
 
     timer: threading.Timer | None = None
     timed_out = threading.Event()
@@ -160,28 +206,16 @@ def run(options: RunOptions) -> int:
     start = time.perf_counter_ns()
     try:
         with _interrupt_stops_guest(engine, interrupted):
-            entry(store)
-        code = 0
-    except ExitTrap as exit_trap:
-        code = exit_trap.code
-    except (Trap, WasmtimeError) as error:
-        if interrupted.is_set():
-            print(f"wasinn: {options.module.name} interrupted", file=sys.stderr)
-            code = EXIT_INTERRUPTED
-        elif timed_out.is_set() or (isinstance(error, Trap)
-                                    and error.trap_code == TrapCode.INTERRUPT):
-            print(f"wasinn: {options.module.name} timed out after {options.timeout:g} s",
-                  file=sys.stderr)
-            code = EXIT_TIMEOUT
-        else:
-            print(f"wasinn: {options.module.name} trapped: {error}", file=sys.stderr)
-            code = EXIT_TRAP
+            ended = call_start(store, entry, options.module.name, timeout=options.timeout,
+                               timed_out=timed_out.is_set, interrupted=interrupted.is_set)
     finally:
         if timer is not None:
             timer.cancel()
         nn.close()
-    tracer.phase(f"run (exit {code})", time.perf_counter_ns() - start)
-    return code
+    if ended.message:
+        print(ended.message, file=sys.stderr)
+    tracer.phase(f"run (exit {ended.code})", time.perf_counter_ns() - start)
+    return ended.code
 
 
 @contextlib.contextmanager
