@@ -3,10 +3,10 @@
 The model is named, not read: the host compiles it once (`--nn-preload`) and every guest asks
 for it with `load_by_name`, so a fresh guest per request or per image costs no compile::
 
-    wasinn serve classify.wasm --nn-preload mobilenet:OpenVINO:CPU:mobilenet.xml,mobilenet.bin -- mobilenet
+    wasinn serve --nn-preload mobilenet:OpenVINO:CPU:mobilenet.xml,mobilenet.bin classify.wasm mobilenet
     curl --data-binary @banana.jpg http://127.0.0.1:8000/
-    wasinn map classify.wasm --nn-preload mobilenet:OpenVINO:CPU:mobilenet.xml,mobilenet.bin \\
-        --inputs 'images/*.jpg' --out results -- mobilenet {}
+    wasinn map --nn-preload mobilenet:OpenVINO:CPU:mobilenet.xml,mobilenet.bin \\
+        --inputs 'images/*.jpg' --out results classify.wasm mobilenet {}
 
 Arguments: MODEL_NAME [IMAGE ...]. Without an IMAGE (or with ``-``) the picture is read from
 standard input. For each picture one JSON line is printed: the top 5 of the 1000 ImageNet

@@ -1,4 +1,4 @@
-"""The `wasinn` command: `run`, `compile`, `build`.
+"""The `wasinn` command: `run`, `compile`, `build`, and `serve`/`map` (`serving_cli`).
 
 Errors wasinn itself detects are one line on stderr (`wasinn run: error: ...`) with exit 2;
 see `wasinn.runner` for the full list of exit codes.
@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from . import serving_cli
 from .runner import EXIT_USAGE, HostError
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
@@ -119,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--portable", action="store_true",
                        help="build for any wasi_ephemeral_nn runtime (see docs)")
     build.add_argument("--verbose", "-v", action="store_true", help="explain each build step")
+    serving_cli.add_parsers(commands)
     return parser
 
 
@@ -185,7 +187,8 @@ def _build(options: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     options = parser.parse_args(argv)
-    handler = {"run": _run, "compile": _compile, "build": _build}[options.command]
+    handler = {"run": _run, "compile": _compile, "build": _build,
+               **serving_cli.HANDLERS}[options.command]
     try:
         return handler(options)
     except HostError as error:

@@ -4,6 +4,9 @@ main.py leave   -> sets a global, writes /files/state.txt, an env var, and leave
                    a context of the preloaded model "lin" open
 main.py check   -> prints JSON: what of the above this call can see
 main.py echo    -> stdin to stdout, argv and env X to stderr
+main.py cat PATH -> the file's bytes on stdout
+main.py exit N  -> exit code N
+main.py sleep S -> sleeps S seconds in the host (WASI poll_oneoff), then prints "slept"
 main.py infer V -> "lin" on [V, V, V], the two outputs on stdout
 main.py spin    -> loops forever (timeouts)
 main.py alloc N -> allocates N MiB
@@ -57,6 +60,17 @@ def main(argv: list[str]) -> int:
         data = sys.stdin.buffer.read()
         sys.stdout.buffer.write(data)
         print(json.dumps({"argv": argv[2:], "X": os.environ.get("X")}), file=sys.stderr)
+    elif mode == "cat":
+        with open(argv[2], "rb") as file:
+            sys.stdout.buffer.write(file.read())
+    elif mode == "exit":
+        print("exiting as asked", file=sys.stderr)
+        return int(argv[2])
+    elif mode == "sleep":
+        import time
+
+        time.sleep(float(argv[2]))
+        print("slept")
     elif mode == "infer":
         print(json.dumps(infer(float(argv[2]))))
     elif mode == "spin":
