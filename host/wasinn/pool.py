@@ -91,28 +91,51 @@ class CallResult:
         return self.exit_code == 0
 
 
-class _Capture:
-    """A WASI stdout/stderr sink keeping at most `limit` bytes (wasmtime calls it per write)."""
+class _Output:
+    """A call's stdout or stderr: an anonymous in-memory file that wasmtime writes directly.
 
-    __slots__ = ("chunks", "size", "limit", "truncated")
+    A file rather than wasmtime-py's `stdout_custom` callback: WASI output runs on wasmtime's
+    tokio threads, and a Python callback there can be entered while the interpreter exits,
+    which aborts the process. Keeping at most `limit` bytes: the pool's ticker calls `police`
+    every tick; past the limit it saves the first `limit` bytes once and then empties the
+    file each tick (later writes land past the end of a sparse file and are dropped), so a
+    guest printing without end costs at most one tick of output in memory.
+    """
+
+    __slots__ = ("fd", "path", "limit", "kept", "truncated", "_lock")
 
     def __init__(self, limit: int) -> None:
-        self.chunks: list[bytes] = []
-        self.size = 0
+        self.fd = os.memfd_create("wasinn-output", os.MFD_CLOEXEC)
+        self.path = f"/proc/self/fd/{self.fd}"
         self.limit = limit
+        self.kept: bytes | None = None
         self.truncated = False
+        self._lock = threading.Lock()
 
-    def __call__(self, data: bytes) -> None:
-        room = self.limit - self.size
-        if len(data) > room:
+    def police(self) -> None:
+        with self._lock:
+            if self.fd < 0 or os.fstat(self.fd).st_size <= self.limit:
+                return
+            if self.kept is None:
+                self.kept = os.pread(self.fd, self.limit, 0)
             self.truncated = True
-            data = data[:max(room, 0)]
-        if data:
-            self.chunks.append(data)
-            self.size += len(data)
+            os.ftruncate(self.fd, 0)
 
     def value(self) -> bytes:
-        return b"".join(self.chunks)
+        with self._lock:
+            if self.kept is not None:
+                return self.kept
+            data = os.pread(self.fd, self.limit + 1, 0)
+            if len(data) > self.limit:
+                self.truncated = True
+                data = data[:self.limit]
+            return data
+
+    def close(self) -> None:
+        with self._lock:
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
 
 
 class _PerCallImports(EphemeralNn):
@@ -145,13 +168,22 @@ class _PerCallImports(EphemeralNn):
 
 
 class _EpochTicker:
-    """Advances the engine's epoch every TICK_SECONDS while the pool lives (started on demand)."""
+    """Every TICK_SECONDS: advance the engine's epoch (timeouts) and cap the calls' outputs."""
 
     def __init__(self, engine: Any) -> None:
         self._engine = engine
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.outputs: set[_Output] = set()
+
+    def watch(self, *outputs: _Output) -> None:
+        with self._lock:
+            self.outputs.update(outputs)
+
+    def forget(self, *outputs: _Output) -> None:
+        with self._lock:
+            self.outputs.difference_update(outputs)
 
     def ensure_started(self) -> None:
         with self._lock:
@@ -162,6 +194,10 @@ class _EpochTicker:
     def _run(self) -> None:
         while not self._stop.wait(TICK_SECONDS):
             self._engine.increment_epoch()
+            with self._lock:
+                outputs = list(self.outputs)
+            for output in outputs:
+                output.police()
 
     def stop(self) -> None:
         self._stop.set()
@@ -353,13 +389,13 @@ class GuestPool:
 
         folder = self._write_files(files) if files is not None else None
         stdin_path: str | None = None
+        out, err = _Output(self.max_output), _Output(self.max_output)
         try:
-            out, err = _Capture(self.max_output), _Capture(self.max_output)
             wasi = WasiConfig()
             wasi.argv = argv
             wasi.env = [[k, v] for k, v in call_env.items()]
-            wasi.stdout_custom = out
-            wasi.stderr_custom = err
+            wasi.stdout_file = out.path
+            wasi.stderr_file = err.path
             if stdin and not _stdin_bytes(wasi, stdin):
                 stdin_path = self._write_stdin(stdin)
                 wasi.stdin_file = stdin_path
@@ -370,10 +406,11 @@ class GuestPool:
 
             store = Store(self._engine)
             store.set_wasi(wasi)
+            self._ticker.ensure_started()
+            self._ticker.watch(out, err)
             if timeout is None:
                 store.set_epoch_deadline(_NO_DEADLINE)
             else:
-                self._ticker.ensure_started()
                 store.set_epoch_deadline(math.ceil(timeout / TICK_SECONDS) + 1)
             nn = self._wasi_nn_for_call()
             self._imports.nn = nn
@@ -387,10 +424,14 @@ class GuestPool:
             finally:
                 del self._imports.nn
                 nn.close()
+                self._ticker.forget(out, err)
+            stdout, stderr = out.value(), err.value()
             if ended.message:
-                err(b"\n" if err.size and not err.chunks[-1].endswith(b"\n") else b"")
-                err(ended.message.encode() + b"\n")
+                separator = b"\n" if stderr and not stderr.endswith(b"\n") else b""
+                stderr += separator + ended.message.encode() + b"\n"
         finally:
+            out.close()
+            err.close()
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)
             if stdin_path is not None:
@@ -401,7 +442,7 @@ class GuestPool:
                               run_ms=(t_run - t_instance) * ms,
                               total_ms=(time.perf_counter_ns() - started) * ms)
         self._tracer.phase(f"call (exit {ended.code})", t_run - started)
-        return CallResult(exit_code=ended.code, stdout=out.value(), stderr=err.value(),
+        return CallResult(exit_code=ended.code, stdout=stdout, stderr=stderr,
                           timings=timings, timed_out=ended.code == 124 and ended.message is not None,
                           trapped=ended.code == 134 and ended.message is not None,
                           error=ended.message, output_truncated=out.truncated or err.truncated)

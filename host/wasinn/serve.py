@@ -268,6 +268,23 @@ def make_app(handler: GuestHandler) -> Any:
     return Starlette(routes=[Route("/{path:path}", endpoint, methods=methods)], lifespan=lifespan)
 
 
+def _server_class() -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, except that SIGTERM/SIGINT mean "drain, then exit 0".
+
+        (uvicorn re-raises the signal after its graceful shutdown, so the process would die of
+        it; for `wasinn serve` a requested stop that completed cleanly is a success.)
+        """
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            getattr(self, "_captured_signals", []).clear()
+
+    return Server
+
+
 def serve(options: ServeOptions) -> int:
     """Open the pool (models compiled first), then serve until SIGINT/SIGTERM; returns 0."""
     import uvicorn
@@ -288,7 +305,7 @@ def serve(options: ServeOptions) -> int:
     config = uvicorn.Config(make_app(handler), log_level="info" if options.verbose else "warning",
                             timeout_graceful_shutdown=(options.timeout or 30) + 5,
                             limit_concurrency=None, access_log=options.verbose)
-    server = uvicorn.Server(config)
+    server = _server_class()(config)
     print(f"wasinn serve: {pool.name} on http://{host}:{port}/ ({options.workers} workers; "
           "POST / runs the guest, GET /health, GET /metrics; Ctrl-C stops)", flush=True)
     server.run(sockets=[listener])
