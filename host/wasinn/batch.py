@@ -140,7 +140,8 @@ def run_item(pool: GuestPool, options: MapOptions, key: str, path: str,
                           error=f"{type(error).__name__}: {error}")
     error = result.error
     if not result.ok and error is None:
-        error = f"exit code {result.exit_code}"
+        last = result.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
+        error = f"exit code {result.exit_code}" + (f": {last[0][:300]}" if last else "")
     return ItemResult(key, path, result.exit_code, result.ok, time.perf_counter() - started,
                       result.stdout, result.stderr, error)
 
