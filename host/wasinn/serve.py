@@ -16,6 +16,7 @@ Serve replica (`wasinn.scale`) use the same handler.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 import threading
@@ -149,7 +150,8 @@ class GuestHandler:
 
     def _health(self) -> Any:
         return self._json(200, {"status": "draining" if self.draining else "ok",
-                                "module": self.pool.name, "models": self.pool.registry.names()}
+                                "module": self.pool.name, "models": self.pool.registry.names(),
+                                "pid": os.getpid()}
                           | self._load())
 
     # -- a guest call ---------------------------------------------------------------------

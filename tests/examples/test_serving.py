@@ -113,3 +113,25 @@ def test_serve_classifies_posted_images(classify, preload, images, run_top1):
         assert metrics["calls"] == 2 * len(IMAGES) + 1 and metrics["errors"] == 1
     finally:
         assert server.stop() == 0
+
+
+def test_serve_on_a_local_ray_cluster(classify, preload, images, run_top1):
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as probe:                  # Ray Serve's proxy needs a fixed port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    server = Server(["--ray", "--replicas", "2", "--port", str(port), "--nn-preload", preload,
+                     classify, "m"], start_timeout=600)
+    print(f"wasinn serve --ray ready after {time.monotonic() - started:.1f} s")
+    try:
+        replies = [server.request("POST", "/", (images / name).read_bytes(), timeout=120)
+                   for name in IMAGES]
+        assert [json.loads(r.body)["top5"][0]["class"] for r in replies] == \
+            [run_top1[name] for name in IMAGES]
+        assert server.request("POST", "/", b"not an image", timeout=120).status == 422
+        assert server.request("GET", "/health", timeout=120).json()["status"] == "ok"
+    finally:
+        assert server.stop(timeout=120) == 0
