@@ -170,6 +170,7 @@ class ResultWriter:
         del record["stdout"], record["stderr"]
         record["seconds"] = round(result.seconds, 4)
         record["output"] = str(target)
+        record["finished"] = round(time.time(), 4)     # when the result arrived (throughput)
         self._log.write(json.dumps(record) + "\n")
         self._log.flush()
         if result.ok:
