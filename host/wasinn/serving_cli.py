@@ -120,9 +120,20 @@ def _guest_args(args: list[str]) -> list[str]:
     return args[1:] if args[:1] == ["--"] else args
 
 
+def _require_server_libraries() -> None:
+    from importlib.util import find_spec
+
+    if find_spec("starlette") is None or find_spec("uvicorn") is None:
+        from .runner import HostError
+
+        raise HostError("the HTTP server needs Starlette and uvicorn; install them with: "
+                        "pip install 'wasinn[serve]'")
+
+
 def run_serve(options: argparse.Namespace) -> int:
     from .serve import ServeOptions, serve
 
+    _require_server_libraries()
     serve_options = ServeOptions(
         module=Path(options.module), args=_guest_args(options.args), preload=options.nn_preload,
         dirs=options.dir, env=options.env, host=options.host, port=options.port,

@@ -96,6 +96,7 @@ def test_map_on_a_local_ray_cluster_matches_wasinn_run(classify, preload, images
 
 
 def test_serve_classifies_posted_images(classify, preload, images, run_top1):
+    pytest.importorskip("uvicorn")
     server = Server(["--workers", "2", "--content-type", "application/json",
                      "--nn-preload", preload, classify, "m"])
     try:

@@ -16,6 +16,9 @@ import pytest
 from pool_guest import build_guest
 from serve_harness import Server
 
+pytest.importorskip("uvicorn", reason="wasinn serve needs the serve extra (pip install -e '.[serve]')")
+pytest.importorskip("starlette")
+
 
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory) -> Path:
