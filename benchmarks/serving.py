@@ -113,6 +113,23 @@ def pool_rate(module: Path, preload: str, pictures: list[Path], threads: int
         r.timings.run_ms for r in results)
 
 
+def batched_pool_rate(module: Path, preload: str, pictures: list[Path], per_guest: int
+                      ) -> tuple[float, list[int]]:
+    """images/s when each guest classifies `per_guest` pictures (the guest start-up amortised)."""
+    from wasinn import GuestPool
+
+    files = [{p.name: p.read_bytes() for p in pictures[i:i + per_guest]}
+             for i in range(0, len(pictures), per_guest)]
+    with GuestPool(module, preload=[preload]) as pool:
+        pool.call(["m"], stdin=pictures[0].read_bytes())
+        start = time.perf_counter()
+        results = [pool.call(["m", *(f"/files/{name}" for name in batch)], files=batch)
+                   for batch in files]
+        rate = len(pictures) / (time.perf_counter() - start)
+    assert all(r.ok for r in results), results[0].stderr
+    return rate, [top1(line) for r in results for line in r.stdout.splitlines()]
+
+
 def native_rate(model: Path, pictures: list[Path]) -> tuple[float, list[int]]:
     """OpenVINO called directly: compile once; per image decode+resize (same C), infer, top-5."""
     import numpy as np
@@ -238,11 +255,15 @@ def main() -> int:
         pool2, _, answers, _ = pool_rate(module, preload, pictures, 2)
         assert answers == native_answers
         print(f"pool {pool1:.2f}/s, 2 threads {pool2:.2f}/s", file=sys.stderr)
+        batched, answers = batched_pool_rate(module, preload, pictures, 10)
+        assert answers == native_answers
         rows += [("loop of `wasinn run` (a process per image)", loop, ""),
                  ("`GuestPool`, 1 thread", pool1,
                   f"pool opened (module + model compile) in {opened:.2f} s; guest run median "
                   f"{run_ms:.0f} ms"),
-                 ("`GuestPool`, 2 threads", pool2, "")]
+                 ("`GuestPool`, 2 threads", pool2, ""),
+                 ("`GuestPool`, 1 thread, 10 images per guest", batched,
+                  "one guest start-up per 10 images")]
         by_name = {p.name: a for p, a in zip(pictures, native_answers)}
         end, steady, answers = map_rate(module, preload, pictures, work / "map-local",
                                         ["--jobs", "2"])
@@ -257,8 +278,17 @@ def main() -> int:
                 rows.append((f"`wasinn map --ray --actors {actors}` (local cluster)", steady,
                              f"end to end, Ray start included: {end:.2f}/s"))
                 print(f"map ray {actors}: {steady:.2f}/s", file=sys.stderr)
+        # The machine is shared: measure native and the 1-thread pool again at the end and use
+        # the mean of both passes, so a load change during the run biases the ratio less.
+        native_end, _ = native_rate(model, pictures)
+        pool1_end, _, _, _ = pool_rate(module, preload, pictures, 1)
+        print(f"second pass: native {native_end:.2f}/s, pool {pool1_end:.2f}/s", file=sys.stderr)
+        native = (native + native_end) / 2
+        rows[1] = (rows[1][0], (pool1 + pool1_end) / 2,
+                   rows[1][2] + f"; passes {pool1:.2f} and {pool1_end:.2f}/s")
         rows.append(("native Python: OpenVINO called directly", native,
-                     "model compiled once; same C decode/resize; one inference; top-5"))
+                     "model compiled once; same C decode/resize; one inference; top-5; "
+                     f"passes {native_end:.2f} and {2 * native - native_end:.2f}/s"))
 
         serves = [("`wasinn serve --workers 2`", ["--workers", "2"])]
         if use_ray:

@@ -179,8 +179,13 @@ class GuestHandler:
                                                  "bytes (--max-body)"})
             call = self._call_kwargs(args, body)
             started = time.perf_counter()
-            result = await anyio.to_thread.run_sync(lambda: self.pool.call(**call),
-                                                    limiter=self._limiter)
+            try:
+                result = await anyio.to_thread.run_sync(lambda: self.pool.call(**call),
+                                                        limiter=self._limiter)
+            except Exception as error:  # noqa: BLE001 - the host failed, not the guest: 500
+                self.metrics.record(500, time.perf_counter() - started)
+                return self._json(500, {"error": f"wasinn could not run the guest: "
+                                                 f"{type(error).__name__}: {error}"})
             elapsed = time.perf_counter() - started
         finally:
             self._admitted -= 1
