@@ -287,6 +287,11 @@ class GuestPool:
         self.name = self.module_path.name
         self.timeout = self._check_timeout(timeout)
         self.max_memory = max_memory
+        for what, value in (("max_memory", max_memory), ("max_graphs", max_graphs),
+                            ("max_contexts", max_contexts), ("max_output", max_output)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise ValueError(f"bad {what} {value!r}: expected a whole number >= 1")
         self.max_graphs = max_graphs
         self.max_contexts = max_contexts
         self.max_output = max_output
@@ -340,7 +345,8 @@ class GuestPool:
 
     @staticmethod
     def _check_timeout(timeout: float | None) -> float | None:
-        if timeout is not None and not (isinstance(timeout, (int, float)) and 0 < timeout < math.inf):
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not 0 < timeout < math.inf):
             raise ValueError(f"bad timeout {timeout!r}: expected seconds > 0")
         return timeout
 

@@ -162,6 +162,9 @@ def test_bad_call_arguments_are_refused_before_anything_runs(pool: GuestPool, kw
 
 
 def test_bad_pool_arguments(probe: Path, tmp_path: Path):
+    for bad in ({"max_memory": -1}, {"max_output": 0}, {"timeout": 0}, {"max_graphs": True}):
+        with pytest.raises(ValueError):
+            GuestPool(probe, **bad)
     with pytest.raises(HostError, match="no such file"):
         GuestPool(probe, preload=["m:OpenVINO:CPU:/nonexistent.xml"])
     with pytest.raises(HostError, match="cannot read module"):
