@@ -99,6 +99,7 @@ def pool_rate(module: Path, preload: str, pictures: list[Path], threads: int
     """(items/s, open seconds, answers, median run ms) of GuestPool calls with `threads` threads."""
     from wasinn import GuestPool
 
+    pictures = [Path(p) for p in pictures]
     data = [p.read_bytes() for p in pictures]
     started = time.perf_counter()
     with GuestPool(module, preload=[preload]) as pool:
@@ -118,6 +119,7 @@ def batched_pool_rate(module: Path, preload: str, pictures: list[Path], per_gues
     """images/s when each guest classifies `per_guest` pictures (the guest start-up amortised)."""
     from wasinn import GuestPool
 
+    pictures = [Path(p) for p in pictures]
     files = [{p.name: p.read_bytes() for p in pictures[i:i + per_guest]}
              for i in range(0, len(pictures), per_guest)]
     with GuestPool(module, preload=[preload]) as pool:
@@ -137,6 +139,7 @@ def native_rate(model: Path, pictures: list[Path]) -> tuple[float, list[int]]:
     from wasi_nn.image import image_to_tensor
     from wasi_nn.results import sort_results
 
+    model, pictures = Path(model), [Path(p) for p in pictures]
     compiled = ov.Core().compile_model(str(model / "mobilenet.xml"), "CPU")
     request = compiled.create_infer_request()
 
@@ -227,6 +230,24 @@ def serve_rate(module: Path, preload: str, pictures: list[Path], extra: list[str
     return {"rate": len(latencies) / elapsed, "p50": pick(50), "p99": pick(99), "ready_s": ready}
 
 
+def in_fresh_process(function: str, *args: object) -> object:
+    """Run `function(*args)` of this file in a new Python process and return its result.
+
+    Every row gets a process of its own, as `wasinn map` and `wasinn serve` do: inference
+    libraries keep worker threads alive (spinning) after use, which would slow the next row
+    measured in the same process.
+    """
+    code = ("import json, sys; sys.path.insert(0, %r); import serving; "
+            "from pathlib import Path; args = json.loads(sys.argv[1]); "
+            "print(json.dumps(getattr(serving, %r)(*args)))") % (str(HERE), function)
+    encoded = json.dumps([str(a) if isinstance(a, Path) else
+                          [str(x) for x in a] if isinstance(a, list) else a for a in args])
+    done = subprocess.run([sys.executable, "-c", code, encoded], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{function} failed: {done.stderr.strip()[-800:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 # -- report ----------------------------------------------------------------------------------
 
 def main() -> int:
@@ -245,17 +266,17 @@ def main() -> int:
         print(f"{n} pictures; MobileNetV2 OpenVINO; {os.cpu_count()} cores", file=sys.stderr)
         rows: list[tuple[str, float, str]] = []
 
-        native, native_answers = native_rate(model, pictures)
+        native, native_answers = in_fresh_process("native_rate", model, pictures)
         print(f"native {native:.2f}/s", file=sys.stderr)
         loop, loop_answers = run_loop(module, preload, pictures)
         print(f"run loop {loop:.2f}/s", file=sys.stderr)
         assert loop_answers == native_answers, "wasinn run and native disagree"
-        pool1, opened, answers, run_ms = pool_rate(module, preload, pictures, 1)
+        pool1, opened, answers, run_ms = in_fresh_process("pool_rate", module, preload, pictures, 1)
         assert answers == native_answers
-        pool2, _, answers, _ = pool_rate(module, preload, pictures, 2)
+        pool2, _, answers, _ = in_fresh_process("pool_rate", module, preload, pictures, 2)
         assert answers == native_answers
         print(f"pool {pool1:.2f}/s, 2 threads {pool2:.2f}/s", file=sys.stderr)
-        batched, answers = batched_pool_rate(module, preload, pictures, 10)
+        batched, answers = in_fresh_process("batched_pool_rate", module, preload, pictures, 10)
         assert answers == native_answers
         rows += [("loop of `wasinn run` (a process per image)", loop, ""),
                  ("`GuestPool`, 1 thread", pool1,
@@ -280,8 +301,8 @@ def main() -> int:
                 print(f"map ray {actors}: {steady:.2f}/s", file=sys.stderr)
         # The machine is shared: measure native and the 1-thread pool again at the end and use
         # the mean of both passes, so a load change during the run biases the ratio less.
-        native_end, _ = native_rate(model, pictures)
-        pool1_end, _, _, _ = pool_rate(module, preload, pictures, 1)
+        native_end, _ = in_fresh_process("native_rate", model, pictures)
+        pool1_end, _, _, _ = in_fresh_process("pool_rate", module, preload, pictures, 1)
         print(f"second pass: native {native_end:.2f}/s, pool {pool1_end:.2f}/s", file=sys.stderr)
         native = (native + native_end) / 2
         rows[1] = (rows[1][0], (pool1 + pool1_end) / 2,
