@@ -1,4 +1,4 @@
-"""The `wasinn` command: `run`, `compile`, `build`.
+"""The `wasinn` command: `run`, `compile`, `build`, and `serve`/`map` (`serving_cli`).
 
 Errors wasinn itself detects are one line on stderr (`wasinn run: error: ...`) with exit 2;
 see `wasinn.runner` for the full list of exit codes.
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from . import inspect_module, scaffold
+from . import inspect_module, scaffold, serving_cli
 from .runner import EXIT_USAGE, HostError
 from .worker.options import add_worker_options, worker_run_options
 
@@ -141,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="do not compile the runtime's shared code now (the first run will)")
     scaffold.add_parser(commands)
     inspect_module.add_parser(commands)
+    serving_cli.add_parsers(commands)
     return parser
 
 
@@ -241,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parser.parse_args(argv)
     if options.command == "run":
         options.args = _keep_double_dash(argv, options.module, options.args)
-    handler = {"run": _run, "compile": _compile, "build": _build}.get(
+    handler = {"run": _run, "compile": _compile, "build": _build, **serving_cli.HANDLERS}.get(
         options.command, getattr(options, "handler", None))
     try:
         return handler(options)

@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from . import hints, shared_code
 from .abi import EphemeralNn
@@ -141,6 +141,72 @@ def _compile_announced(engine, path: Path, data: bytes | None, cached: bool):  #
     return Module.from_file(engine, str(path)) if data is None else Module(engine, data)
 
 
+def make_linker(engine, imports: EphemeralNn):  # -> wasmtime.Linker
+    """WASI preview 1 plus `wasi_ephemeral_nn` served by `imports` (one linker, many stores)."""
+    from wasmtime import Linker
+
+    linker = Linker(engine)
+    linker.define_wasi()
+    imports.define(linker)
+    return linker
+
+
+def instantiate(linker, store, module, name: str, max_memory: int | None = None,
+                shared: "shared_code.SharedModule | None" = None):
+    """Instantiate `module` in `store`, with the memory cap set; HostError when it cannot start.
+
+    `shared`: `module` is the shared runtime code of a wasinn-built guest, whose data segments
+    and globals are applied here (shared_code). Also returns the `_start` export: a module
+    without a `_start` function taking no parameters is not a WASI command.
+    """
+    from wasmtime import Trap, WasmtimeError
+
+    if max_memory is not None:
+        store.set_limits(memory_size=max_memory)
+    try:
+        instance = linker.instantiate(store, module)   # runs the module's start function
+        if shared is not None:
+            shared_code.initialise(store, instance, shared.init, shared.data)
+    except (WasmtimeError, Trap, shared_code.InitialiseError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else "failed"
+        if max_memory is not None and "memory" in str(error).lower():
+            message += f" (--max-memory {max_memory} bytes may be too small)"
+        raise HostError(f"cannot instantiate {name}: {message}") from None
+    entry = instance.exports(store).get("_start")
+    if entry is None:
+        raise HostError(f"{name} has no _start export: not a WASI command module")
+    _check_start(entry, store, name)
+    return instance, entry
+
+
+@dataclass
+class GuestExit:
+    """How a guest's `_start` ended: the exit code, and a line for stderr unless it exited itself."""
+
+    code: int
+    message: str | None = None
+
+
+def call_start(store, entry, name: str, *, timeout: float | None = None,
+               timed_out: Callable[[], bool] = lambda: False,
+               interrupted: Callable[[], bool] = lambda: False) -> GuestExit:
+    """Run `_start` to completion and map how it ended to an exit code (module docstring)."""
+    from wasmtime import ExitTrap, Trap, TrapCode, WasmtimeError
+
+    try:
+        entry(store)
+        return GuestExit(0)
+    except ExitTrap as exit_trap:
+        return GuestExit(exit_trap.code)
+    except (Trap, WasmtimeError) as error:
+        if interrupted():
+            return GuestExit(EXIT_INTERRUPTED, f"wasinn: {name} interrupted")
+        if timed_out() or (isinstance(error, Trap) and error.trap_code == TrapCode.INTERRUPT):
+            after = f" after {timeout:g} s" if timeout is not None else ""
+            return GuestExit(EXIT_TIMEOUT, f"wasinn: {name} timed out{after}")
+        return GuestExit(EXIT_TRAP, f"wasinn: {name} trapped: {error}")
+
+
 def run(options: RunOptions) -> int:
     """Run a WASI command module to completion; returns the process exit code."""
     tracer = Tracer(options.verbose)
@@ -210,22 +276,18 @@ class _Deadline:
 
 def _run(options: RunOptions, engine, worker: BackendWorker | None, tracer: Tracer,
          deadline: _Deadline) -> int:
-    from wasmtime import Linker
-
     start = time.perf_counter_ns()
     # A wasinn-built guest shares the compiled runtime code of every guest (shared_code).
     shared = shared_code.prepare(engine, options.module, options.verbose) if options.cache else None
     module = shared.module if shared else load_module(engine, options.module, cache=options.cache)
     tracer.phase(f"load module {options.module.name}", time.perf_counter_ns() - start)
 
-    linker = Linker(engine)
-    linker.define_wasi()
     nn = WasiNn(options.registry, max_graphs=options.max_graphs, max_contexts=options.max_contexts,
                 worker=worker)
     # The reasons for failed calls: on stderr (the --verbose trace has them already) and at
     # /.wasinn for the SDK's WasiNnError.detail.
     channel = GuestChannel([guest for guest, _ in options.dirs], echo=not options.verbose)
-    EphemeralNn(nn, tracer, on_error=channel.failed).define(linker)
+    linker = make_linker(engine, EphemeralNn(nn, tracer, on_error=channel.failed))
     try:
         return _run_with(options, engine, module, shared, linker, nn, tracer, channel, deadline)
     finally:
@@ -234,7 +296,7 @@ def _run(options: RunOptions, engine, worker: BackendWorker | None, tracer: Trac
 
 def _run_with(options: RunOptions, engine, module, shared, linker, nn, tracer,
               channel: GuestChannel, deadline: _Deadline) -> int:
-    from wasmtime import ExitTrap, Store, Trap, TrapCode, WasiConfig, WasmtimeError
+    from wasmtime import Store, WasiConfig
 
     wasi = WasiConfig()
     wasi.argv = [options.module.name, *options.args]
@@ -253,8 +315,6 @@ def _run_with(options: RunOptions, engine, module, shared, linker, nn, tracer,
 
     store = Store(engine)
     store.set_wasi(wasi)
-    if options.max_memory is not None:
-        store.set_limits(memory_size=options.max_memory)
     store.set_epoch_deadline(1)
 
     timed_out, interrupted = deadline.timed_out, deadline.interrupted
@@ -262,40 +322,25 @@ def _run_with(options: RunOptions, engine, module, shared, linker, nn, tracer,
         return _stopped(options, timed_out, interrupted)
     start = time.perf_counter_ns()
     try:
-        instance = linker.instantiate(store, module)   # runs the module's start function
-        if shared is not None:
-            shared_code.initialise(store, instance, shared.init, shared.data)
-    except (WasmtimeError, Trap, shared_code.InitialiseError) as error:
+        instance, entry = instantiate(linker, store, module, options.module.name,
+                                      options.max_memory, shared)
+    except HostError:
         if timed_out.is_set() or interrupted.is_set():
             return _stopped(options, timed_out, interrupted)
-        message = str(error).strip().splitlines()[0] if str(error).strip() else "failed"
-        if options.max_memory is not None and "memory" in str(error).lower():
-            message += f" (--max-memory {options.max_memory} bytes may be too small)"
-        raise HostError(f"cannot instantiate {options.module.name}: {message}") from None
+        raise
     tracer.phase("instantiate", time.perf_counter_ns() - start)
-
-    entry = instance.exports(store).get("_start")
-    if entry is None:
-        raise HostError(f"{options.module.name} has no _start export: not a WASI command module")
-    _check_start(entry, store, options.module.name)
 
     sys.stdout.flush()
     sys.stderr.flush()
     start = time.perf_counter_ns()
     try:
-        entry(store)
-        code = 0
-    except ExitTrap as exit_trap:
-        code = exit_trap.code
-    except (Trap, WasmtimeError) as error:
-        if interrupted.is_set() or timed_out.is_set() or (
-                isinstance(error, Trap) and error.trap_code == TrapCode.INTERRUPT):
-            code = _stopped(options, timed_out, interrupted)
-        else:
-            print(f"wasinn: {options.module.name} trapped: {error}", file=sys.stderr)
-            code = EXIT_TRAP
+        ended = call_start(store, entry, options.module.name, timeout=options.timeout,
+                           timed_out=timed_out.is_set, interrupted=interrupted.is_set)
     finally:
         nn.close()
+    if ended.message:
+        print(ended.message, file=sys.stderr)
+    code = ended.code
     if code not in (EXIT_TIMEOUT, EXIT_INTERRUPTED) and (timed_out.is_set() or interrupted.is_set()):
         # the guest saw its wasi-nn call fail at the deadline and exited by itself
         code = _stopped(options, timed_out, interrupted)

@@ -1,0 +1,352 @@
+#!/usr/bin/env python3
+"""Serving and scale-out benchmark: classify a folder of images, every way wasinn can, in one run.
+
+    python3 benchmarks/serving.py              # prints the table (~4 minutes on 2 cores)
+    python3 benchmarks/serving.py --write      # also puts it in benchmarks/RESULTS.md
+    python3 benchmarks/serving.py --no-ray     # skip the Ray rows (Ray not installed, or quick)
+
+The same MobileNetV2 (OpenVINO IR from examples/prepare_models.py) and the same pictures
+(../shared/fixtures/images, each used twice) in every row:
+
+* a loop of `wasinn run` (one process per image; the module cache warm; the model compiled in
+  every process) — the baseline the issue starts from;
+* `GuestPool` in one process: the module opened and the model compiled once, a fresh guest per
+  image (`examples/classify_service`), with 1 and 2 threads;
+* `wasinn map` with threads, and on a local Ray cluster with 1 and 2 actors: end to end
+  (cluster start included) and steady state (between the first and the last result);
+* native Python calling OpenVINO directly: the model compiled once, each image decoded and
+  resized by the same C code natively, one inference, top-5 — what a guest cannot beat;
+* `wasinn serve` (2 workers) and `wasinn serve --ray` (2 replicas): 4 concurrent loopback
+  clients POSTing the images; requests/s and client-side latency percentiles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import http.client
+import importlib.util
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+EXAMPLES = REPO / "examples"
+RESULTS = HERE / "RESULTS.md"
+FIXTURES = REPO.parent / "shared" / "fixtures"
+HEADING = "## Serving and scale-out (wasinn serve, wasinn map, GuestPool)"
+
+
+def wasinn() -> list[str]:
+    return [sys.executable, "-m", "wasinn"]
+
+
+def prepare(work: Path, copies: int) -> tuple[Path, str, Path, list[Path]]:
+    """(classify.wasm, preload spec, model folder, pictures) — models made offline."""
+    spec = importlib.util.spec_from_file_location("prepare_models", EXAMPLES / "prepare_models.py")
+    prepare_models = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prepare_models)
+    prepare_models.prepare(["mobilenet_openvino"], FIXTURES)
+    model = prepare_models.model_dir("mobilenet_openvino")
+    preload = f"m:OpenVINO:CPU:{model / 'mobilenet.xml'},{model / 'mobilenet.bin'}"
+    module = work / "classify.wasm"
+    subprocess.run([*wasinn(), "build", str(EXAMPLES / "classify_service"), "-o", str(module)],
+                   check=True, capture_output=True)
+    pictures = work / "pictures"
+    pictures.mkdir()
+    sources = sorted(p for p in (FIXTURES / "images").iterdir()
+                     if p.suffix in (".jpg", ".bmp"))
+    for copy in range(copies):
+        for source in sources:
+            shutil.copy(source, pictures / f"{copy}-{source.name}")
+    return module, preload, model, sorted(pictures.iterdir())
+
+
+def top1(stdout: bytes | str) -> int:
+    return json.loads(stdout)["top5"][0]["class"]
+
+
+# -- rows ------------------------------------------------------------------------------------
+
+def run_loop(module: Path, preload: str, pictures: list[Path]) -> tuple[float, list[int]]:
+    folder = pictures[0].parent
+    subprocess.run([*wasinn(), "run", "--dir", f"/img:{folder}", "--nn-preload", preload,
+                    str(module), "m", f"/img/{pictures[0].name}"], check=True, capture_output=True)
+    answers = []
+    start = time.perf_counter()
+    for picture in pictures:
+        done = subprocess.run([*wasinn(), "run", "--dir", f"/img:{folder}", "--nn-preload",
+                               preload, str(module), "m", f"/img/{picture.name}"],
+                              check=True, capture_output=True)
+        answers.append(top1(done.stdout))
+    return len(pictures) / (time.perf_counter() - start), answers
+
+
+def pool_rate(module: Path, preload: str, pictures: list[Path], threads: int
+              ) -> tuple[float, float, list[int], float]:
+    """(items/s, open seconds, answers, median run ms) of GuestPool calls with `threads` threads."""
+    from wasinn import GuestPool
+
+    pictures = [Path(p) for p in pictures]
+    data = [p.read_bytes() for p in pictures]
+    started = time.perf_counter()
+    with GuestPool(module, preload=[preload]) as pool:
+        opened = time.perf_counter() - started
+        pool.call(["m"], stdin=data[0])                     # first call: numpy etc. imported
+        start = time.perf_counter()
+        with ThreadPoolExecutor(threads) as executor:
+            results = list(executor.map(lambda d: pool.call(["m"], stdin=d), data))
+        rate = len(data) / (time.perf_counter() - start)
+    assert all(r.ok for r in results), results[0].stderr
+    return rate, opened, [top1(r.stdout) for r in results], statistics.median(
+        r.timings.run_ms for r in results)
+
+
+def batched_pool_rate(module: Path, preload: str, pictures: list[Path], per_guest: int
+                      ) -> tuple[float, list[int]]:
+    """images/s when each guest classifies `per_guest` pictures (the guest start-up amortised)."""
+    from wasinn import GuestPool
+
+    pictures = [Path(p) for p in pictures]
+    files = [{p.name: p.read_bytes() for p in pictures[i:i + per_guest]}
+             for i in range(0, len(pictures), per_guest)]
+    with GuestPool(module, preload=[preload]) as pool:
+        pool.call(["m"], stdin=pictures[0].read_bytes())
+        start = time.perf_counter()
+        results = [pool.call(["m", *(f"/files/{name}" for name in batch)], files=batch)
+                   for batch in files]
+        rate = len(pictures) / (time.perf_counter() - start)
+    assert all(r.ok for r in results), results[0].stderr
+    return rate, [top1(line) for r in results for line in r.stdout.splitlines()]
+
+
+def native_rate(model: Path, pictures: list[Path]) -> tuple[float, list[int]]:
+    """OpenVINO called directly: compile once; per image decode+resize (same C), infer, top-5."""
+    import numpy as np
+    import openvino as ov
+    from wasi_nn.image import image_to_tensor
+    from wasi_nn.results import sort_results
+
+    model, pictures = Path(model), [Path(p) for p in pictures]
+    compiled = ov.Core().compile_model(str(model / "mobilenet.xml"), "CPU")
+    request = compiled.create_infer_request()
+
+    def classify(path: Path) -> int:
+        tensor = np.frombuffer(image_to_tensor(path.read_bytes(), 224, 224, preset="openvino"),
+                               dtype=np.float32).reshape(1, 3, 224, 224)
+        request.infer({0: tensor})
+        scores = request.get_output_tensor(0).data.reshape(-1)
+        return sort_results(scores.tolist(), skip=1)[0][0]
+
+    classify(pictures[0])
+    start = time.perf_counter()
+    answers = [classify(p) for p in pictures]
+    return len(pictures) / (time.perf_counter() - start), answers
+
+
+def map_rate(module: Path, preload: str, pictures: list[Path], out: Path, extra: list[str]
+             ) -> tuple[float, float, dict[str, int]]:
+    """(items/s end to end, items/s steady state, answers by picture) of one `wasinn map`."""
+    start = time.perf_counter()
+    done = subprocess.run([*wasinn(), "map", "--no-progress", *extra, "--nn-preload", preload,
+                           "--inputs", f"{pictures[0].parent}/*", "--out", str(out),
+                           str(module), "m", "{}"], capture_output=True, text=True)
+    total = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"wasinn map {extra} failed: {done.stderr.strip()[-500:]}")
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    finished = sorted(r["finished"] for r in records)
+    steady = (len(finished) - 1) / (finished[-1] - finished[0])
+    answers = {Path(r["input"]).name: top1(Path(r["output"]).read_bytes()) for r in records}
+    return len(pictures) / total, steady, answers
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def serve_rate(module: Path, preload: str, pictures: list[Path], extra: list[str],
+               requests: int, clients: int = 4) -> dict[str, float]:
+    """Start `wasinn serve`, then `clients` threads POST `requests` pictures in total."""
+    port = free_port()
+    server = subprocess.Popen([*wasinn(), "serve", "--port", str(port), *extra,
+                               "--nn-preload", preload, str(module), "m"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        started = time.perf_counter()
+        while "http://" not in (server.stdout.readline() or "http://"):
+            pass
+        if server.poll() is not None:
+            raise RuntimeError(f"wasinn serve {extra} did not start")
+        ready = time.perf_counter() - started
+        bodies = [p.read_bytes() for p in pictures]
+        latencies: list[float] = []
+        lock = threading.Lock()
+        counter = iter(range(requests))
+
+        def client() -> None:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+            for i in counter:
+                begin = time.perf_counter()
+                connection.request("POST", "/", body=bodies[i % len(bodies)])
+                response = connection.getresponse()
+                response.read()
+                assert response.status == 200, response.status
+                with lock:
+                    latencies.append((time.perf_counter() - begin) * 1000)
+            connection.close()
+
+        warm = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        for body in bodies[:4]:                       # every replica/worker warmed up
+            warm.request("POST", "/", body=body)
+            warm.getresponse().read()
+        warm.close()
+        start = time.perf_counter()
+        threads = [threading.Thread(target=client) for _ in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - start
+    finally:
+        server.terminate()
+        server.wait(120)
+    latencies.sort()
+    pick = lambda p: latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))]  # noqa: E731
+    return {"rate": len(latencies) / elapsed, "p50": pick(50), "p99": pick(99), "ready_s": ready}
+
+
+def in_fresh_process(function: str, *args: object) -> object:
+    """Run `function(*args)` of this file in a new Python process and return its result.
+
+    Every row gets a process of its own, as `wasinn map` and `wasinn serve` do: inference
+    libraries keep worker threads alive (spinning) after use, which would slow the next row
+    measured in the same process.
+    """
+    code = ("import json, sys; sys.path.insert(0, %r); import serving; "
+            "from pathlib import Path; args = json.loads(sys.argv[1]); "
+            "print(json.dumps(getattr(serving, %r)(*args)))") % (str(HERE), function)
+    encoded = json.dumps([str(a) if isinstance(a, Path) else
+                          [str(x) for x in a] if isinstance(a, list) else a for a in args])
+    done = subprocess.run([sys.executable, "-c", code, encoded], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{function} failed: {done.stderr.strip()[-800:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# -- report ----------------------------------------------------------------------------------
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    parser.add_argument("--no-ray", action="store_true", help="skip the Ray rows")
+    parser.add_argument("--copies", type=int, default=2, help="times each picture is used")
+    parser.add_argument("--requests", type=int, default=40, help="requests per serve row")
+    options = parser.parse_args()
+    use_ray = not options.no_ray and importlib.util.find_spec("ray") is not None
+
+    work = Path(tempfile.mkdtemp(prefix="wasinn-serving-bench-"))
+    try:
+        module, preload, model, pictures = prepare(work, options.copies)
+        n = len(pictures)
+        print(f"{n} pictures; MobileNetV2 OpenVINO; {os.cpu_count()} cores", file=sys.stderr)
+        rows: list[tuple[str, float, str]] = []
+
+        native, native_answers = in_fresh_process("native_rate", model, pictures)
+        print(f"native {native:.2f}/s", file=sys.stderr)
+        loop, loop_answers = run_loop(module, preload, pictures)
+        print(f"run loop {loop:.2f}/s", file=sys.stderr)
+        assert loop_answers == native_answers, "wasinn run and native disagree"
+        pool1, opened, answers, run_ms = in_fresh_process("pool_rate", module, preload, pictures, 1)
+        assert answers == native_answers
+        pool2, _, answers, _ = in_fresh_process("pool_rate", module, preload, pictures, 2)
+        assert answers == native_answers
+        print(f"pool {pool1:.2f}/s, 2 threads {pool2:.2f}/s", file=sys.stderr)
+        batched, answers = in_fresh_process("batched_pool_rate", module, preload, pictures, 10)
+        assert answers == native_answers
+        rows += [("loop of `wasinn run` (a process per image)", loop, ""),
+                 ("`GuestPool`, 1 thread", pool1,
+                  f"pool opened (module + model compile) in {opened:.2f} s; guest run median "
+                  f"{run_ms:.0f} ms"),
+                 ("`GuestPool`, 2 threads", pool2, ""),
+                 ("`GuestPool`, 1 thread, 10 images per guest", batched,
+                  "one guest start-up per 10 images")]
+        by_name = {p.name: a for p, a in zip(pictures, native_answers)}
+        end, steady, answers = map_rate(module, preload, pictures, work / "map-local",
+                                        ["--jobs", "2"])
+        assert answers == by_name
+        rows.append(("`wasinn map --jobs 2` (threads)", steady,
+                     f"end to end, process start included: {end:.2f}/s"))
+        if use_ray:
+            for actors in (1, 2):
+                end, steady, answers = map_rate(module, preload, pictures, work / f"map-ray{actors}",
+                                                ["--ray", "--actors", str(actors)])
+                assert answers == by_name
+                rows.append((f"`wasinn map --ray --actors {actors}` (local cluster)", steady,
+                             f"end to end, Ray start included: {end:.2f}/s"))
+                print(f"map ray {actors}: {steady:.2f}/s", file=sys.stderr)
+        # The machine is shared: measure native and the 1-thread pool again at the end and use
+        # the mean of both passes, so a load change during the run biases the ratio less.
+        native_end, _ = in_fresh_process("native_rate", model, pictures)
+        pool1_end, _, _, _ = in_fresh_process("pool_rate", module, preload, pictures, 1)
+        print(f"second pass: native {native_end:.2f}/s, pool {pool1_end:.2f}/s", file=sys.stderr)
+        native = (native + native_end) / 2
+        rows[1] = (rows[1][0], (pool1 + pool1_end) / 2,
+                   rows[1][2] + f"; passes {pool1:.2f} and {pool1_end:.2f}/s")
+        rows.append(("native Python: OpenVINO called directly", native,
+                     "model compiled once; same C decode/resize; one inference; top-5; "
+                     f"passes {native_end:.2f} and {2 * native - native_end:.2f}/s"))
+
+        serves = [("`wasinn serve --workers 2`", ["--workers", "2"])]
+        if use_ray:
+            serves.append(("`wasinn serve --ray --replicas 2`",
+                           ["--ray", "--replicas", "2", "--workers", "2"]))
+        serve_rows = []
+        for label, extra in serves:
+            figures = serve_rate(module, preload, pictures, extra, options.requests)
+            serve_rows.append((label, figures))
+            print(f"{label}: {figures}", file=sys.stderr)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    lines = [HEADING, "",
+             f"`python3 benchmarks/serving.py` on {_dt.date.today()}, {platform.machine()}, "
+             f"{os.cpu_count()} cores (shared with other work). {n} pictures (the fixtures' "
+             "JPEG/BMP images, each twice), MobileNetV2 OpenVINO, `examples/classify_service`; "
+             "every row gave the same top-1 for every picture.", "",
+             "| how | images/s | ÷ `wasinn run` loop | ÷ native | notes |",
+             "| --- | ---: | ---: | ---: | --- |"]
+    for label, rate, note in rows:
+        lines.append(f"| {label} | {rate:.2f} | {rate / loop:.1f}× | {rate / native:.2f} | {note} |")
+    lines += ["", "| server (4 concurrent loopback clients) | requests/s | p50 ms | p99 ms | ready after |",
+              "| --- | ---: | ---: | ---: | ---: |"]
+    for label, f in serve_rows:
+        lines.append(f"| {label} | {f['rate']:.2f} | {f['p50']:.0f} | {f['p99']:.0f} | "
+                     f"{f['ready_s']:.1f} s |")
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if options.write:
+        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+        pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
+        text = pattern.sub(table + "\n", text) if pattern.search(text) else \
+            text.rstrip("\n") + "\n\n" + table
+        RESULTS.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
