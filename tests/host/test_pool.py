@@ -51,12 +51,31 @@ def test_import_wasinn_does_not_load_the_pool_module():
 def test_preloaded_models_are_compiled_when_the_pool_opens(probe, torch_linear_path):
     with GuestPool(probe, preload=[f"lin:PyTorch:CPU:{torch_linear_path}"]) as pool:
         model = pool.registry.get("lin")
-        assert model.reads == 1 and model._graph is not None      # before any call
+        assert model.reads == 1                                    # before any call
+        assert pool._worker is not None and "lin" in pool._worker._named   # compiled there
         for value in (1.0, 2.0):
             result = pool.call(["infer", str(value)])
             assert result.ok, result.stderr.decode()
             assert json.loads(result.stdout) == pytest.approx(expected_linear(torch_linear_path, value))
         assert model.reads == 1                                    # never read or compiled again
+
+
+def test_the_pool_runs_backends_in_its_confined_worker(probe, torch_linear_path):
+    """One worker per pool, started with the pool; `in_process=True` keeps today's path."""
+    with GuestPool(probe, preload=[f"lin:PyTorch:CPU:{torch_linear_path}"]) as pool:
+        worker = pool._worker
+        assert worker is not None and worker.alive and worker.sandbox_problems == {}
+        pid = worker.pid
+        for value in (1.0, 2.0):
+            assert pool.call(["infer", str(value)]).ok
+        assert worker.pid == pid                                   # the same worker served both
+    assert not worker.alive                                        # closed with the pool
+    with GuestPool(probe, preload=[f"lin:PyTorch:CPU:{torch_linear_path}"],
+                   in_process=True) as pool:
+        assert pool._worker is None and pool.registry.get("lin")._graph is not None
+        result = pool.call(["infer", "1.0"])
+        assert result.ok and json.loads(result.stdout) == pytest.approx(
+            expected_linear(torch_linear_path, 1.0))
 
 
 def test_a_call_leaves_nothing_for_the_next(pool: GuestPool):
