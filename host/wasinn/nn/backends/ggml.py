@@ -144,7 +144,7 @@ class _Model:
         return (llama.llama_token * count).from_buffer_copy(tokens, 0) if count else \
             (llama.llama_token * 0)()
 
-    def __del__(self) -> None:
+    def __del__(self, _free: Any = _free) -> None:   # bound now: globals are gone at exit
         _free(self, "llama_model_free")
 
 
@@ -213,7 +213,7 @@ class _LlamaContext:
             raise NnError(Errno.RUNTIME_ERROR, "llama.cpp returned no embedding")
         return np.ctypeslib.as_array(pointer, shape=(n_embd,)).astype(np.float64)
 
-    def __del__(self) -> None:
+    def __del__(self, _free: Any = _free) -> None:   # bound now: globals are gone at exit
         _free(self, "llama_free")
 
 
@@ -312,7 +312,7 @@ class _Sampler:
     def sample(self, context: _LlamaContext) -> int:
         return self.llama.llama_sampler_sample(self.handle, context.handle, -1)
 
-    def __del__(self) -> None:
+    def __del__(self, _free: Any = _free) -> None:   # bound now: globals are gone at exit
         _free(self, "llama_sampler_free")
 
 
