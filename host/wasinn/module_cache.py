@@ -29,7 +29,8 @@ Size: an artifact is named `<path hash>-<identity hash>.cwasm` (or `….racy`), 
 guest replaces
 its one entry instead of adding another; and the folder is kept under `MAX_CACHE_BYTES`
 (WASINN_CACHE_MAX_MB), dropping the least recently used artifacts (a hit refreshes its mtime).
-Pruning only ever deletes files with exactly those names (and this module's stale temp files): a user's own `*.cwasm` in the folder is never touched.
+Pruning only ever deletes files with exactly those names (and this module's stale temp
+files): a user's own `*.cwasm` in the folder is never touched.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def _warn(message: str) -> None:
 
 
 def _engine_identity() -> str:
-    """Which wasmtime built an artifact: its native library's path, size and mtime.
+    """Which wasmtime built an artifact: its native library's path, size, mtime and ctime.
 
     A stat, rather than `importlib.metadata.version`, whose import alone costs ~10 ms of every
     start. (wasmtime also refuses artifacts of another version; this keeps them apart.)

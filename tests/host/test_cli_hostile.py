@@ -149,7 +149,8 @@ def test_argv_fuzz_never_gives_a_traceback(trivial, tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)                     # `compile x <value>` writes files
     rng = random.Random(8)
-    targets = [str(trivial), str(trivial), str(trivial), "/dev/zero", str(tmp_path), os.fsdecode(b"\xff.wasm"), "missing.wasm"]
+    targets = [str(trivial), str(trivial), str(trivial), "/dev/zero", str(tmp_path),
+               os.fsdecode(b"\xff.wasm"), "missing.wasm"]
     sys_stderr = sys.stderr
     for _ in range(150):
         command = rng.choice(["run", "run", "run", "compile", "build"])

@@ -50,7 +50,9 @@ def _model(nodes, initializers=(), sparse=(), functions=(), inputs=("X",)) -> by
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, [4]) for n in inputs],
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [4])],
         list(initializers), sparse_initializer=list(sparse))
-    opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid("local", 1)] if functions else [])
+    opsets = [helper.make_opsetid("", 17)]
+    if functions:
+        opsets.append(helper.make_opsetid("local", 1))
     model = helper.make_model(graph, opset_imports=opsets, functions=list(functions))
     model.ir_version = 8
     return model.SerializeToString()

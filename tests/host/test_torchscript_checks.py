@@ -353,3 +353,59 @@ def test_the_allow_list_holds_no_file_process_or_network_op():
     assert not {op for op in ALLOWED_OPS
                 if op.split("::")[0] in {"c10d", "_c10d_functional", "symm_mem", "profiler"}}
     assert {"aten::conv2d", "aten::linear", "prim::If", "prim::Loop"} <= ALLOWED_OPS
+
+
+def _guest_loading(model: bytes) -> str:
+    """WAT of a guest that `load`s `model` (embedded in its memory: no --dir needed), runs it
+    on one f32 [1] input and writes output 0 to stdout; exit code errno + 10 * step, or 0."""
+    embedded = "".join(f"\\{byte:02x}" for byte in model)
+    # builder table: the model's address (65536) and length, little-endian u32s
+    table = "".join(f"\\{byte:02x}" for byte in (65536).to_bytes(4, "little")
+                    + len(model).to_bytes(4, "little"))
+    return f'''(module
+  (import "wasi_ephemeral_nn" "load" (func $load (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_ephemeral_nn" "init_execution_context" (func $init (param i32 i32) (result i32)))
+  (import "wasi_ephemeral_nn" "set_input" (func $set_input (param i32 i32 i32) (result i32)))
+  (import "wasi_ephemeral_nn" "compute" (func $compute (param i32) (result i32)))
+  (import "wasi_ephemeral_nn" "get_output"
+    (func $get_output (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 2)
+  (data (i32.const 64) "{table}")
+  (data (i32.const 128) "\\01\\00\\00\\00")
+  (data (i32.const 256) "\\00\\00\\00\\00")
+  (data (i32.const 512) "\\80\\00\\00\\00\\01\\00\\00\\00\\01\\00\\00\\00\\00\\01\\00\\00\\04\\00\\00\\00")
+  (data (i32.const 65536) "{embedded}")
+  (func $check (param $errno i32) (param $step i32)
+    (if (local.get $errno)
+      (then (call $proc_exit (i32.add (local.get $errno) (i32.mul (local.get $step) (i32.const 10)))))))
+  (func (export "_start")
+    (call $check (call $load (i32.const 64) (i32.const 1) (i32.const 3) (i32.const 0) (i32.const 16))
+      (i32.const 1))
+    (call $check (call $init (i32.load (i32.const 16)) (i32.const 20)) (i32.const 2))
+    (call $check (call $set_input (i32.load (i32.const 20)) (i32.const 0) (i32.const 512)) (i32.const 3))
+    (call $check (call $compute (i32.load (i32.const 20))) (i32.const 4))
+    (call $check (call $get_output (i32.load (i32.const 20)) (i32.const 0) (i32.const 1024)
+      (i32.const 4096) (i32.const 24)) (i32.const 5))
+    (i32.store (i32.const 0) (i32.const 1024))
+    (i32.store (i32.const 4) (i32.load (i32.const 24)))
+    (call $check (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)) (i32.const 6))))
+'''
+
+
+def test_a_guest_without_dir_cannot_read_a_host_file(tmp_path, secret):
+    """The issue's attack end to end: `wasinn run` with no --dir, the model in guest memory."""
+    import wasmtime
+
+    from host_harness import run_wasinn
+
+    guest = tmp_path / "attack.wasm"
+    guest.write_bytes(wasmtime.wat2wasm(_guest_loading(save(ReadsInForward(str(secret))))))
+    result = run_wasinn("run", str(guest))
+    assert result.returncode == 10 + INVALID, result.stderr     # load refused: step 1, errno 1
+    assert SECRET not in result.stdout and b"Traceback" not in result.stderr
+    control = tmp_path / "control.wasm"                          # the same guest, a real model
+    control.write_bytes(wasmtime.wat2wasm(_guest_loading(save(nn.Identity()))))
+    result = run_wasinn("run", str(control))
+    assert (result.returncode, result.stdout) == (0, bytes(4)), result.stderr

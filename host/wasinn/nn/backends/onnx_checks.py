@@ -93,7 +93,8 @@ def check_onnx_model(data: bytes | memoryview, backend: str) -> None:
     onnx = _onnx()
     if bytes(data[4:8]) == _ORT_FORMAT_ID:
         raise NnError(Errno.INVALID_ARGUMENT,
-                      f"{backend}: ONNX Runtime's .ort format is not accepted; pass the .onnx model")
+                      f"{backend}: ONNX Runtime's .ort format is not accepted; "
+                      "pass the .onnx model")
     model = onnx.ModelProto()
     try:
         model.ParseFromString(data)                # any buffer: no copy of the model

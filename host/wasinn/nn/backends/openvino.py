@@ -85,8 +85,9 @@ class OpenVinoContext(Context):
     def compute(self) -> None:
         # An unset input is whatever the infer request's buffer held: uninitialised host heap
         # that get_output would hand to the guest. Every input must be bound first.
-        missing = [i for i in range(len(self._graph.input_types)) if i not in self._inputs]
-        if missing:
+        count = len(self._graph.input_types)
+        if len(self._inputs) < count:       # keys are checked indices: equal means all set
+            missing = [i for i in range(count) if i not in self._inputs]
             raise NnError(Errno.INVALID_ARGUMENT, f"compute before set_input of input(s) {missing}")
         self._request.infer()
 

@@ -67,8 +67,8 @@ class TfLiteContext(Context):
         self._set.clear()      # a new arena: inputs set before the resize must be set again
 
     def compute(self) -> None:
-        missing = [i for i in range(len(self._inputs)) if i not in self._set]
-        if missing:
+        if len(self._set) < len(self._inputs):
+            missing = [i for i in range(len(self._inputs)) if i not in self._set]
             raise NnError(Errno.INVALID_ARGUMENT, f"compute before set_input of input(s) {missing}")
         self._interpreter.invoke()
 

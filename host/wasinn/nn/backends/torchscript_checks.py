@@ -141,7 +141,8 @@ def _pickle_globals(data: bytes, record: str) -> list[tuple[str, str]]:
     try:
         lister.load()
     except Exception as error:  # noqa: BLE001 - a malformed pickle
-        raise _corrupt(f"{record} is not a valid pickle ({type(error).__name__}: {error})") from None
+        raise _corrupt(f"{record} is not a valid pickle "
+                       f"({type(error).__name__}: {error})") from None
     return lister.names
 
 
