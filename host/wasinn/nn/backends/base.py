@@ -147,6 +147,12 @@ def model_file(view: memoryview) -> Iterator[str]:
     `with` block: the library reads (or maps) it there, and no host path is ever opened on a
     guest's behalf. Closing the descriptor does not unmap what the library mapped.
     """
+    from ...worker.server import model_path   # in the worker: the part is a sealed memfd already
+
+    path = model_path(view)
+    if path is not None:                        # no second copy of a multi-GB model
+        yield path
+        return
     fd = os.memfd_create("wasinn-model", os.MFD_CLOEXEC)
     try:
         written = 0
