@@ -47,6 +47,7 @@ EXAMPLES = REPO / "examples"
 RESULTS = HERE / "RESULTS.md"
 FIXTURES = REPO.parent / "shared" / "fixtures"
 HEADING = "## Serving and scale-out (wasinn serve, wasinn map, GuestPool)"
+NOTE = ("On a shared, loaded machine (load average ~10 on 2 cores while this ran, the benchmark under `nice`) rows measured minutes apart vary by up to 2×: compare within one run, and re-run on a quiet machine before drawing conclusions about scaling (the kernel's autogroup scheduling is on here, so the Ray rows, whose worker processes run in sessions of their own, may get a larger share of the contended CPU than one process with threads; not verified). The pool's own cost per call is small and steady: setting up the call ~0.2 ms, instantiating the module ~0.2 ms; the rest is the guest (CPython start-up in wasm, imports, decoding, inference).")
 
 
 def wasinn() -> list[str]:
@@ -337,6 +338,7 @@ def main() -> int:
     for label, f in serve_rows:
         lines.append(f"| {label} | {f['rate']:.2f} | {f['p50']:.0f} | {f['p99']:.0f} | "
                      f"{f['ready_s']:.1f} s |")
+    lines += ["", NOTE]
     table = "\n".join(lines) + "\n"
     print(table)
     if options.write:
