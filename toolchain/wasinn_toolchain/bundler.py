@@ -18,6 +18,12 @@ or an ``if`` branch is guarded: the program has a plan for its absence (an optio
 a sub-command), so it is bundled when it can be and only produces a warning (``--verbose``)
 when it cannot. The SDK's own guarded imports (its native-mode fallback) are never bundled.
 
+Only the stdlib modules the guest and the SDK can reach are bundled (the import closure, from
+the import lists the stdlib manifest records; modules CPython carries deep-frozen are left to
+it). Modules imported dynamically (``importlib.import_module(name)``) are added with
+``[tool.wasinn] include = [...]`` or ``--include``; a left-out one raises an ImportError naming
+both. By default the module is then pre-initialised (:mod:`.snapshot`).
+
 Every problem a user can cause ends in :class:`BuildError`, whose message says what to change.
 """
 
@@ -36,10 +42,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from . import paths
+from . import guest_boot, paths
 from .bundle_format import Bundle, BundleModule, read_bundle, write_bundle
 from .import_scan import ImportRef, scan_imports
 from .stdlib import manifest_path
+from .snapshot import SnapshotError, preinitialise
 from .wasm_module import WasmFormatError, append_bundle
 
 SDK_PACKAGE = "wasi_nn"
@@ -49,6 +56,15 @@ SKIPPED_PACKAGE_DIRS = frozenset({"tests", "test", "__pycache__"})
 NATIVE_SUFFIXES = tuple(sorted(set(importlib.machinery.EXTENSION_SUFFIXES) | {".so", ".pyd"}))
 ALWAYS_PRESENT = frozenset({"__main__", "_frozen_importlib", "_frozen_importlib_external"})
 """Modules every CPython has without a record: the running script and the import bootstrap."""
+BOOT_MODULE = "_wasinn_boot"
+RUNTIME_ROOTS = (
+    "encodings", "encodings.utf_8", "encodings.utf_8_sig", "encodings.latin_1",
+    "encodings.ascii", "encodings.utf_16", "encodings.utf_32", "encodings.unicode_escape",
+    "encodings.raw_unicode_escape", "runpy", "linecache", "warnings", "_strptime",
+)  # fmt: skip
+"""Stdlib modules imported by the runtime itself or from C (start-up, main.c, tracebacks and
+warnings, ``time.strptime``), and the common codecs; other codecs are looked up by name at run
+time, so they are ``include``d like any dynamic import."""
 
 
 class BuildError(Exception):
@@ -71,6 +87,8 @@ class BuildReport:
     output_size: int
     seconds: float
     warnings: tuple[str, ...] = ()  # filled only for verbose builds
+    snapshot: bool = False
+    stdlib_left_out: int = 0
 
     def summary(self) -> str:
         """One line: what went where, how big, how long."""
@@ -79,7 +97,7 @@ class BuildReport:
             f"built {self.output} ({self.output_size / 1e6:.1f} MB) from entry '{self.entry}': "
             f"{self.module_count} modules ({self.guest_modules} guest, {self.sdk_modules} SDK, "
             f"{self.stdlib_modules} stdlib{extra}), bundle {self.bundle_size / 1e6:.1f} MB, "
-            f"{self.seconds:.2f} s"
+            f"{'pre-initialised, ' if self.snapshot else ''}{self.seconds:.2f} s"
         )
 
 
@@ -119,6 +137,8 @@ class _Runtime:
     packages: frozenset[str]
     builtins: frozenset[str]
     magic: str  # importlib's bytecode magic of the Python that marshaled the stdlib
+    imports: dict[str, list[str]]  # stdlib module -> every module it may import
+    deep_frozen: frozenset[str]  # served by CPython itself, never bundled per guest
 
 
 @dataclass
@@ -155,6 +175,8 @@ def _load_runtime_info(stdlib_path: Path, mtime_ns: int, size: int) -> _Runtime:
         manifest = json.loads(manifest_path(stdlib_path).read_text(encoding="utf-8"))
         builtins = frozenset(manifest["builtin_modules"])
         magic = str(manifest["magic"])
+        imports = {str(k): [str(i) for i in v] for k, v in manifest["imports"].items()}
+        deep_frozen = frozenset(manifest["deep_frozen"])
     except (OSError, ValueError, KeyError) as exc:
         raise BuildError(
             f"the stdlib bundle {stdlib_path} or its manifest is unreadable ({exc}); "
@@ -166,6 +188,8 @@ def _load_runtime_info(stdlib_path: Path, mtime_ns: int, size: int) -> _Runtime:
         frozenset(m.name for m in bundle.modules if m.is_package),
         builtins,
         magic,
+        imports,
+        deep_frozen,
     )
 
 
@@ -228,15 +252,35 @@ def _package_modules(
     return modules
 
 
+def _wasinn_config(src: Path) -> dict:
+    """The ``[tool.wasinn]`` table of the guest's pyproject.toml ({} without one)."""
+    pyproject = src / "pyproject.toml"
+    if not pyproject.is_file():
+        return {}
+    try:
+        config = tomllib.loads(_read(pyproject).decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise BuildError(f"{pyproject}: invalid TOML: {exc}") from None
+    table = config.get("tool", {}).get("wasinn", {})
+    return table if isinstance(table, dict) else {}
+
+
+def _configured_includes(src: Path) -> list[str]:
+    """``[tool.wasinn] include``: a list of module names, checked."""
+    value = _wasinn_config(src).get("include", [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BuildError(
+            f'{src / "pyproject.toml"}: [tool.wasinn] include must be a list of module names '
+            f'like ["json", "encodings.cp1252"], not {value!r}'
+        )
+    return value
+
+
 def _entry_module(src: Path, guest: dict[str, SourceModule]) -> str:
     """The entry from pyproject.toml's ``[tool.wasinn] entry``, else ``main`` (main.py)."""
     pyproject = src / "pyproject.toml"
     if pyproject.is_file():
-        try:
-            config = tomllib.loads(_read(pyproject).decode("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise BuildError(f"{pyproject}: invalid TOML: {exc}") from None
-        entry = config.get("tool", {}).get("wasinn", {}).get("entry")
+        entry = _wasinn_config(src).get("entry")
         if entry is not None:
             if not isinstance(entry, str) or not all(p.isidentifier() for p in entry.split(".")):
                 raise BuildError(
@@ -355,6 +399,7 @@ class _Resolver:
         self.analysed: dict[str, bool] = {}  # name -> analysed as required?
         self.failed_tops: dict[str, str] = {}
         self.current_origin = "guest"
+        self.stdlib_refs: set[str] = set()  # stdlib modules named by any analysed import
 
     def shown_path(self, module: SourceModule) -> Path:
         """Guest files relative to where the user pointed; others absolute."""
@@ -365,11 +410,11 @@ class _Resolver:
                 pass
         return module.path
 
-    def run(self, entry: str) -> None:
+    def run(self, entry: str, required: bool = True) -> None:
         """Analyse everything reachable from ``entry`` (and its ``__main__`` for a package)."""
-        queue: list[tuple[str, bool]] = [(entry, True)]
-        if self.state.modules[entry].is_package:
-            queue.append((f"{entry}.__main__", True))
+        queue: list[tuple[str, bool]] = [(entry, required)]
+        if self.state.modules[entry].is_package and f"{entry}.__main__" in self.state.modules:
+            queue.append((f"{entry}.__main__", required))
         while queue:
             name, required = queue.pop()
             if self.analysed.get(name) is True or (name in self.analysed and not required):
@@ -416,6 +461,9 @@ class _Resolver:
     ) -> list[tuple[str, bool]]:
         required = parent_required and not ref.guarded
         name = ref.module
+        for candidate in (name, *(f"{name}.{attr}" for attr in ref.names)):
+            if candidate in self.runtime.names and candidate not in self.state.modules:
+                self.stdlib_refs.add(candidate)
         kind = self._exists(name)
         if kind is None:
             top = name.split(".")[0]
@@ -508,6 +556,75 @@ def _write_atomic(out: Path, data: bytes) -> None:
         raise BuildError(f"cannot write {out}: {exc.strerror or exc}") from None
 
 
+def _expand_includes(names: list[str], info: _Runtime, state: _State, src: Path) -> set[str]:
+    """Stdlib modules asked for with include (a package brings all its submodules).
+
+    A name that is not in the runtime's stdlib must be the guest's own or a third-party module
+    the build can bundle; anything else is a BuildError.
+    """
+    found: set[str] = set()
+    for name in names:
+        if not name or not all(part.isidentifier() for part in name.split(".")):
+            raise BuildError(f"include: {name!r} is not a module name")
+        if name in info.names:
+            prefix = name + "."
+            found.add(name)
+            found.update(n for n in info.names if n.startswith(prefix))
+            continue
+        if name in state.modules:
+            continue
+        top = name.split(".")[0]
+        if top not in sys.stdlib_module_names and _load_third_party(top, state) is None:
+            if name in state.modules:
+                continue
+        raise BuildError(
+            f"include: no module named '{name}' in the wasm runtime's stdlib, the guest folder "
+            f"{src} or this Python environment"
+        )
+    return found
+
+
+def _stdlib_closure(roots: set[str], info: _Runtime) -> set[str]:
+    """Every stdlib module reachable from ``roots`` through the manifest's import lists,
+    parent packages included (importing a.b.c runs a and a.b first)."""
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in info.names:
+            continue
+        seen.add(name)
+        parts = name.split(".")
+        todo.extend(".".join(parts[:depth]) for depth in range(1, len(parts)))
+        todo.extend(info.imports.get(name, ()))
+    return seen
+
+
+def _preload_names(entry: SourceModule, known: set[str]) -> tuple[str, ...]:
+    """The entry's own top-level, unconditional imports of stdlib or SDK modules, for the
+    snapshot to import at build time (never guest or third-party code: it could print, read
+    files or the environment, and would then do so at build time instead of at run time)."""
+    if entry.tree is None:
+        return ()
+    refs, _ = scan_imports(entry.tree, entry.name, entry.is_package)
+    names: list[str] = []
+    for ref in refs:
+        if ref.guarded or ref.in_function:
+            continue
+        for candidate in (ref.module, *(f"{ref.module}.{n}" for n in ref.names)):
+            if candidate in known and candidate not in names:
+                names.append(candidate)
+    return tuple(names)
+
+
+def _boot_module(preload: tuple[str, ...], omitted: set[str]) -> BundleModule:
+    """``_wasinn_boot``: guest_boot.py with this guest's PRELOAD and OMITTED appended."""
+    source = Path(guest_boot.__file__).read_text(encoding="utf-8")
+    source += f"\nPRELOAD = {preload!r}\nOMITTED = frozenset({sorted(omitted)!r})\n"
+    code = compile(source, f"<frozen {BOOT_MODULE}>", "exec", dont_inherit=True, optimize=0)
+    return BundleModule(BOOT_MODULE, marshal.dumps(code), False)
+
+
 def _check_paths(src: Path, out: Path) -> None:
     if not src.exists():
         raise BuildError(f"guest folder {src} does not exist")
@@ -529,11 +646,15 @@ def build_guest(
     verbose: bool = False,
     runtime: Path | None = None,
     stdlib: Path | None = None,
+    snapshot: bool = True,
+    include: list[str] | tuple[str, ...] = (),
 ) -> BuildReport:
     """Build the guest folder ``src`` into the wasm module ``out`` (written atomically).
 
     ``portable`` picks the runtime flavour that imports only the six wasi_ephemeral_nn
     functions every runtime has. ``runtime``/``stdlib`` override the built runtime files (tests).
+    ``snapshot`` pre-initialises the module with Wizer (:mod:`.snapshot`); ``include`` adds
+    modules the import scan cannot see (dynamic imports), as ``[tool.wasinn] include`` does.
     With ``verbose`` the report carries warnings (guarded imports that could not be bundled,
     guest modules shadowing stdlib ones) for the caller to print; nothing is printed here.
     """
@@ -565,22 +686,49 @@ def build_guest(
     for module in guest.values():  # every guest file is bundled, so every one must compile
         module.parse(resolver.shown_path(module))
     resolver.run(entry)
+    included = _expand_includes([*_configured_includes(src), *include], info, state, src)
+    # Modules the entry does not reach statically are still bundled (guest files, includes):
+    # their imports count too, but only as warnings, like guarded ones.
+    for name, module in list(state.modules.items()):
+        if name not in resolver.analysed and module.origin != "sdk":
+            resolver.run(name, required=False)
     if state.errors:
         raise BuildError("cannot build " + str(src) + ":\n  " + "\n  ".join(state.errors))
 
+    # The SDK contributes what the guest can reach; guest and third-party files all go in.
+    bundled = {
+        name: module
+        for name, module in state.modules.items()
+        if module.origin != "sdk" or name in resolver.analysed
+    }
+    roots = resolver.stdlib_refs | included | set(RUNTIME_ROOTS)
+    stdlib_names = _stdlib_closure(roots, info) - set(bundled)
+    omitted = set(info.names) - stdlib_names - set(info.deep_frozen) - set(bundled)
+    preload = _preload_names(state.modules[entry], stdlib_names | set(bundled) - set(guest))
+
     records: list[BundleModule] = [
         BundleModule(name, _compile(module, resolver.shown_path(module)), module.is_package)
-        for name, module in sorted(state.modules.items())
+        for name, module in sorted(bundled.items())
     ]
-    records += [m for m in info.stdlib.modules if m.name not in state.modules]
+    records.append(_boot_module(preload, omitted))
+    records += [
+        m
+        for m in info.stdlib.modules
+        if m.name in stdlib_names and m.name not in info.deep_frozen
+    ]
     bundle = write_bundle(records, entry)
     try:
         module_bytes = append_bundle(_read(runtime_path), bundle)
     except WasmFormatError as exc:
         raise BuildError(f"{runtime_path} cannot take the bundle: {exc}") from None
+    if snapshot:
+        try:
+            module_bytes = preinitialise(module_bytes)
+        except SnapshotError as exc:
+            raise BuildError(f"cannot pre-initialise {src}: {exc}") from None
     _write_atomic(out, module_bytes)
 
-    origins = [m.origin for m in state.modules.values()]
+    origins = [m.origin for m in bundled.values()]
     return BuildReport(
         output=out,
         entry=entry,
@@ -588,10 +736,12 @@ def build_guest(
         module_count=len(records),
         guest_modules=origins.count("guest"),
         sdk_modules=origins.count("sdk"),
-        stdlib_modules=len(records) - len(state.modules),
+        stdlib_modules=len(records) - len(bundled) - 1,
         third_party=tuple(sorted(state.third_party)),
         bundle_size=len(bundle),
         output_size=len(module_bytes),
         seconds=time.perf_counter() - started,
         warnings=tuple(state.warnings) if verbose else (),
+        snapshot=snapshot,
+        stdlib_left_out=len(omitted),
     )

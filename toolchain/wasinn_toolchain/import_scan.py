@@ -30,6 +30,7 @@ class ImportRef:
     names: tuple[str, ...]
     guarded: bool
     lineno: int
+    in_function: bool = False  # inside a def or lambda: runs on call, not when imported
 
 
 def _catches_import_error(handler: ast.ExceptHandler) -> bool:
@@ -65,6 +66,7 @@ class _Collector(ast.NodeVisitor):
         self.importer = importer
         self.is_package = is_package
         self.guard_depth = 0
+        self.function_depth = 0
         self.refs: list[ImportRef] = []
         self.errors: list[tuple[int, str]] = []
 
@@ -73,7 +75,9 @@ class _Collector(ast.NodeVisitor):
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
-            self.refs.append(ImportRef(alias.name, (), self._guarded(), node.lineno))
+            self.refs.append(
+                ImportRef(alias.name, (), self._guarded(), node.lineno, self.function_depth > 0)
+            )
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         try:
@@ -82,7 +86,18 @@ class _Collector(ast.NodeVisitor):
             self.errors.append((node.lineno, str(exc)))
             return
         names = tuple(a.name for a in node.names if a.name != "*")
-        self.refs.append(ImportRef(target, names, self._guarded(), node.lineno))
+        self.refs.append(
+            ImportRef(target, names, self._guarded(), node.lineno, self.function_depth > 0)
+        )
+
+    def _visit_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
+        self.function_depth += 1
+        self.generic_visit(node)
+        self.function_depth -= 1
+
+    visit_FunctionDef = _visit_function
+    visit_AsyncFunctionDef = _visit_function
+    visit_Lambda = _visit_function
 
     def visit_If(self, node: ast.If) -> None:
         self.visit(node.test)
