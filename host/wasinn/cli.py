@@ -119,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--portable", action="store_true",
                        help="build for any wasi_ephemeral_nn runtime (see docs)")
     build.add_argument("--verbose", "-v", action="store_true", help="explain each build step")
+    build.add_argument("--no-snapshot", dest="snapshot", action="store_false",
+                       help="skip pre-initialisation (Wizer): a smaller module that starts "
+                            "slower (see docs/guests.md)")
+    build.add_argument("--include", action="append", default=[], metavar="MODULE",
+                       help="also bundle MODULE (a package with its submodules), for imports "
+                            "the build cannot see, e.g. importlib.import_module(name); "
+                            "repeatable, like [tool.wasinn] include")
     return parser
 
 
@@ -170,8 +177,12 @@ def _build(options: argparse.Namespace) -> int:
     try:
         source = Path(options.source)
         output = Path(options.output or f"{source.resolve().name}.wasm")
-        report = build_guest(source, output,
-                             portable=options.portable, verbose=options.verbose)
+        if options.snapshot:
+            print("wasinn build: pre-initialising the guest (a few seconds; --no-snapshot "
+                  "skips it) ...", file=sys.stderr, flush=True)
+        report = build_guest(source, output, portable=options.portable,
+                             verbose=options.verbose, snapshot=options.snapshot,
+                             include=options.include)
     except BuildError as error:
         raise HostError(str(error)) from None
     for warning in getattr(report, "warnings", ()):

@@ -60,11 +60,11 @@ BOOT_MODULE = "_wasinn_boot"
 RUNTIME_ROOTS = (
     "encodings", "encodings.utf_8", "encodings.utf_8_sig", "encodings.latin_1",
     "encodings.ascii", "encodings.utf_16", "encodings.utf_32", "encodings.unicode_escape",
-    "encodings.raw_unicode_escape", "runpy", "linecache", "warnings", "_strptime",
+    "encodings.raw_unicode_escape", "runpy", "linecache", "warnings",
 )  # fmt: skip
-"""Stdlib modules imported by the runtime itself or from C (start-up, main.c, tracebacks and
-warnings, ``time.strptime``), and the common codecs; other codecs are looked up by name at run
-time, so they are ``include``d like any dynamic import."""
+"""Stdlib modules imported by the runtime itself (start-up, main.c, tracebacks and warnings)
+and the common codecs; other codecs are looked up by name at run time, so they are
+``include``d like any dynamic import (as is ``_strptime``, which ``time.strptime`` imports)."""
 
 
 class BuildError(Exception):
@@ -137,7 +137,8 @@ class _Runtime:
     packages: frozenset[str]
     builtins: frozenset[str]
     magic: str  # importlib's bytecode magic of the Python that marshaled the stdlib
-    imports: dict[str, list[str]]  # stdlib module -> every module it may import
+    imports: dict[str, list[str]]  # stdlib module -> what it imports when loaded
+    lazy_imports: dict[str, list[str]]  # stdlib module -> what it imports inside functions
     deep_frozen: frozenset[str]  # served by CPython itself, never bundled per guest
 
 
@@ -176,6 +177,7 @@ def _load_runtime_info(stdlib_path: Path, mtime_ns: int, size: int) -> _Runtime:
         builtins = frozenset(manifest["builtin_modules"])
         magic = str(manifest["magic"])
         imports = {str(k): [str(i) for i in v] for k, v in manifest["imports"].items()}
+        lazy = {str(k): [str(i) for i in v] for k, v in manifest["lazy_imports"].items()}
         deep_frozen = frozenset(manifest["deep_frozen"])
     except (OSError, ValueError, KeyError) as exc:
         raise BuildError(
@@ -189,6 +191,7 @@ def _load_runtime_info(stdlib_path: Path, mtime_ns: int, size: int) -> _Runtime:
         builtins,
         magic,
         imports,
+        lazy,
         deep_frozen,
     )
 
@@ -584,9 +587,35 @@ def _expand_includes(names: list[str], info: _Runtime, state: _State, src: Path)
     return found
 
 
+LAZY_NOT_FOLLOWED = frozenset(
+    {
+        # interactive and developer tools
+        "pydoc", "doctest", "pdb", "bdb", "unittest", "cProfile", "profile", "pstats", "trace",
+        "tracemalloc", "code", "codeop", "cmd", "timeit", "webbrowser", "getpass", "dis",
+        "argparse",  # the `main()` of tokenize, json.tool, ...: a guest's own argparse is a root
+        # resources and metadata of installed packages (the guest has none on disk)
+        "importlib.readers", "importlib.resources", "importlib.metadata", "pkgutil",
+        # networking, mail and archives, which an inference guest reaches only on purpose
+        "email", "http", "urllib.request", "xmlrpc", "mailbox", "socketserver", "ftplib",
+        "smtplib", "tarfile", "zipfile", "shelve", "dbm", "mimetypes", "uuid", "platform",
+        "subprocess", "plistlib",
+    }
+)  # fmt: skip
+"""Modules the stdlib imports only inside functions, on paths a guest rarely takes (help(),
+debuggers, package metadata, networking): following them would bundle most of the stdlib.
+A guest that does take such a path gets an ImportError naming ``include``; a guest that imports
+one of them itself gets it, with everything it needs."""
+
+
+def _not_followed(name: str) -> bool:
+    parts = name.split(".")
+    return any(".".join(parts[:depth]) in LAZY_NOT_FOLLOWED for depth in range(1, len(parts) + 1))
+
+
 def _stdlib_closure(roots: set[str], info: _Runtime) -> set[str]:
     """Every stdlib module reachable from ``roots`` through the manifest's import lists,
-    parent packages included (importing a.b.c runs a and a.b first)."""
+    parent packages included (importing a.b.c runs a and a.b first); imports inside functions
+    are followed except into :data:`LAZY_NOT_FOLLOWED`."""
     seen: set[str] = set()
     todo = list(roots)
     while todo:
@@ -597,6 +626,7 @@ def _stdlib_closure(roots: set[str], info: _Runtime) -> set[str]:
         parts = name.split(".")
         todo.extend(".".join(parts[:depth]) for depth in range(1, len(parts)))
         todo.extend(info.imports.get(name, ()))
+        todo.extend(n for n in info.lazy_imports.get(name, ()) if not _not_followed(n))
     return seen
 
 

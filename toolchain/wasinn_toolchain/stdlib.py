@@ -145,42 +145,37 @@ def compile_source(source: bytes, filename: str) -> bytes:
 
 
 def builtin_modules(stdlib_dir: Path) -> list[str]:
-    """The runtime's built-in modules: the table it links (:mod:`.inittab`), checked against the
-    sdist's ``config.c`` so that every name kept really exists in the libpython."""
-    configs = list(stdlib_dir.glob("config-3.11*/config.c"))
-    if not configs:
+    """The runtime's built-in modules: the table it links (:mod:`.inittab`; the link fails on a
+    name the libpython lacks).  ``stdlib_dir`` must be a CPython installation's lib folder."""
+    if not any(stdlib_dir.glob("config-3.11*/config.c")):
         raise StdlibBuildError(f"no config-3.11*/config.c with an inittab under {stdlib_dir}")
-    config_text = configs[0].read_text(encoding="utf-8")
-    missing = [
-        name
-        for name, _ in inittab.CPYTHON_MODULES
-        if f'{{"{name}",' not in config_text
-    ]
-    if missing:
-        raise StdlibBuildError(f"the libpython has no module(s) {', '.join(missing)}")
     return inittab.builtin_names()
 
 
-def module_imports(name: str, tree: ast.Module, is_package: bool) -> tuple[list[str], list[str]]:
-    """(the modules ``name`` imports when loaded, the ones among them it cannot do without).
+def module_imports(
+    name: str, tree: ast.Module, is_package: bool
+) -> tuple[list[str], list[str], list[str]]:
+    """What ``name`` imports: (when loaded, inside functions, unconditionally when loaded).
 
-    The first list (guarded imports too) feeds the bundler's tree-shaking; imports inside
-    functions are left out, since following every lazy path of the stdlib would pull in most of
-    it (pydoc, email, tarfile, ...): a guest reaching one gets an ImportError that says how to
-    include it.  The second list decides whether the module can load at all in the runtime.
-    ``from pkg import x`` lists ``pkg.x`` too, since ``x`` may be a submodule.
+    The first two (guarded imports included) feed the bundler's tree-shaking, which follows
+    imports inside functions too, except into a few heavy tools (``bundler.LAZY_NOT_FOLLOWED``).
+    The third decides whether the module can load at all in the runtime.  ``from pkg import x``
+    lists ``pkg.x`` too, since ``x`` may be a submodule.
     """
     refs, _ = scan_imports(tree, name, is_package)
     loaded: set[str] = set()
+    lazy: set[str] = set()
     required: set[str] = set()
     for ref in refs:
-        if ref.in_function:
+        if ref.main_only:  # a stdlib module's self-test or demo, never run in a guest
             continue
-        loaded |= {ref.module, *(f"{ref.module}.{n}" for n in ref.names)}
-        if not ref.guarded:
+        targets = {ref.module, *(f"{ref.module}.{n}" for n in ref.names)}
+        (lazy if ref.in_function else loaded).update(targets)
+        if not ref.guarded and not ref.in_function:
             required.add(ref.module)
     loaded.discard("")
-    return sorted(loaded), sorted(required)
+    lazy -= loaded | {""}
+    return sorted(loaded), sorted(lazy), sorted(required)
 
 
 ALWAYS_PRESENT = frozenset({"__main__", "_frozen_importlib", "_frozen_importlib_external"})
@@ -233,6 +228,7 @@ def build_stdlib_bundle(stdlib_dir: Path, out: Path) -> None:
     builtins = builtin_modules(stdlib_dir)
     compiled: dict[str, BundleModule] = {}
     imports: dict[str, list[str]] = {}
+    lazy_imports: dict[str, list[str]] = {}
     at_load: dict[str, list[str]] = {}
     for name, path, is_package in stdlib_sources(stdlib_dir):
         source = path.read_bytes()
@@ -244,7 +240,7 @@ def build_stdlib_bundle(stdlib_dir: Path, out: Path) -> None:
         except SyntaxError as exc:
             raise StdlibBuildError(f"{path}:{exc.lineno}: {exc.msg}") from None
         compiled[name] = BundleModule(name, code, is_package)
-        imports[name], at_load[name] = module_imports(name, tree, is_package)
+        imports[name], lazy_imports[name], at_load[name] = module_imports(name, tree, is_package)
     # Whatever needs a C module the runtime does not link goes too (the CJK codecs without
     # _multibytecodec, socket without _socket, ...): see inittab.LEFT_OUT.
     dropped = unloadable(
@@ -261,6 +257,9 @@ def build_stdlib_bundle(stdlib_dir: Path, out: Path) -> None:
         "excluded": sorted(EXCLUDED_TOP_LEVEL | EXCLUDED_MODULES | dropped),
         "deep_frozen": sorted(DEEP_FROZEN & kept),
         "imports": {name: [i for i in imports[name] if i in kept] for name in sorted(kept)},
+        "lazy_imports": {
+            name: [i for i in lazy_imports[name] if i in kept] for name in sorted(kept)
+        },
     }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ SEC_CUSTOM = 0
 SEC_TYPE = 1
 SEC_IMPORT = 2
 SEC_MEMORY = 5
+SEC_EXPORT = 7
 SEC_DATA = 11
 SEC_DATA_COUNT = 12
 
@@ -259,6 +260,27 @@ def function_imports(
                 result.append((mod, name, *types[index]))
             else:
                 _, pos = _skip_import_desc(data, pos)
+    return result
+
+
+_EXPORT_KINDS = {0: "func", 1: "table", 2: "memory", 3: "global", 4: "tag"}
+
+
+def exports(module: bytes | bytearray | memoryview) -> list[tuple[str, str]]:
+    """All exports as (name, kind), kind one of func/table/memory/global/tag."""
+    result: list[tuple[str, str]] = []
+    for sec in parse_sections(module):
+        if sec.id != SEC_EXPORT:
+            continue
+        data = sec.payload
+        count, pos = read_uleb(data, 0)
+        for _ in range(count):
+            name, pos = _read_name(data, pos)
+            kind = _EXPORT_KINDS.get(data[pos])
+            if kind is None:
+                raise WasmFormatError(f"unknown export kind {data[pos]}")
+            _, pos = read_uleb(data, pos + 1)
+            result.append((name, kind))
     return result
 
 
