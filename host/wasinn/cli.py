@@ -7,22 +7,24 @@ see `wasinn.runner` for the full list of exit codes.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Sequence
 
-from .runner import EXIT_USAGE, HostError
+# Only what every command needs: `run` imports the engine, ABI and backends when it runs,
+# `build` the toolchain (docs/host.md, "Start-up").
+from .errors import EXIT_USAGE, HostError
 
-_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
+_SIZE_PATTERN = r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$"
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
 def parse_size(text: str) -> int:
     """`65536`, `64K`, `512M`, `1G`, `2GiB` -> bytes (binary units)."""
-    match = _SIZE.match(text)
+    import re
+
+    match = re.match(_SIZE_PATTERN, text, re.IGNORECASE)
     if not match:
         raise argparse.ArgumentTypeError(f"bad size {text!r} (e.g. 512M, 1G, 65536)")
     return int(match.group(1)) * _UNITS[match.group(2).lower()]
@@ -140,6 +142,8 @@ def _registry(specs: Sequence[str]):
 
 def _run(options: argparse.Namespace) -> int:
     if options.verbose:
+        import logging
+
         # The host core reports what it ignores (e.g. load_by_name_with_config options) here.
         logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="wasinn: %(message)s")
     registry = _registry(options.nn_preload)
@@ -177,12 +181,11 @@ def _build(options: argparse.Namespace) -> int:
     try:
         source = Path(options.source)
         output = Path(options.output or f"{source.resolve().name}.wasm")
-        if options.snapshot:
-            print("wasinn build: pre-initialising the guest (a few seconds; --no-snapshot "
-                  "skips it) ...", file=sys.stderr, flush=True)
         report = build_guest(source, output, portable=options.portable,
                              verbose=options.verbose, snapshot=options.snapshot,
-                             include=options.include)
+                             include=options.include,
+                             notice=lambda text: print(f"wasinn build: {text}", file=sys.stderr,
+                                                       flush=True))
     except BuildError as error:
         raise HostError(str(error)) from None
     for warning in getattr(report, "warnings", ()):

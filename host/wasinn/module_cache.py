@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 
@@ -124,6 +123,8 @@ def load_cached(engine, path: Path, compile_module):  # -> wasmtime.Module
                 os.utime(artifact)                # recently used: pruned last
             return module
     module = compile_module(engine, path)
+    import tempfile  # only on a cache miss (it pulls in random, shutil, ...)
+
     try:
         artifact.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=artifact.parent, suffix=".tmp", delete=False) as out:

@@ -9,8 +9,6 @@ Exit codes a script can rely on (documented in docs/host.md):
 from __future__ import annotations
 
 import contextlib
-import signal
-import socket
 import sys
 import threading
 import time
@@ -23,16 +21,13 @@ from .module_cache import load_cached
 from .nn import ModelRegistry, WasiNn
 from .trace import Tracer
 
-EXIT_USAGE = 2
+from .errors import EXIT_USAGE, HostError  # noqa: F401  (re-exported for older callers)
+
 EXIT_TIMEOUT = 124
 EXIT_TRAP = 134
 EXIT_INTERRUPTED = 130
 ELF_MAGIC = b"\x7fELF"
 WASM_MAGIC = b"\0asm"
-
-
-class HostError(Exception):
-    """wasinn could not start or run the guest; the message is one line for the user."""
 
 
 @dataclass
@@ -196,6 +191,9 @@ def _interrupt_stops_guest(engine, interrupted: threading.Event) -> Iterator[Non
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    import signal  # here, not at the top: `wasinn` start-up imports only what a run needs
+    import socket
+
     reader, writer = socket.socketpair()
     reader.setblocking(True)
     writer.setblocking(False)

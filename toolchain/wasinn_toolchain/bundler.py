@@ -41,6 +41,7 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 from . import guest_boot, paths
 from .bundle_format import Bundle, BundleModule, read_bundle, write_bundle
@@ -567,7 +568,7 @@ def _expand_includes(names: list[str], info: _Runtime, state: _State, src: Path)
     """
     found: set[str] = set()
     for name in names:
-        if not name or not all(part.isidentifier() for part in name.split(".")):
+        if name not in info.names and not all(p.isidentifier() for p in name.split(".")):
             raise BuildError(f"include: {name!r} is not a module name")
         if name in info.names:
             prefix = name + "."
@@ -678,6 +679,7 @@ def build_guest(
     stdlib: Path | None = None,
     snapshot: bool = True,
     include: list[str] | tuple[str, ...] = (),
+    notice: Callable[[str], None] | None = None,
 ) -> BuildReport:
     """Build the guest folder ``src`` into the wasm module ``out`` (written atomically).
 
@@ -685,6 +687,7 @@ def build_guest(
     functions every runtime has. ``runtime``/``stdlib`` override the built runtime files (tests).
     ``snapshot`` pre-initialises the module with Wizer (:mod:`.snapshot`); ``include`` adds
     modules the import scan cannot see (dynamic imports), as ``[tool.wasinn] include`` does.
+    ``notice`` is told before the slow step (pre-initialisation), for the CLI to print.
     With ``verbose`` the report carries warnings (guarded imports that could not be bundled,
     guest modules shadowing stdlib ones) for the caller to print; nothing is printed here.
     """
@@ -752,6 +755,8 @@ def build_guest(
     except WasmFormatError as exc:
         raise BuildError(f"{runtime_path} cannot take the bundle: {exc}") from None
     if snapshot:
+        if notice is not None:
+            notice("pre-initialising the guest (a few seconds; --no-snapshot skips it) ...")
         try:
             module_bytes = preinitialise(module_bytes)
         except SnapshotError as exc:

@@ -14,7 +14,10 @@ What is left out, and why (docs/guests.md repeats this for guest authors):
   ``ctypes`` (_ctypes, no dlopen), ``multiprocessing`` and ``concurrent`` (no processes or real
   threads), ``asyncio`` (no event loop worth having without sockets), ``ensurepip``, ``venv``,
   ``distutils``, ``lib2to3``, ``pydoc_data`` (700 KB of help topics); ``lzma``, ``bz2``,
-  ``ssl``, ``gzip`` (their C modules or zlib are not built in).
+  ``ssl``, ``gzip``, ``crypt`` (their C modules or zlib are not built in).
+* modules that import, when loaded, a C module the runtime does not link
+  (:data:`.inittab.LEFT_OUT`: the CJK codecs, ``stringprep``, ``encodings.idna``), found by
+  :func:`unloadable` from their import lists.
 * single modules that cannot import there (``pty``/``tty`` need termios, ``unittest.mock``
   needs asyncio, the Windows and bz2/zlib codecs, ``dbm.gnu``/``dbm.ndbm``): EXCLUDED_MODULES.
 * the folders of the installation itself (``site-packages``, ``lib-dynload``, ``config-*``).
@@ -52,6 +55,7 @@ EXCLUDED_TOP_LEVEL: frozenset[str] = frozenset(
         "tkinter", "turtle", "curses", "sqlite3", "ctypes",
         "multiprocessing", "concurrent", "asyncio",
         "lzma", "bz2", "ssl", "gzip", "readline", "rlcompleter",
+        "crypt",  # _crypt is not linked (inittab.LEFT_OUT); crypt raises ImportError itself
         # the installation's own folders, not packages
         "site-packages", "lib-dynload",
     }

@@ -8,8 +8,6 @@ the library's own message. It never sees guest pointers: the glue hands it buffe
 
 from __future__ import annotations
 
-import json
-import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -18,7 +16,12 @@ from .errors import Errno, NnError
 from .registry import ModelRegistry
 from .types import DTYPE_NAMES, TensorType, parse_encoding, parse_target, resolve_tensor_type
 
-log = logging.getLogger("wasinn.nn")
+
+
+def _log():  # logging is imported when something is logged, not at every start
+    import logging
+
+    return logging.getLogger("wasinn.nn")
 
 T = TypeVar("T")
 
@@ -144,6 +147,8 @@ class WasiNn:
         if not isinstance(config, str):
             config = bytes(_as_bytes_view(config, "config")).decode("utf-8", errors="replace")
         if config.strip():
+            import json
+
             try:
                 parsed = json.loads(config)
             except json.JSONDecodeError as error:
@@ -152,7 +157,7 @@ class WasiNn:
                 raise NnError(Errno.INVALID_ARGUMENT,
                               f"config must be a JSON object, got {type(parsed).__name__}")
             if parsed:
-                log.info("load_by_name_with_config %r: ignoring options the backend cannot "
+                _log().info("load_by_name_with_config %r: ignoring options the backend cannot "
                          "honour: %s", name, ", ".join(sorted(parsed)))
         return self.load_by_name(name)
 
