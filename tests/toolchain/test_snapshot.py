@@ -224,3 +224,21 @@ def test_stdout_is_line_buffered_only_on_a_terminal(wasmtime_cli: Path, portable
     """A pipe here: block-buffered, whatever the build's stdout was."""
     proc = run_wasmtime(["run", "-S", "nn", str(portable_snapshot), "state"], cwd=tmp_path)
     assert state(proc)["line_buffering"] is False
+
+
+def test_a_guest_shadowing_a_stdlib_module_is_not_pre_initialised(tmp_path: Path) -> None:
+    """Its `keyword.py` would otherwise run at build time (collections imports keyword)."""
+    require_runtime()
+    src = tmp_path / "g"
+    src.mkdir()
+    (src / "main.py").write_text("import collections\nimport keyword\nprint(keyword.MARK)\n")
+    (src / "keyword.py").write_text(
+        "import sys\nMARK = 'guest keyword'\nkwlist = []\nsoftkwlist = []\n"
+        "def iskeyword(s):\n    return False\nprint('ran', file=sys.stderr)\n"
+    )
+    report = build_guest(src, tmp_path / "g.wasm", verbose=True)
+    assert not report.snapshot
+    assert any("not pre-initialised" in w and "keyword" in w for w in report.warnings)
+    proc = wasinn_run(report.output)
+    assert proc.stdout == "guest keyword\n", proc.stderr
+    assert proc.stderr.count("ran") == 1

@@ -754,6 +754,15 @@ def build_guest(
         module_bytes = append_bundle(_read(runtime_path), bundle)
     except WasmFormatError as exc:
         raise BuildError(f"{runtime_path} cannot take the bundle: {exc}") from None
+    shadowing = sorted(n for n in guest if n in info.names or n in info.deep_frozen)
+    if snapshot and shadowing:
+        # Pre-initialisation imports stdlib modules at build time; one of them could import
+        # the guest's module of the same name, and guest code must never run at build time.
+        snapshot = False
+        state.warnings.append(
+            f"not pre-initialised: the guest's module(s) {', '.join(shadowing)} shadow stdlib "
+            "modules of those names, which pre-initialisation could import at build time"
+        )
     if snapshot:
         if notice is not None:
             notice("pre-initialising the guest (a few seconds; --no-snapshot skips it) ...")
