@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -116,6 +117,17 @@ def test_module_shape_code_and_imports_are_the_runtimes(snapshot_wasm: Path) -> 
     assert function_imports(module) == function_imports(runtime)
     names = {name for name, _ in exports(module)}
     assert "_start" in names and "wizer-initialize" not in names
+
+
+def test_snapshot_needs_only_widely_supported_features(snapshot_wasm: Path,
+                                                        portable_snapshot: Path) -> None:
+    """What WasmEdge, WAMR and Wasmtime all run (test_runtime_guest's feature set)."""
+    exe = shutil.which("wasm-tools")
+    if exe is None:
+        pytest.skip("wasm-tools not installed")
+    features = "mvp,mutable-global,sign-extension,saturating-float-to-int,bulk-memory"
+    for wasm in (snapshot_wasm, portable_snapshot):
+        subprocess.run([exe, "validate", "--features", features, str(wasm)], check=True)
 
 
 def test_run_time_argv_env_and_fresh_randomness_on_wasinn(snapshot_wasm: Path) -> None:
