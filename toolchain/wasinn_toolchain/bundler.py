@@ -578,9 +578,13 @@ def _expand_includes(names: list[str], info: _Runtime, state: _State, src: Path)
         if name in state.modules:
             continue
         top = name.split(".")[0]
-        if top not in sys.stdlib_module_names and _load_third_party(top, state) is None:
+        reason = "not found"
+        if top not in sys.stdlib_module_names:
+            reason = _load_third_party(top, state) or "not found"
             if name in state.modules:
                 continue
+        if reason.startswith("native: "):
+            raise BuildError(f"include: cannot bundle '{name}': {reason[len('native: '):]}")
         raise BuildError(
             f"include: no module named '{name}' in the wasm runtime's stdlib, the guest folder "
             f"{src} or this Python environment"
