@@ -414,7 +414,8 @@ def test_missing_import_inside_a_third_party_package(tmp_path: Path, build, monk
     assert f"{site / 'brokenlib.py'}:1" in message and "not_installed_dep_q" in message
 
 
-@pytest.mark.parametrize("module", ["asyncio", "zlib", "sqlite3", "tkinter", "unittest.mock"])
+@pytest.mark.parametrize("module", ["asyncio", "zlib", "sqlite3", "tkinter", "unittest.mock",
+                                    "unicodedata", "crypt"])
 def test_stdlib_module_left_out_of_the_runtime(tmp_path: Path, build, module: str) -> None:
     src = make_guest(tmp_path / "g", {"main.py": f"import {module}\n"})
     message = error_of(build, src)
