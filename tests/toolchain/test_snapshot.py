@@ -254,3 +254,36 @@ def test_a_guest_shadowing_a_stdlib_module_is_not_pre_initialised(tmp_path: Path
     proc = wasinn_run(report.output)
     assert proc.stdout == "guest keyword\n", proc.stderr
     assert proc.stderr.count("ran") == 1
+
+
+def test_cli_flags_and_the_notice_before_the_slow_step(tmp_path: Path) -> None:
+    require_runtime()
+    src = _guest(tmp_path)
+    plain = subprocess.run(
+        [sys.executable, "-m", "wasinn", "build", str(src), "-o", str(tmp_path / "p.wasm"),
+         "--no-snapshot", "--include", "tarfile", "--include", "csv"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert plain.returncode == 0, plain.stderr
+    assert "pre-initialising" not in plain.stderr and "pre-initialised" not in plain.stdout
+    module = (tmp_path / "p.wasm").read_bytes()
+    assert "wizer-initialize" in {n for n, _ in exports(module)}
+    from wasinn_toolchain.bundle_format import read_bundle
+    from wasinn_toolchain.wasm_module import read_appended_bundle
+
+    names = {m.name for m in read_bundle(read_appended_bundle(module) or b"").modules}
+    assert {"tarfile", "csv"} <= names
+    snap = subprocess.run(
+        [sys.executable, "-m", "wasinn", "build", str(src), "-o", str(tmp_path / "s.wasm")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert snap.returncode == 0, snap.stderr
+    assert snap.stderr.startswith("wasinn build: pre-initialising the guest")
+    assert "pre-initialised" in snap.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "wasinn", "build", str(src), "-o", str(tmp_path / "b.wasm"),
+         "--include", "../../etc"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert bad.stderr.startswith("wasinn build: error: include: '../../etc' is not a module name")
