@@ -122,6 +122,40 @@ def _guest_run_once(module: Path) -> tuple[float, float]:
     return (first_line - started) * 1e3, float(match.group(1))
 
 
+def in_process_start_ms(module: Path, repeat: int) -> float:
+    """Median ms of `_start` alone, in this process, with wasinn's engine, linker and
+    wasi_ephemeral_nn, a fresh store and instance each time (no process start, no page-cache or
+    scheduler noise of a new process): the guest's own cost."""
+    import wasmtime
+    from wasinn.abi import EphemeralNn
+    from wasinn.nn import ModelRegistry, WasiNn
+    from wasinn.runner import load_module, make_engine
+    from wasinn.trace import Tracer
+
+    engine = make_engine(cache=False)
+    compiled = load_module(engine, module)
+    samples = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(repeat + 2):
+            linker = wasmtime.Linker(engine)
+            linker.define_wasi()
+            EphemeralNn(WasiNn(ModelRegistry()), Tracer(False)).define(linker)
+            store = wasmtime.Store(engine)
+            wasi = wasmtime.WasiConfig()
+            wasi.argv = [module.name]
+            wasi.stdout_file = str(Path(tmp) / "out")
+            store.set_wasi(wasi)
+            store.set_epoch_deadline(1 << 40)
+            start = linker.instantiate(store, compiled).exports(store)["_start"]
+            began = time.perf_counter()
+            try:
+                start(store)
+            except wasmtime.ExitTrap:
+                pass
+            samples.append((time.perf_counter() - began) * 1e3)
+    return statistics.median(samples[2:])
+
+
 def guest_run_ms(module: Path, repeat: int) -> tuple[float, float]:
     """Medians of :func:`_guest_run_once` (after one run that fills the module cache)."""
     _guest_run_once(module)
@@ -194,16 +228,19 @@ def measure(out: Path, repeat: int, failures: list[str]) -> list[Table]:
     tables.append(whole)
 
     # 3. the guest's own run inside the host
-    inner = Table("The guest's own run inside the host (`wasinn run --verbose`, median)",
-                  ["guest", "`_start` → first line", "all of `_start` (run phase)"])
+    inner = Table("The guest's own run inside the host (median)",
+                  ["guest", "`wasinn run -v`: `_start` → first line",
+                   "`wasinn run -v`: all of `_start`", "all of `_start`, in-process (no new "
+                   "process)"])
     for label, module in (("hello, pre-initialised", hello), ("hello, --no-snapshot",
                                                                hello_plain)):
         try:
             first, whole_run = guest_run_ms(module, repeat * 2)
-            inner.rows.append([label, ms(first), ms(whole_run)])
+            inner.rows.append([label, ms(first), ms(whole_run),
+                               ms(in_process_start_ms(module, repeat * 4))])
         except RunFailed as error:
             failures.append(str(error))
-            inner.rows.append([label, "—", "—"])
+            inner.rows.append([label, "—", "—", "—"])
     tables.append(inner)
 
     # 4. sizes and memory

@@ -17,7 +17,6 @@ its one entry instead of adding another; and the folder is kept under `MAX_CACHE
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sys
 from pathlib import Path
@@ -54,7 +53,11 @@ MAX_CACHE_BYTES = 2 << 30
 
 
 def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    try:  # CPython's built-in SHA-256: the same digest without loading OpenSSL at every start
+        from _sha256 import sha256
+    except ImportError:
+        from hashlib import sha256
+    return sha256(text.encode()).hexdigest()[:32]
 
 
 def _artifact_name(path: Path) -> tuple[str, str]:
