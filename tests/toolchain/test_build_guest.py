@@ -219,6 +219,7 @@ def test_sdk_native_mode_fallback_is_not_bundled(tmp_path: Path, build) -> None:
     assert report.warnings == ()
     names = {m.name: m for m in bundle.modules}
     assert "wasi_nn" in names and "wasi_nn._lowlevel" in names and report.sdk_modules >= 5
+    assert "wasi_nn.image" in names  # the whole SDK: it imports some submodules by name
     assert marshal.loads(names["wasi_nn"].code).co_filename == "<frozen wasi_nn>"
 
 
@@ -261,6 +262,9 @@ def test_include_from_the_command_and_pyproject(tmp_path: Path, build) -> None:
     names = {m.name for m in bundle.modules}
     assert {"tarfile", "encodings.cp1252", "xml", "xml.dom.minidom", "xml.etree.ElementTree"} <= names
     assert "tarfile" not in _boot_constants(bundle)["OMITTED"]
+    _, implicit = build(make_guest(tmp_path / "z", {"main.py": "import zipfile, datetime\n"}))
+    names = {m.name for m in implicit.modules}
+    assert {"encodings.cp437", "_strptime"} <= names  # used without an import statement
 
 
 @pytest.mark.parametrize(

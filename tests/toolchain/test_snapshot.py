@@ -41,6 +41,9 @@ def main() -> int:
         import importlib
         importlib.import_module(sys.argv[2])
         return 0
+    if command == "encode":
+        print("é".encode(sys.argv[2]).hex())
+        return 0
     if command == "read":
         with open(sys.argv[2]) as f:
             print(f.read().strip())
@@ -174,6 +177,16 @@ def test_left_out_module_names_the_include_option(snapshot_wasm: Path) -> None:
     assert "include" not in unknown.stderr
 
 
+def test_left_out_codec_names_the_include_option(snapshot_wasm: Path) -> None:
+    assert wasinn_run(snapshot_wasm, "encode", "latin-1").stdout == "e9\n"  # always there
+    proc = wasinn_run(snapshot_wasm, "encode", "cp1252")
+    assert proc.returncode == 1
+    assert "unknown encoding: cp1252: its codec module encodings.cp1252 was left out" in proc.stderr
+    assert "--include encodings.cp1252" in proc.stderr
+    assert "unknown encoding: no-such-codec" in wasinn_run(
+        snapshot_wasm, "encode", "no-such-codec").stderr
+
+
 def test_included_module_imports(tmp_path: Path) -> None:
     require_runtime()
     src = _guest(tmp_path)
@@ -181,6 +194,7 @@ def test_included_module_imports(tmp_path: Path) -> None:
     report = build_guest(src, tmp_path / "g.wasm", include=["encodings.cp1252"])
     assert wasinn_run(report.output, "import", "tarfile").returncode == 0
     assert wasinn_run(report.output, "import", "encodings.cp1252").returncode == 0
+    assert wasinn_run(report.output, "encode", "cp1252").stdout == "e9\n"
 
 
 def test_no_snapshot_build_runs_the_same(tmp_path: Path) -> None:

@@ -58,6 +58,11 @@ NATIVE_SUFFIXES = tuple(sorted(set(importlib.machinery.EXTENSION_SUFFIXES) | {".
 ALWAYS_PRESENT = frozenset({"__main__", "_frozen_importlib", "_frozen_importlib_external"})
 """Modules every CPython has without a record: the running script and the import bootstrap."""
 BOOT_MODULE = "_wasinn_boot"
+IMPLICIT_IMPORTS: dict[str, tuple[str, ...]] = {
+    "zipfile": ("encodings.cp437",),  # member names are decoded with codecs.decode(.., "cp437")
+    "datetime": ("_strptime",),  # datetime.strptime imports it from C
+}
+"""Modules a stdlib module needs without an import statement the scan could see."""
 RUNTIME_ROOTS = (
     "encodings", "encodings.utf_8", "encodings.utf_8_sig", "encodings.latin_1",
     "encodings.ascii", "encodings.utf_16", "encodings.utf_32", "encodings.unicode_escape",
@@ -632,6 +637,7 @@ def _stdlib_closure(roots: set[str], info: _Runtime) -> set[str]:
         todo.extend(".".join(parts[:depth]) for depth in range(1, len(parts)))
         todo.extend(info.imports.get(name, ()))
         todo.extend(n for n in info.lazy_imports.get(name, ()) if not _not_followed(n))
+        todo.extend(IMPLICIT_IMPORTS.get(name, ()))
     return seen
 
 
@@ -724,19 +730,21 @@ def build_guest(
         module.parse(resolver.shown_path(module))
     resolver.run(entry)
     included = _expand_includes([*_configured_includes(src), *include], info, state, src)
-    # Modules the entry does not reach statically are still bundled (guest files, includes):
-    # their imports count too, but only as warnings, like guarded ones.
+    # Modules the entry does not reach statically are still bundled (guest files, includes,
+    # and the whole SDK once the guest uses it: `wasi_nn.image` etc. are imported lazily by
+    # name): their imports count too, but only as warnings, like guarded ones.
+    uses_sdk = any(state.modules[n].origin == "sdk" for n in resolver.analysed)
     for name, module in list(state.modules.items()):
-        if name not in resolver.analysed and module.origin != "sdk":
+        if name not in resolver.analysed and (module.origin != "sdk" or uses_sdk):
             resolver.run(name, required=False)
     if state.errors:
         raise BuildError("cannot build " + str(src) + ":\n  " + "\n  ".join(state.errors))
 
-    # The SDK contributes what the guest can reach; guest and third-party files all go in.
+    # Guest, third-party and (for a guest that imports it) SDK files all go in.
     bundled = {
         name: module
         for name, module in state.modules.items()
-        if module.origin != "sdk" or name in resolver.analysed
+        if module.origin != "sdk" or uses_sdk
     }
     roots = resolver.stdlib_refs | included | set(RUNTIME_ROOTS)
     stdlib_names = _stdlib_closure(roots, info) - set(bundled)

@@ -35,10 +35,31 @@ class _OmittedStdlibFinder:
         return None
 
 
+def _left_out_codec(name):
+    """Last codec search function: an encoding whose module the build left out is named, with
+    the way to include it, instead of a bare 'unknown encoding'."""
+    import encodings
+    from encodings.aliases import aliases
+
+    normal = encodings.normalize_encoding(name.lower())
+    for module in (aliases.get(normal) or aliases.get(normal.replace(".", "_")), normal):
+        if module and f"encodings.{module}" in OMITTED:
+            raise LookupError(
+                f"unknown encoding: {name}: its codec module encodings.{module} was left out "
+                "by `wasinn build` (codecs are looked up by name at run time). Add it with "
+                f'[tool.wasinn] include = ["encodings.{module}"] or '
+                f"`wasinn build --include encodings.{module}`"
+            )
+    return None
+
+
 def install():
     """Set up the import of left-out modules (every start without a snapshot)."""
     if OMITTED and _OmittedStdlibFinder not in sys.meta_path:
+        import codecs
+
         sys.meta_path.append(_OmittedStdlibFinder)
+        codecs.register(_left_out_codec)
 
 
 def preinitialise():
