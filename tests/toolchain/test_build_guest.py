@@ -305,6 +305,15 @@ def test_preload_is_the_entrys_top_level_stdlib_and_sdk_imports(tmp_path: Path, 
     assert preload == ("json", "wasi_nn", "collections", "collections.abc")
 
 
+def test_third_party_code_is_never_preloaded(tmp_path: Path, build, monkeypatch) -> None:
+    site = make_guest(tmp_path / "site", {"pure_top/__init__.py": "print('import time')\n"})
+    monkeypatch.syspath_prepend(str(site))
+    src = make_guest(tmp_path / "g", {"main.py": "import pure_top\nimport json\n"})
+    report, bundle = build(src)
+    assert report.third_party == ("pure_top",)
+    assert _boot_constants(bundle)["PRELOAD"] == ("json",)
+
+
 def test_snapshot_needs_a_runtime_with_the_init_function(tmp_path: Path, build) -> None:
     src = make_guest(tmp_path / "g", {"main.py": "print(1)\n"})
     message = error_of(build, src, snapshot=True)

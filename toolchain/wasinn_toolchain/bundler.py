@@ -749,7 +749,8 @@ def build_guest(
     roots = resolver.stdlib_refs | included | set(RUNTIME_ROOTS)
     stdlib_names = _stdlib_closure(roots, info) - set(bundled)
     omitted = set(info.names) - stdlib_names - set(info.deep_frozen) - set(bundled)
-    preload = _preload_names(state.modules[entry], stdlib_names | set(bundled) - set(guest))
+    sdk_names = {name for name, module in bundled.items() if module.origin == "sdk"}
+    preload = _preload_names(state.modules[entry], stdlib_names | sdk_names)
 
     records: list[BundleModule] = [
         BundleModule(name, _compile(module, resolver.shown_path(module)), module.is_package)
