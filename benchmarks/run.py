@@ -348,6 +348,16 @@ def worker_tables(measure_wasm: Path, repeat: int, rounds: int, failures: list[s
             worker_bench.load_crossing(max(repeat, 10), Table, ms)]
 
 
+def _kept_sections() -> str:
+    """Sections other scripts own in RESULTS.md (between `<!-- NAME: begin/end -->` markers,
+    e.g. benchmarks/startup.py's), kept when this script rewrites the file."""
+    if not RESULTS.is_file():
+        return ""
+    found = re.findall(r"(<!-- [\w.]+: begin -->.*?<!-- [\w.]+: end -->\n?)", RESULTS.read_text(),
+                       re.DOTALL)
+    return "".join("\n" + section for section in found)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true", help=f"save the tables to {RESULTS}")
@@ -402,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
             "# Benchmark results\n\nWritten by `python3 benchmarks/run.py --write`. Each ratio "
             "column names what it divides (wasm ÷ native, Python ÷ Rust, ...): below 1 the first "
             "is faster. The machine may be shared with other work; runs are interleaved so that "
-            "bursts hit every variant, but single figures still move by about 10%.\n\n" + text)
+            "bursts hit every variant, but single figures still move by about 10%.\n\n" + text
+            + _kept_sections())
         print(f"saved to {RESULTS}", file=sys.stderr)
     return 0
 

@@ -7,18 +7,18 @@ see `wasinn.runner` for the full list of exit codes.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from . import inspect_module, scaffold, serving_cli
-from .runner import EXIT_USAGE, HostError
+# Only what every command needs besides these small modules: `run` imports the engine, ABI and
+# backends when it runs, `build` the toolchain (docs/host.md, "Start-up").
+from .errors import EXIT_USAGE, HostError
 from .worker.options import add_worker_options, worker_run_options
 
-_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
+_SIZE_PATTERN = r"^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$"
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 MAX_SIZE = 1 << 60
 MAX_TIMEOUT = 1e9   # ~31 years: well inside what threading.Timer and time_t accept
@@ -26,7 +26,9 @@ MAX_TIMEOUT = 1e9   # ~31 years: well inside what threading.Timer and time_t acc
 
 def parse_size(text: str) -> int:
     """`65536`, `64K`, `512M`, `1G`, `2GiB` -> bytes (binary units)."""
-    match = _SIZE.match(text)
+    import re
+
+    match = re.match(_SIZE_PATTERN, text, re.IGNORECASE)
     if not match:
         raise argparse.ArgumentTypeError(f"bad size {text!r} (e.g. 512M, 1G, 65536)")
     size = int(match.group(1)) * _UNITS[match.group(2).lower()]
@@ -139,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="explain each build step and list every bundled module's origin")
     build.add_argument("--no-precompile", action="store_true",
                        help="do not compile the runtime's shared code now (the first run will)")
+    build.add_argument("--no-snapshot", dest="snapshot", action="store_false",
+                       help="skip pre-initialisation (Wizer): a smaller module that starts "
+                            "slower (see docs/guests.md)")
+    build.add_argument("--include", action="append", default=[], metavar="MODULE",
+                       help="also bundle MODULE (a package with its submodules), for imports "
+                            "the build cannot see, e.g. importlib.import_module(name); "
+                            "repeatable, like [tool.wasinn] include")
     scaffold.add_parser(commands)
     inspect_module.add_parser(commands)
     serving_cli.add_parsers(commands)
@@ -171,6 +180,8 @@ def _registry(specs: Sequence[str]):
 def _run(options: argparse.Namespace) -> int:
     options.env = [pair for pair in options.env if pair is not None]
     if options.verbose:
+        import logging
+
         # The host core reports what it ignores (e.g. load_by_name_with_config options) here.
         logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="wasinn: %(message)s")
     registry = _registry(options.nn_preload)
@@ -211,8 +222,11 @@ def _build(options: argparse.Namespace) -> int:
     try:
         source = Path(options.source)
         output = Path(options.output or f"{source.resolve().name}.wasm")
-        report = build_guest(source, output,
-                             portable=options.portable, verbose=options.verbose)
+        report = build_guest(source, output, portable=options.portable,
+                             verbose=options.verbose, snapshot=options.snapshot,
+                             include=options.include,
+                             notice=lambda text: print(f"wasinn build: {text}", file=sys.stderr,
+                                                       flush=True))
     except BuildError as error:
         raise HostError(str(error)) from None
     for warning in getattr(report, "warnings", ()):

@@ -28,13 +28,13 @@ from typing import Callable, Iterator, Sequence
 
 from . import hints, shared_code
 from .abi import EphemeralNn
+from .errors import EXIT_USAGE, HostError  # noqa: F401  (re-exported for older callers)
 from .guest_channel import GUEST_PATH, GuestChannel
 from .module_cache import load_cached, write_file_atomically
 from .nn import ModelRegistry, WasiNn
 from .trace import Tracer
 from .worker import DEFAULT_MAX_HOST_MEMORY, BackendWorker
 
-EXIT_USAGE = 2
 EXIT_TIMEOUT = 124
 EXIT_TRAP = 134
 EXIT_INTERRUPTED = 130
@@ -43,10 +43,6 @@ EXIT_INTERRUPTED = 130
 DEADLINE_GRACE = 0.5
 ELF_MAGIC = b"\x7fELF"
 WASM_MAGIC = b"\0asm"
-
-
-class HostError(Exception):
-    """wasinn could not start or run the guest; the message is one line for the user."""
 
 
 @dataclass
@@ -396,6 +392,9 @@ def _interrupt_stops_guest(engine, interrupted: threading.Event,
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    import signal  # here, not at the top: `wasinn` start-up imports only what a run needs
+    import socket
+
     reader, writer = socket.socketpair()
     reader.setblocking(True)
     writer.setblocking(False)

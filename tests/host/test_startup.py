@@ -42,3 +42,24 @@ def test_a_fresh_core_binds_numpy_at_its_first_load():
             "import array; nn.set_input(ctx, 0, [2], 1, array.array('f', [1.5, 2.5])); "
             "nn.compute(ctx); print(bytes(nn.get_output(ctx, 0)) == array.array('f', [1.5, 2.5]).tobytes())")
     assert _python(code) == "True"
+
+
+def test_the_cli_module_imports_no_engine_abi_or_backend():
+    # `wasinn build` and `wasinn --help` never need them; `run` imports them when it runs.
+    loaded = _python("import sys, wasinn.cli; print(sorted(m for m in ('wasmtime', "
+                     "'wasinn.runner', 'wasinn.nn', 'wasinn.abi', 'logging') if m in sys.modules))")
+    assert loaded == "[]"
+
+
+def test_a_warm_run_imports_only_what_it_needs(tmp_path):
+    import wasmtime
+
+    module = tmp_path / "echo.wasm"
+    module.write_bytes(wasmtime.wat2wasm((WAT / "echo_args_env.wat").read_text()))
+    run = f"from wasinn.cli import main; code = main(['run', {str(module)!r}, 'x'])"
+    _python(run)  # fills the module cache (the conftest's private WASINN_CACHE_DIR)
+    # Only what the run itself imports counts (this Python's site may import some of them).
+    loaded = _python(f"import sys; before = set(sys.modules); {run}; print(code, sorted(m for m "
+                     "in ('logging', 'json', 'tempfile', 'hashlib', '_hashlib') "
+                     "if m in sys.modules and m not in before))")
+    assert loaded.splitlines()[-1] == "7 []"

@@ -49,6 +49,7 @@ def wat_runtime(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def build(tmp_path: Path, wat_runtime: Path, stdlib_bundle: Path):
     def run(src: Path, **kwargs) -> tuple[BuildReport, Bundle]:
         out = tmp_path / "out.wasm"
+        kwargs.setdefault("snapshot", False)  # the WAT runtime has no wizer-initialize
         report = build_guest(src, out, runtime=wat_runtime, stdlib=stdlib_bundle, **kwargs)
         bundle = read_appended_bundle(out.read_bytes())
         assert bundle is not None
@@ -105,14 +106,19 @@ def test_main_py_package_and_what_is_left_out(tmp_path: Path, build) -> None:
         assert name in names, name
     assert names["pkg"].is_package and names["pkg.sub"].is_package and not names["main"].is_package
     assert {"tests", "tests.test_main", "secret", "junk", "x", "__pycache__.junk"}.isdisjoint(names)
-    assert "wasi_nn" in names and "wasi_nn._lowlevel" in names  # the SDK, always
-    assert "json" in names and "encodings.utf_8" in names  # the stdlib subset
-    assert report.guest_modules == 7 and report.sdk_modules >= 5
+    # Tree-shaken: the SDK and stdlib modules the guest reaches, no more (it never imports
+    # wasi_nn); os, io, codecs... are CPython's own deep-frozen copies.
+    assert "wasi_nn" not in names and report.sdk_modules == 0
+    assert "json" in names and "json.decoder" in names and "encodings.utf_8" in names
+    assert {"os", "io", "codecs"}.isdisjoint(names)
+    assert {"tarfile", "email", "unittest", "pydoc"}.isdisjoint(names)
+    assert "_wasinn_boot" in names and report.stdlib_left_out > 100
+    assert report.guest_modules == 7
     assert report.module_count == len(bundle.modules)
     assert report.third_party == ()
     code = marshal.loads(names["helpers.util"].code)
     assert code.co_filename == "helpers/util.py"  # like `python main.py` from the folder
-    assert marshal.loads(names["wasi_nn"].code).co_filename == "<frozen wasi_nn>"
+    assert marshal.loads(names["json"].code).co_filename == "<frozen json>"
 
 
 def test_pyproject_entry(tmp_path: Path, build) -> None:
@@ -211,6 +217,107 @@ def test_sdk_native_mode_fallback_is_not_bundled(tmp_path: Path, build) -> None:
     report, bundle = build(src, verbose=True)
     assert not [m.name for m in bundle.modules if m.name.split(".")[0] in ("wasinn", "numpy")]
     assert report.warnings == ()
+    names = {m.name: m for m in bundle.modules}
+    assert "wasi_nn" in names and "wasi_nn._lowlevel" in names and report.sdk_modules >= 5
+    assert "wasi_nn.image" in names  # the whole SDK: it imports some submodules by name
+    assert marshal.loads(names["wasi_nn"].code).co_filename == "<frozen wasi_nn>"
+
+
+# --- tree-shaking and include ------------------------------------------------------------------
+
+
+def _boot_constants(bundle: Bundle) -> dict:
+    """PRELOAD and OMITTED of the guest's _wasinn_boot, read by running its code natively."""
+    record = next(m for m in bundle.modules if m.name == "_wasinn_boot")
+    namespace: dict = {"__name__": "_wasinn_boot_test"}
+    exec(marshal.loads(record.code), namespace)
+    return {"PRELOAD": namespace["PRELOAD"], "OMITTED": namespace["OMITTED"]}
+
+
+def test_function_level_and_guarded_imports_of_the_guest_are_followed(tmp_path: Path, build) -> None:
+    src = make_guest(
+        tmp_path / "g",
+        {
+            "main.py": "def later():\n    import csv\ntry:\n    import tomllib\n"
+            "except ImportError:\n    tomllib = None\n",
+            "plugin.py": "import difflib\n",  # never imported statically: still analysed
+        },
+    )
+    _, bundle = build(src)
+    names = {m.name for m in bundle.modules}
+    assert {"csv", "tomllib", "tomllib._parser", "difflib", "plugin"} <= names
+    omitted = _boot_constants(bundle)["OMITTED"]
+    assert "tarfile" in omitted and "csv" not in omitted and "os" not in omitted
+
+
+def test_include_from_the_command_and_pyproject(tmp_path: Path, build) -> None:
+    src = make_guest(
+        tmp_path / "g",
+        {
+            "main.py": "import importlib, sys\nimportlib.import_module(sys.argv[1])\n",
+            "pyproject.toml": '[tool.wasinn]\ninclude = ["encodings.cp1252", "xml"]\n',
+        },
+    )
+    _, bundle = build(src, include=["tarfile"])
+    names = {m.name for m in bundle.modules}
+    assert {"tarfile", "encodings.cp1252", "xml", "xml.dom.minidom", "xml.etree.ElementTree"} <= names
+    assert "tarfile" not in _boot_constants(bundle)["OMITTED"]
+    _, implicit = build(make_guest(tmp_path / "z", {"main.py": "import zipfile, datetime\n"}))
+    names = {m.name for m in implicit.modules}
+    assert {"encodings.cp437", "_strptime"} <= names  # used without an import statement
+
+
+@pytest.mark.parametrize(
+    ("include", "message"),
+    [
+        (["no_such_module_xyz"], "include: no module named 'no_such_module_xyz'"),
+        (["numpy"], "include: cannot bundle 'numpy': package 'numpy' contains the native"),
+        (["sqlite3"], "include: no module named 'sqlite3' in the wasm runtime's stdlib"),
+        (["../etc/passwd"], "include: '../etc/passwd' is not a module name"),
+        ([""], "include: '' is not a module name"),
+        (["json\x00"], "is not a module name"),
+    ],
+)
+def test_bad_include_is_a_build_error(tmp_path: Path, build, include, message) -> None:
+    src = make_guest(tmp_path / "g", {"main.py": "print(1)\n"})
+    assert message in error_of(build, src, include=include)
+
+
+def test_bad_pyproject_include(tmp_path: Path, build) -> None:
+    src = make_guest(
+        tmp_path / "g",
+        {"main.py": "print(1)\n", "pyproject.toml": '[tool.wasinn]\ninclude = "json"\n'},
+    )
+    assert "[tool.wasinn] include must be a list of module names" in error_of(build, src)
+
+
+def test_preload_is_the_entrys_top_level_stdlib_and_sdk_imports(tmp_path: Path, build) -> None:
+    src = make_guest(
+        tmp_path / "g",
+        {
+            "main.py": "import json\nimport wasi_nn\nimport helper\nfrom collections import abc\n"
+            "def f():\n    import csv\nif 0:\n    import difflib\n",
+            "helper.py": "print('guest code never runs at build time')\n",
+        },
+    )
+    _, bundle = build(src)
+    preload = _boot_constants(bundle)["PRELOAD"]
+    assert preload == ("json", "wasi_nn", "collections", "collections.abc")
+
+
+def test_third_party_code_is_never_preloaded(tmp_path: Path, build, monkeypatch) -> None:
+    site = make_guest(tmp_path / "site", {"pure_top/__init__.py": "print('import time')\n"})
+    monkeypatch.syspath_prepend(str(site))
+    src = make_guest(tmp_path / "g", {"main.py": "import pure_top\nimport json\n"})
+    report, bundle = build(src)
+    assert report.third_party == ("pure_top",)
+    assert _boot_constants(bundle)["PRELOAD"] == ("json",)
+
+
+def test_snapshot_needs_a_runtime_with_the_init_function(tmp_path: Path, build) -> None:
+    src = make_guest(tmp_path / "g", {"main.py": "print(1)\n"})
+    message = error_of(build, src, snapshot=True)
+    assert "wizer-initialize" in message and "--no-snapshot" in message
 
 
 def test_warnings_only_in_verbose_builds(tmp_path: Path, build, capsys) -> None:
@@ -320,7 +427,8 @@ def test_missing_import_inside_a_third_party_package(tmp_path: Path, build, monk
     assert f"{site / 'brokenlib.py'}:1" in message and "not_installed_dep_q" in message
 
 
-@pytest.mark.parametrize("module", ["asyncio", "zlib", "sqlite3", "tkinter", "unittest.mock"])
+@pytest.mark.parametrize("module", ["asyncio", "zlib", "sqlite3", "tkinter", "unittest.mock",
+                                    "unicodedata", "crypt"])
 def test_stdlib_module_left_out_of_the_runtime(tmp_path: Path, build, module: str) -> None:
     src = make_guest(tmp_path / "g", {"main.py": f"import {module}\n"})
     message = error_of(build, src)

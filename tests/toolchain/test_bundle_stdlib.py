@@ -98,3 +98,39 @@ def test_runtime_stdlib_bundle_has_the_runtime_builtins() -> None:
     names = {m.name for m in read_bundle(bundle_path.read_bytes()).modules}
     assert [n for n in NEEDED if n not in names] == []
     assert [n for n in LEFT_OUT if n in names] == []
+
+
+def test_runtime_manifest_matches_the_linked_inittab() -> None:
+    """builtin_modules is the table the runtime links; nothing that needs a left-out C module
+    when loaded is offered; every module has its import lists for tree-shaking."""
+    from wasinn_toolchain import inittab
+
+    bundle_path = paths.stdlib_bundle()
+    if not bundle_path.is_file():
+        pytest.skip(f"runtime not built; run `{paths.BUILD_COMMAND}`")
+    manifest = json.loads(manifest_path(bundle_path).read_text())
+    assert manifest["builtin_modules"] == inittab.builtin_names()
+    assert set(inittab.LEFT_OUT).isdisjoint(manifest["builtin_modules"])
+    modules = set(manifest["modules"])
+    assert {"encodings.big5", "encodings.shift_jis", "stringprep", "encodings.idna"}.isdisjoint(
+        modules)
+    assert {"encodings.cp1252", "socket", "email.message", "json"} <= modules
+    assert set(manifest["imports"]) == set(manifest["lazy_imports"]) == modules
+    assert "json.decoder" in manifest["imports"]["json"]
+    assert "shutil" in manifest["lazy_imports"]["argparse"]
+    assert {"os", "io", "runpy"} <= set(manifest["deep_frozen"])
+
+
+def test_unloadable_follows_load_time_imports_transitively() -> None:
+    from wasinn_toolchain.stdlib import unloadable
+
+    packages = {"a": False, "b": False, "c": False, "pkg": True, "pkg.sub": False, "d": False}
+    at_load = {
+        "a": ["b"],  # b needs the missing C module, so a cannot load either
+        "b": ["_gone"],
+        "c": ["os.path", "pkg.sub"],  # an attribute of a plain module; a real submodule
+        "d": ["pkg.nothing"],  # no such submodule
+        "pkg": [],
+        "pkg.sub": ["_here"],
+    }
+    assert unloadable(at_load, {**packages, "os": False}, {"_here"}) == {"a", "b", "d"}

@@ -25,10 +25,25 @@
 #include "wasinn_runtime.h"
 
 /* The locator the bundler patches: magic, u32 address, u32 length (little-endian).
- * `volatile` keeps the compiler from folding the zeros into the code that reads them. */
+ * `volatile` keeps the compiler from folding the unset value into the code that reads it.
+ * Unset is all-ones, not zeros: `wasm-opt -Oz`'s memory packing drops zero bytes from data
+ * segments, which would cut the locator short (docs/runtime.md). */
 volatile unsigned char wasinn_bundle_locator[16] = {
-    0x9f, 'W', 'N', 'B', 'L', 'O', 'C', 0x01, 0, 0, 0, 0, 0, 0, 0, 0,
+    0x9f, 'W', 'N', 'B', 'L', 'O', 'C', 0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 };
+#define LOCATOR_UNSET 0xffffffffu
+
+/* Snapshot pre-initialisation (docs/runtime.md, "Snapshots"): Wizer calls the exported
+ * `wizer-initialize` at build time, which initialises CPython and imports what the guest needs,
+ * then saves memory and globals as the new module's data.  `_start` then finds
+ * `preinitialised` set and only refreshes what belongs to the run. */
+static volatile int preinitialised = 0;
+static const char *entry_module = NULL;
+
+extern void __wasm_call_ctors(void);
+extern void __wasilibc_reset_preopens(void);
+extern void __wasilibc_populate_preopens(void);
+extern char **environ;
 
 #define EXIT_NO_BUNDLE 2 /* like a usage error: the module cannot run at all */
 
@@ -159,10 +174,11 @@ static int valid_module_name(const char *name) {
     return 1;
 }
 
-int main(int argc, char **argv) {
+/* Find and parse the bundle, install it as the frozen-module table.  0, or an exit status. */
+static int prepare_bundle(void) {
     uint32_t addr = read_u32((const unsigned char *)wasinn_bundle_locator + 8);
     uint32_t size = read_u32((const unsigned char *)wasinn_bundle_locator + 12);
-    if (addr == 0 || size == 0) {
+    if (addr == LOCATOR_UNSET || addr == 0 || size == 0 || size == LOCATOR_UNSET) {
         fprintf(stderr, "wasinn: this is the bare guest runtime: it holds no Python program.\n"
                         "Build a guest with `wasinn build DIR -o guest.wasm` and run that.\n");
         return EXIT_NO_BUNDLE;
@@ -178,11 +194,12 @@ int main(int argc, char **argv) {
     if (!valid_module_name(entry))
         return fail("corrupt bundle: invalid entry module name '%s'", entry);
     PyImport_FrozenModules = table;
+    entry_module = entry;
+    return 0;
+}
 
-    if (PyImport_AppendInittab("_wasi_nn", PyInit__wasi_nn) != 0 ||
-        PyImport_AppendInittab("_wasinn_image", PyInit__wasinn_image) != 0)
-        return fail("%s", "cannot register the built-in modules");
-
+/* Initialise CPython from an isolated configuration that needs no file (exits on failure). */
+static void initialise_python(int argc, char **argv) {
     /* UTF-8 everywhere, independent of the host's locale variables. */
     PyPreConfig preconfig;
     PyPreConfig_InitIsolatedConfig(&preconfig);
@@ -206,10 +223,125 @@ int main(int argc, char **argv) {
     check(PyConfig_SetString(&config, &config.exec_prefix, L"/"), &config);
     check(PyConfig_SetString(&config, &config.base_prefix, L"/"), &config);
     check(PyConfig_SetString(&config, &config.base_exec_prefix, L"/"), &config);
-    check(PyConfig_SetBytesArgv(&config, argc, argv), &config);
+    if (argc > 0)
+        check(PyConfig_SetBytesArgv(&config, argc, argv), &config);
     check(Py_InitializeFromConfig(&config), &config);
     PyConfig_Clear(&config);
-    int exitcode = run_entry(entry);
+}
+
+/* Call `_wasinn_boot.<name>()` (the bundler's start-up helpers) if the bundle has them.
+ * 0 on success or when the bundle has no `_wasinn_boot`; -1 with the error printed. */
+static int call_boot(const char *name, int required) {
+    PyObject *boot = PyImport_ImportModule("_wasinn_boot");
+    if (boot == NULL) {
+        if (!required && PyErr_ExceptionMatches(PyExc_ModuleNotFoundError)) {
+            PyErr_Clear();
+            return 0;
+        }
+        PyErr_Print();
+        return -1;
+    }
+    PyObject *result = PyObject_CallMethod(boot, name, NULL);
+    Py_DECREF(boot);
+    if (result == NULL) {
+        PyErr_Print();
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+/* sys.argv and sys.orig_argv of this run (the snapshot holds the build's empty ones). */
+static int refresh_argv(int argc, char **argv) {
+    PyObject *list = argc > 0 ? PyList_New(argc) : Py_BuildValue("[s]", ""); /* CPython: [''] */
+    if (list == NULL)
+        return -1;
+    for (int i = 0; i < argc; i++) {
+        PyObject *arg = PyUnicode_DecodeFSDefault(argv[i]);
+        if (arg == NULL) {
+            Py_DECREF(list);
+            return -1;
+        }
+        PyList_SET_ITEM(list, i, arg);
+    }
+    PyObject *orig = PyList_GetSlice(list, 0, PyList_GET_SIZE(list));
+    int rc = (orig == NULL || PySys_SetObject("argv", list) < 0 ||
+              PySys_SetObject("orig_argv", orig) < 0) ? -1 : 0;
+    Py_XDECREF(orig);
+    Py_DECREF(list);
+    return rc;
+}
+
+/* posix.environ of this run.  os.environ wraps that same dict, so both see the run's
+ * variables (libc's `environ` was re-read by its constructor when `_start` began). */
+static int refresh_environ(void) {
+    PyObject *posix = PyImport_ImportModule("posix");
+    if (posix == NULL)
+        return -1;
+    PyObject *env = PyObject_GetAttrString(posix, "environ");
+    Py_DECREF(posix);
+    if (env == NULL || !PyDict_Check(env)) {
+        Py_XDECREF(env);
+        PyErr_SetString(PyExc_RuntimeError, "posix.environ is not a dict");
+        return -1;
+    }
+    PyDict_Clear(env);
+    for (char **p = environ; p != NULL && *p != NULL; p++) {
+        const char *eq = strchr(*p, '=');
+        if (eq == NULL || eq == *p) /* like posixmodule.c: skip entries without a name */
+            continue;
+        PyObject *key = PyBytes_FromStringAndSize(*p, eq - *p);
+        PyObject *value = PyBytes_FromString(eq + 1);
+        int rc = (key == NULL || value == NULL) ? -1 : 0;
+        if (rc == 0 && !PyDict_Contains(env, key)) /* the first of duplicates wins */
+            rc = PyDict_SetItem(env, key, value);
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+        if (rc < 0) {
+            Py_DECREF(env);
+            return -1;
+        }
+    }
+    Py_DECREF(env);
+    return 0;
+}
+
+/*
+ * Wizer's initialisation function, run once at build time (`wasinn build`, Wizer's default
+ * export name).  wasm-ld runs constructors only for `_start`, so they are called here; they run
+ * again when `_start` begins, which re-reads the run's environment and clocks.  A failure
+ * traps, which fails the build with the printed error.
+ */
+__attribute__((export_name("wizer-initialize"))) void wasinn_preinitialise(void) {
+    __wasm_call_ctors();
+    if (prepare_bundle() != 0)
+        __builtin_trap();
+    initialise_python(0, NULL);
+    if (call_boot("preinitialise", 1) != 0)
+        __builtin_trap();
+    preinitialised = 1;
+}
+
+int main(int argc, char **argv) {
+    if (preinitialised) {
+        /* The snapshot's preopen table is the build's (empty): read this run's. */
+        __wasilibc_reset_preopens();
+        __wasilibc_populate_preopens();
+        if (refresh_argv(argc, argv) < 0 || refresh_environ() < 0) {
+            PyErr_Print();
+            return 1;
+        }
+        if (call_boot("refresh", 1) != 0)
+            return 1;
+    } else {
+        int rc = prepare_bundle();
+        if (rc != 0)
+            return rc;
+        initialise_python(argc, argv);
+        if (call_boot("install", 0) != 0)
+            return 1;
+    }
+    int exitcode = run_entry(entry_module);
     /* Flushes sys.stdout/stderr; like CPython, a failed flush turns into exit status 120. */
     if (Py_FinalizeEx() < 0 && exitcode == 0)
         exitcode = 120;

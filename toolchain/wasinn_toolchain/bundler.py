@@ -18,6 +18,12 @@ or an ``if`` branch is guarded: the program has a plan for its absence (an optio
 a sub-command), so it is bundled when it can be and only produces a warning (``--verbose``)
 when it cannot. The SDK's own guarded imports (its native-mode fallback) are never bundled.
 
+Only the stdlib modules the guest and the SDK can reach are bundled (the import closure, from
+the import lists the stdlib manifest records; modules CPython carries deep-frozen are left to
+it). Modules imported dynamically (``importlib.import_module(name)``) are added with
+``[tool.wasinn] include = [...]`` or ``--include``; a left-out one raises an ImportError naming
+both. By default the module is then pre-initialised (:mod:`.snapshot`).
+
 Every problem a user can cause ends in :class:`BuildError`, whose message says what to change.
 """
 
@@ -38,11 +44,13 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
-from . import paths
+from . import guest_boot, paths
 from .bundle_format import Bundle, BundleModule, read_bundle, write_bundle
 from .import_scan import ImportRef, scan_imports
 from .stdlib import manifest_path
+from .snapshot import SnapshotError, preinitialise
 from .wasm_module import WasmFormatError, append_bundle
 
 SDK_PACKAGE = "wasi_nn"
@@ -52,6 +60,20 @@ SKIPPED_PACKAGE_DIRS = frozenset({"tests", "test", "__pycache__"})
 NATIVE_SUFFIXES = tuple(sorted(set(importlib.machinery.EXTENSION_SUFFIXES) | {".so", ".pyd"}))
 ALWAYS_PRESENT = frozenset({"__main__", "_frozen_importlib", "_frozen_importlib_external"})
 """Modules every CPython has without a record: the running script and the import bootstrap."""
+BOOT_MODULE = "_wasinn_boot"
+IMPLICIT_IMPORTS: dict[str, tuple[str, ...]] = {
+    "zipfile": ("encodings.cp437",),  # member names are decoded with codecs.decode(.., "cp437")
+    "datetime": ("_strptime",),  # datetime.strptime imports it from C
+}
+"""Modules a stdlib module needs without an import statement the scan could see."""
+RUNTIME_ROOTS = (
+    "encodings", "encodings.utf_8", "encodings.utf_8_sig", "encodings.latin_1",
+    "encodings.ascii", "encodings.utf_16", "encodings.utf_32", "encodings.unicode_escape",
+    "encodings.raw_unicode_escape", "runpy", "linecache", "warnings",
+)  # fmt: skip
+"""Stdlib modules imported by the runtime itself (start-up, main.c, tracebacks and warnings)
+and the common codecs; other codecs are looked up by name at run time, so they are
+``include``d like any dynamic import (as is ``_strptime``, which ``time.strptime`` imports)."""
 
 
 class BuildError(Exception):
@@ -76,6 +98,8 @@ class BuildReport:
     warnings: tuple[str, ...] = ()  # filled only for verbose builds
     #: verbose builds: every bundled module with its origin, e.g. ("six", "vendor: g/vendor/six.py")
     modules: tuple[tuple[str, str], ...] = ()
+    snapshot: bool = False
+    stdlib_left_out: int = 0
 
     def summary(self) -> str:
         """One line (plus, for a verbose build, one line per bundled module and its origin)."""
@@ -85,7 +109,7 @@ class BuildReport:
             f"built {self.output} ({self.output_size / 1e6:.1f} MB) from entry '{self.entry}': "
             f"{self.module_count} modules ({self.guest_modules} guest, {self.sdk_modules} SDK, "
             f"{self.stdlib_modules} stdlib{extra}), bundle {self.bundle_size / 1e6:.1f} MB, "
-            f"{self.seconds:.2f} s"
+            f"{'pre-initialised, ' if self.snapshot else ''}{self.seconds:.2f} s"
         )
 
 
@@ -125,6 +149,9 @@ class _Runtime:
     packages: frozenset[str]
     builtins: frozenset[str]
     magic: str  # importlib's bytecode magic of the Python that marshaled the stdlib
+    imports: dict[str, list[str]]  # stdlib module -> what it imports when loaded
+    lazy_imports: dict[str, list[str]]  # stdlib module -> what it imports inside functions
+    deep_frozen: frozenset[str]  # served by CPython itself, never bundled per guest
 
 
 @dataclass
@@ -161,6 +188,9 @@ def _load_runtime_info(stdlib_path: Path, mtime_ns: int, size: int) -> _Runtime:
         manifest = json.loads(manifest_path(stdlib_path).read_text(encoding="utf-8"))
         builtins = frozenset(manifest["builtin_modules"])
         magic = str(manifest["magic"])
+        imports = {str(k): [str(i) for i in v] for k, v in manifest["imports"].items()}
+        lazy = {str(k): [str(i) for i in v] for k, v in manifest["lazy_imports"].items()}
+        deep_frozen = frozenset(manifest["deep_frozen"])
     except (OSError, ValueError, KeyError) as exc:
         raise BuildError(
             f"the stdlib bundle {stdlib_path} or its manifest is unreadable ({exc}); "
@@ -172,6 +202,9 @@ def _load_runtime_info(stdlib_path: Path, mtime_ns: int, size: int) -> _Runtime:
         frozenset(m.name for m in bundle.modules if m.is_package),
         builtins,
         magic,
+        imports,
+        lazy,
+        deep_frozen,
     )
 
 
@@ -265,15 +298,35 @@ def _package_modules(
     return modules
 
 
+def _wasinn_config(src: Path) -> dict:
+    """The ``[tool.wasinn]`` table of the guest's pyproject.toml ({} without one)."""
+    pyproject = src / "pyproject.toml"
+    if not pyproject.is_file():
+        return {}
+    try:
+        config = tomllib.loads(_read(pyproject).decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise BuildError(f"{pyproject}: invalid TOML: {exc}") from None
+    table = config.get("tool", {}).get("wasinn", {})
+    return table if isinstance(table, dict) else {}
+
+
+def _configured_includes(src: Path) -> list[str]:
+    """``[tool.wasinn] include``: a list of module names, checked."""
+    value = _wasinn_config(src).get("include", [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BuildError(
+            f'{src / "pyproject.toml"}: [tool.wasinn] include must be a list of module names '
+            f'like ["json", "encodings.cp1252"], not {value!r}'
+        )
+    return value
+
+
 def _entry_module(src: Path, guest: dict[str, SourceModule]) -> str:
     """The entry from pyproject.toml's ``[tool.wasinn] entry``, else ``main`` (main.py)."""
     pyproject = src / "pyproject.toml"
     if pyproject.is_file():
-        try:
-            config = tomllib.loads(_read(pyproject).decode("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise BuildError(f"{pyproject}: invalid TOML: {exc}") from None
-        entry = config.get("tool", {}).get("wasinn", {}).get("entry")
+        entry = _wasinn_config(src).get("entry")
         if entry is not None:
             if not isinstance(entry, str) or not all(p.isidentifier() for p in entry.split(".")):
                 raise BuildError(
@@ -402,6 +455,7 @@ class _Resolver:
         self.analysed: dict[str, bool] = {}  # name -> analysed as required?
         self.failed_tops: dict[str, str] = {}
         self.current_origin = "guest"
+        self.stdlib_refs: set[str] = set()  # stdlib modules named by any analysed import
 
     def shown_path(self, module: SourceModule) -> Path:
         """Guest files relative to where the user pointed; others absolute."""
@@ -412,12 +466,12 @@ class _Resolver:
                 pass
         return module.path
 
-    def run(self, entry: str, roots: tuple[str, ...] = ()) -> None:
+    def run(self, entry: str, roots: tuple[str, ...] = (), required: bool = True) -> None:
         """Analyse everything reachable from ``entry`` (and its ``__main__`` for a package)
         and from ``roots`` (the declared dependencies' top-level modules)."""
-        queue: list[tuple[str, bool]] = [(root, True) for root in roots] + [(entry, True)]
-        if self.state.modules[entry].is_package:
-            queue.append((f"{entry}.__main__", True))
+        queue: list[tuple[str, bool]] = [(root, True) for root in roots] + [(entry, required)]
+        if self.state.modules[entry].is_package and f"{entry}.__main__" in self.state.modules:
+            queue.append((f"{entry}.__main__", required))
         while queue:
             name, required = queue.pop()
             if self.analysed.get(name) is True or (name in self.analysed and not required):
@@ -464,6 +518,9 @@ class _Resolver:
     ) -> list[tuple[str, bool]]:
         required = parent_required and not ref.guarded
         name = ref.module
+        for candidate in (name, *(f"{name}.{attr}" for attr in ref.names)):
+            if candidate in self.runtime.names and candidate not in self.state.modules:
+                self.stdlib_refs.add(candidate)
         kind = self._exists(name)
         if kind is None:
             top = name.split(".")[0]
@@ -669,6 +726,107 @@ def _write_atomic(out: Path, data: bytes) -> None:
         raise BuildError(f"cannot write {out}: {exc.strerror or exc}") from None
 
 
+def _expand_includes(names: list[str], info: _Runtime, state: _State, src: Path) -> set[str]:
+    """Stdlib modules asked for with include (a package brings all its submodules).
+
+    A name that is not in the runtime's stdlib must be the guest's own or a third-party module
+    the build can bundle; anything else is a BuildError.
+    """
+    found: set[str] = set()
+    for name in names:
+        if name not in info.names and not all(p.isidentifier() for p in name.split(".")):
+            raise BuildError(f"include: {name!r} is not a module name")
+        if name in info.names:
+            prefix = name + "."
+            found.add(name)
+            found.update(n for n in info.names if n.startswith(prefix))
+            continue
+        if name in state.modules:
+            continue
+        top = name.split(".")[0]
+        reason = "not found"
+        if top not in sys.stdlib_module_names:
+            reason = _load_third_party(top, state) or "not found"
+            if name in state.modules:
+                continue
+        if reason.startswith("native: "):
+            raise BuildError(f"include: cannot bundle '{name}': {reason[len('native: '):]}")
+        raise BuildError(
+            f"include: no module named '{name}' in the wasm runtime's stdlib, the guest folder "
+            f"{src} or this Python environment"
+        )
+    return found
+
+
+LAZY_NOT_FOLLOWED = frozenset(
+    {
+        # interactive and developer tools
+        "pydoc", "doctest", "pdb", "bdb", "unittest", "cProfile", "profile", "pstats", "trace",
+        "tracemalloc", "code", "codeop", "cmd", "timeit", "webbrowser", "getpass", "dis",
+        "argparse",  # the `main()` of tokenize, json.tool, ...: a guest's own argparse is a root
+        # resources and metadata of installed packages (the guest has none on disk)
+        "importlib.readers", "importlib.resources", "importlib.metadata", "pkgutil",
+        # networking, mail and archives, which an inference guest reaches only on purpose
+        "email", "http", "urllib.request", "xmlrpc", "mailbox", "socketserver", "ftplib",
+        "smtplib", "tarfile", "zipfile", "shelve", "dbm", "mimetypes", "uuid", "platform",
+        "subprocess", "plistlib",
+    }
+)  # fmt: skip
+"""Modules the stdlib imports only inside functions, on paths a guest rarely takes (help(),
+debuggers, package metadata, networking): following them would bundle most of the stdlib.
+A guest that does take such a path gets an ImportError naming ``include``; a guest that imports
+one of them itself gets it, with everything it needs."""
+
+
+def _not_followed(name: str) -> bool:
+    parts = name.split(".")
+    return any(".".join(parts[:depth]) in LAZY_NOT_FOLLOWED for depth in range(1, len(parts) + 1))
+
+
+def _stdlib_closure(roots: set[str], info: _Runtime) -> set[str]:
+    """Every stdlib module reachable from ``roots`` through the manifest's import lists,
+    parent packages included (importing a.b.c runs a and a.b first); imports inside functions
+    are followed except into :data:`LAZY_NOT_FOLLOWED`."""
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in info.names:
+            continue
+        seen.add(name)
+        parts = name.split(".")
+        todo.extend(".".join(parts[:depth]) for depth in range(1, len(parts)))
+        todo.extend(info.imports.get(name, ()))
+        todo.extend(n for n in info.lazy_imports.get(name, ()) if not _not_followed(n))
+        todo.extend(IMPLICIT_IMPORTS.get(name, ()))
+    return seen
+
+
+def _preload_names(entry: SourceModule, known: set[str]) -> tuple[str, ...]:
+    """The entry's own top-level, unconditional imports of stdlib or SDK modules, for the
+    snapshot to import at build time (never guest or third-party code: it could print, read
+    files or the environment, and would then do so at build time instead of at run time)."""
+    if entry.tree is None:
+        return ()
+    refs, _ = scan_imports(entry.tree, entry.name, entry.is_package)
+    names: list[str] = []
+    for ref in refs:
+        if ref.guarded or ref.in_function:
+            continue
+        for candidate in (ref.module, *(f"{ref.module}.{n}" for n in ref.names)):
+            if candidate in known and candidate not in names:
+                names.append(candidate)
+    return tuple(names)
+
+
+def _boot_module(preload: tuple[str, ...], omitted: set[str]) -> BundleModule:
+    """``_wasinn_boot``: guest_boot.py with this guest's PRELOAD and OMITTED appended."""
+    source = Path(guest_boot.__file__).read_text(encoding="utf-8")
+    source += f"\nPRELOAD = {preload!r}\nOMITTED = frozenset({sorted(omitted)!r})\n"
+    code = compile(source, f"<frozen {BOOT_MODULE}>", "exec", dont_inherit=True, optimize=0)
+    return BundleModule(BOOT_MODULE, marshal.dumps(code), False)
+
+
 def _check_paths(src: Path, out: Path) -> None:
     if not src.exists():
         raise BuildError(f"guest folder {src} does not exist")
@@ -693,11 +851,17 @@ def build_guest(
     verbose: bool = False,
     runtime: Path | None = None,
     stdlib: Path | None = None,
+    snapshot: bool = True,
+    include: list[str] | tuple[str, ...] = (),
+    notice: Callable[[str], None] | None = None,
 ) -> BuildReport:
     """Build the guest folder ``src`` into the wasm module ``out`` (written atomically).
 
     ``portable`` picks the runtime flavour that imports only the six wasi_ephemeral_nn
     functions every runtime has. ``runtime``/``stdlib`` override the built runtime files (tests).
+    ``snapshot`` pre-initialises the module with Wizer (:mod:`.snapshot`); ``include`` adds
+    modules the import scan cannot see (dynamic imports), as ``[tool.wasinn] include`` does.
+    ``notice`` is told before the slow step (pre-initialisation), for the CLI to print.
     With ``verbose`` the report carries warnings (guarded imports that could not be bundled,
     guest modules shadowing stdlib ones) for the caller to print; nothing is printed here.
     """
@@ -739,22 +903,63 @@ def build_guest(
         module.parse(resolver.shown_path(module))
     roots = _dependency_roots(settings.dependencies, resolver, src)
     resolver.run(entry, roots)
+    included = _expand_includes([*_configured_includes(src), *include], info, state, src)
+    # Modules the entry does not reach statically are still bundled (guest files, includes,
+    # and the whole SDK once the guest uses it: `wasi_nn.image` etc. are imported lazily by
+    # name): their imports count too, but only as warnings, like guarded ones.
+    uses_sdk = any(state.modules[n].origin == "sdk" for n in resolver.analysed)
+    for name, module in list(state.modules.items()):
+        if name not in resolver.analysed and (module.origin != "sdk" or uses_sdk):
+            resolver.run(name, required=False)
     if state.errors:
         raise BuildError("cannot build " + str(src) + ":\n  " + "\n  ".join(state.errors))
 
+    # Guest, third-party and (for a guest that imports it) SDK files all go in.
+    bundled = {
+        name: module
+        for name, module in state.modules.items()
+        if module.origin != "sdk" or uses_sdk
+    }
+    roots = resolver.stdlib_refs | included | set(RUNTIME_ROOTS)
+    stdlib_names = _stdlib_closure(roots, info) - set(bundled)
+    omitted = set(info.names) - stdlib_names - set(info.deep_frozen) - set(bundled)
+    sdk_names = {name for name, module in bundled.items() if module.origin == "sdk"}
+    preload = _preload_names(state.modules[entry], stdlib_names | sdk_names)
+
     records: list[BundleModule] = [
         BundleModule(name, _compile(module, resolver.shown_path(module)), module.is_package)
-        for name, module in sorted(state.modules.items())
+        for name, module in sorted(bundled.items())
     ]
-    records += [m for m in info.stdlib.modules if m.name not in state.modules]
+    records.append(_boot_module(preload, omitted))
+    records += [
+        m
+        for m in info.stdlib.modules
+        if m.name in stdlib_names and m.name not in info.deep_frozen
+    ]
     bundle = write_bundle(records, entry)
     try:
         module_bytes = append_bundle(_read(runtime_path), bundle)
     except WasmFormatError as exc:
         raise BuildError(f"{runtime_path} cannot take the bundle: {exc}") from None
+    shadowing = sorted(n for n in guest if n in info.names or n in info.deep_frozen)
+    if snapshot and shadowing:
+        # Pre-initialisation imports stdlib modules at build time; one of them could import
+        # the guest's module of the same name, and guest code must never run at build time.
+        snapshot = False
+        state.warnings.append(
+            f"not pre-initialised: the guest's module(s) {', '.join(shadowing)} shadow stdlib "
+            "modules of those names, which pre-initialisation could import at build time"
+        )
+    if snapshot:
+        if notice is not None:
+            notice("pre-initialising the guest (a few seconds; --no-snapshot skips it) ...")
+        try:
+            module_bytes = preinitialise(module_bytes)
+        except SnapshotError as exc:
+            raise BuildError(f"cannot pre-initialise {src}: {exc}") from None
     _write_atomic(out, module_bytes)
 
-    origins = [m.origin for m in state.modules.values()]
+    origins = [m.origin for m in bundled.values()]
     return BuildReport(
         output=out,
         entry=entry,
@@ -762,11 +967,13 @@ def build_guest(
         module_count=len(records),
         guest_modules=origins.count("guest"),
         sdk_modules=origins.count("sdk"),
-        stdlib_modules=len(records) - len(state.modules),
+        stdlib_modules=len(records) - len(bundled) - 1,
         third_party=tuple(sorted(state.third_party)),
         bundle_size=len(bundle),
         output_size=len(module_bytes),
         seconds=time.perf_counter() - started,
         warnings=tuple(state.warnings) if verbose else (),
         modules=_listing(state, records, src, vendor, excluded) if verbose else (),
+        snapshot=snapshot,
+        stdlib_left_out=len(omitted),
     )

@@ -30,6 +30,8 @@ class ImportRef:
     names: tuple[str, ...]
     guarded: bool
     lineno: int
+    in_function: bool = False  # inside a def or lambda: runs on call, not when imported
+    main_only: bool = False  # inside `if __name__ == "__main__":` (runs only as a script)
 
 
 def _catches_import_error(handler: ast.ExceptHandler) -> bool:
@@ -41,6 +43,16 @@ def _catches_import_error(handler: ast.ExceptHandler) -> bool:
         if name in _IMPORT_ERROR_NAMES:
             return True
     return False
+
+
+def _is_main_test(test: ast.expr) -> bool:
+    """``__name__ == "__main__"`` (either order)."""
+    if not isinstance(test, ast.Compare) or len(test.ops) != 1 or not isinstance(test.ops[0], ast.Eq):
+        return False
+    sides = [test.left, test.comparators[0]]
+    has_name = any(isinstance(x, ast.Name) and x.id == "__name__" for x in sides)
+    has_main = any(isinstance(x, ast.Constant) and x.value == "__main__" for x in sides)
+    return has_name and has_main
 
 
 def resolve_relative(module: str | None, level: int, importer: str, is_package: bool) -> str:
@@ -65,6 +77,8 @@ class _Collector(ast.NodeVisitor):
         self.importer = importer
         self.is_package = is_package
         self.guard_depth = 0
+        self.function_depth = 0
+        self.main_depth = 0
         self.refs: list[ImportRef] = []
         self.errors: list[tuple[int, str]] = []
 
@@ -73,7 +87,12 @@ class _Collector(ast.NodeVisitor):
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
-            self.refs.append(ImportRef(alias.name, (), self._guarded(), node.lineno))
+            self.refs.append(
+                ImportRef(
+                    alias.name, (), self._guarded(), node.lineno, self.function_depth > 0,
+                    self.main_depth > 0,
+                )
+            )
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         try:
@@ -82,12 +101,31 @@ class _Collector(ast.NodeVisitor):
             self.errors.append((node.lineno, str(exc)))
             return
         names = tuple(a.name for a in node.names if a.name != "*")
-        self.refs.append(ImportRef(target, names, self._guarded(), node.lineno))
+        self.refs.append(
+            ImportRef(
+                target, names, self._guarded(), node.lineno, self.function_depth > 0,
+                self.main_depth > 0,
+            )
+        )
+
+    def _visit_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
+        self.function_depth += 1
+        self.generic_visit(node)
+        self.function_depth -= 1
+
+    visit_FunctionDef = _visit_function
+    visit_AsyncFunctionDef = _visit_function
+    visit_Lambda = _visit_function
 
     def visit_If(self, node: ast.If) -> None:
         self.visit(node.test)
         self.guard_depth += 1
-        for stmt in node.body + node.orelse:
+        main = _is_main_test(node.test)
+        self.main_depth += main
+        for stmt in node.body:
+            self.visit(stmt)
+        self.main_depth -= main
+        for stmt in node.orelse:
             self.visit(stmt)
         self.guard_depth -= 1
 

@@ -14,7 +14,10 @@ What is left out, and why (docs/guests.md repeats this for guest authors):
   ``ctypes`` (_ctypes, no dlopen), ``multiprocessing`` and ``concurrent`` (no processes or real
   threads), ``asyncio`` (no event loop worth having without sockets), ``ensurepip``, ``venv``,
   ``distutils``, ``lib2to3``, ``pydoc_data`` (700 KB of help topics); ``lzma``, ``bz2``,
-  ``ssl``, ``gzip`` (their C modules or zlib are not built in).
+  ``ssl``, ``gzip``, ``crypt`` (their C modules or zlib are not built in).
+* modules that import, when loaded, a C module the runtime does not link
+  (:data:`.inittab.LEFT_OUT`: the CJK codecs, ``stringprep``, ``encodings.idna``), found by
+  :func:`unloadable` from their import lists.
 * single modules that cannot import there (``pty``/``tty`` need termios, ``unittest.mock``
   needs asyncio, the Windows and bz2/zlib codecs, ``dbm.gnu``/``dbm.ndbm``): EXCLUDED_MODULES.
 * the folders of the installation itself (``site-packages``, ``lib-dynload``, ``config-*``).
@@ -23,21 +26,23 @@ Everything a normal CLI program uses stays: encodings, json, re, dataclasses, pa
 enum, typing, logging, collections, datetime, decimal, fractions, statistics, csv, base64,
 hashlib (on the built-in _md5/_sha*/_blake2), email, xml, urllib.parse, zoneinfo, unittest, ...
 
-Next to the bundle a small JSON manifest records the runtime's built-in C modules (read from
-the inittab in the sdist's ``config.c``), so the bundler can tell a guest's ``import math``
+Next to the bundle a small JSON manifest records the runtime's built-in C modules (the table
+the runtime links, :mod:`.inittab`), so the bundler can tell a guest's ``import math``
 (built in) from an import the runtime cannot satisfy, without running the runtime.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import marshal
-import re
 import sys
 from pathlib import Path
 
+from . import inittab
 from .bundle_format import BundleModule, write_bundle
+from .import_scan import scan_imports
 
 REQUIRED_PYTHON = (3, 11)
 
@@ -50,6 +55,7 @@ EXCLUDED_TOP_LEVEL: frozenset[str] = frozenset(
         "tkinter", "turtle", "curses", "sqlite3", "ctypes",
         "multiprocessing", "concurrent", "asyncio",
         "lzma", "bz2", "ssl", "gzip", "readline", "rlcompleter",
+        "crypt",  # _crypt is not linked (inittab.LEFT_OUT); crypt raises ImportError itself
         # the installation's own folders, not packages
         "site-packages", "lib-dynload",
     }
@@ -77,7 +83,16 @@ RUNTIME_EXTRA_BUILTINS = ("_wasi_nn", "_wasinn_image")
 
 MANIFEST_SUFFIX = ".manifest.json"
 
-_INITTAB_ENTRY = re.compile(r'^\s*\{"([A-Za-z0-9_.]+)",\s*\w+\}', re.MULTILINE)
+DEEP_FROZEN: frozenset[str] = frozenset(
+    {
+        "_collections_abc", "_sitebuiltins", "abc", "codecs", "genericpath", "importlib.machinery",
+        "importlib.util", "io", "ntpath", "os", "posixpath", "runpy", "site", "stat", "zipimport",
+    }
+)  # fmt: skip
+"""Modules CPython 3.11 carries deep-frozen inside libpython (``_imp._frozen_module_names()``,
+minus the test modules): a guest's bundle leaves them out, and CPython serves its own copies,
+which need no unmarshalling.  The stdlib bundle keeps them so the bundler can follow their
+imports."""
 
 
 class StdlibBuildError(RuntimeError):
@@ -134,13 +149,73 @@ def compile_source(source: bytes, filename: str) -> bytes:
 
 
 def builtin_modules(stdlib_dir: Path) -> list[str]:
-    """Names in the libpython's inittab (``config-3.11-*/config.c``) plus the runtime's own."""
-    names: set[str] = set(RUNTIME_EXTRA_BUILTINS)
-    for config_c in stdlib_dir.glob("config-3.11*/config.c"):
-        names.update(_INITTAB_ENTRY.findall(config_c.read_text(encoding="utf-8")))
-    if len(names) == len(RUNTIME_EXTRA_BUILTINS):
+    """The runtime's built-in modules: the table it links (:mod:`.inittab`; the link fails on a
+    name the libpython lacks).  ``stdlib_dir`` must be a CPython installation's lib folder."""
+    if not any(stdlib_dir.glob("config-3.11*/config.c")):
         raise StdlibBuildError(f"no config-3.11*/config.c with an inittab under {stdlib_dir}")
-    return sorted(names)
+    return inittab.builtin_names()
+
+
+def module_imports(
+    name: str, tree: ast.Module, is_package: bool
+) -> tuple[list[str], list[str], list[str]]:
+    """What ``name`` imports: (when loaded, inside functions, unconditionally when loaded).
+
+    The first two (guarded imports included) feed the bundler's tree-shaking, which follows
+    imports inside functions too, except into a few heavy tools (``bundler.LAZY_NOT_FOLLOWED``).
+    The third decides whether the module can load at all in the runtime.  ``from pkg import x``
+    lists ``pkg.x`` too, since ``x`` may be a submodule.
+    """
+    refs, _ = scan_imports(tree, name, is_package)
+    loaded: set[str] = set()
+    lazy: set[str] = set()
+    required: set[str] = set()
+    for ref in refs:
+        if ref.main_only:  # a stdlib module's self-test or demo, never run in a guest
+            continue
+        targets = {ref.module, *(f"{ref.module}.{n}" for n in ref.names)}
+        (lazy if ref.in_function else loaded).update(targets)
+        if not ref.guarded and not ref.in_function:
+            required.add(ref.module)
+    loaded.discard("")
+    lazy -= loaded | {""}
+    return sorted(loaded), sorted(lazy), sorted(required)
+
+
+ALWAYS_PRESENT = frozenset({"__main__", "_frozen_importlib", "_frozen_importlib_external"})
+
+
+def unloadable(
+    at_load: dict[str, list[str]], packages: dict[str, bool], builtins: set[str]
+) -> set[str]:
+    """Modules whose unconditional load-time imports (transitively) need something missing,
+    e.g. ``socket`` once ``_socket`` is not linked: bundling them would only defer the error.
+
+    ``packages`` maps every stdlib module to whether it is a package; ``import os.path`` is
+    satisfied by the plain module ``os`` (an attribute), ``import a.b`` is not by package ``a``.
+    """
+    bad: set[str] = set()
+
+    def satisfied(dep: str) -> bool:
+        if dep in builtins or dep in ALWAYS_PRESENT:
+            return True
+        if dep in packages:
+            return dep not in bad
+        parts = dep.split(".")
+        for depth in range(len(parts) - 1, 0, -1):
+            parent = ".".join(parts[:depth])
+            if parent in packages:
+                return not packages[parent] and parent not in bad
+        return False
+
+    changed = True
+    while changed:
+        changed = False
+        for name, deps in at_load.items():
+            if name not in bad and not all(satisfied(dep) for dep in deps):
+                bad.add(name)
+                changed = True
+    return bad
 
 
 def build_stdlib_bundle(stdlib_dir: Path, out: Path) -> None:
@@ -154,20 +229,41 @@ def build_stdlib_bundle(stdlib_dir: Path, out: Path) -> None:
     stdlib_dir = Path(stdlib_dir)
     if not (stdlib_dir / "os.py").is_file() or not (stdlib_dir / "encodings").is_dir():
         raise StdlibBuildError(f"{stdlib_dir} is not a CPython lib/python3.11 folder")
-    modules: list[BundleModule] = []
+    builtins = builtin_modules(stdlib_dir)
+    compiled: dict[str, BundleModule] = {}
+    imports: dict[str, list[str]] = {}
+    lazy_imports: dict[str, list[str]] = {}
+    at_load: dict[str, list[str]] = {}
     for name, path, is_package in stdlib_sources(stdlib_dir):
+        source = path.read_bytes()
         try:
-            code = compile_source(path.read_bytes(), f"<frozen {name}>")
+            tree = ast.parse(source, filename=str(path))
+            code = marshal.dumps(
+                compile(tree, f"<frozen {name}>", "exec", dont_inherit=True, optimize=0)
+            )
         except SyntaxError as exc:
             raise StdlibBuildError(f"{path}:{exc.lineno}: {exc.msg}") from None
-        modules.append(BundleModule(name, code, is_package))
+        compiled[name] = BundleModule(name, code, is_package)
+        imports[name], lazy_imports[name], at_load[name] = module_imports(name, tree, is_package)
+    # Whatever needs a C module the runtime does not link goes too (the CJK codecs without
+    # _multibytecodec, socket without _socket, ...): see inittab.LEFT_OUT.
+    dropped = unloadable(
+        at_load, {n: m.is_package for n, m in compiled.items()}, set(builtins)
+    )
+    modules = [m for name, m in compiled.items() if name not in dropped]
+    kept = {m.name for m in modules}
     data = write_bundle(modules, "")
     manifest = {
         "python": sys.version.split()[0],
         "magic": importlib.util.MAGIC_NUMBER.hex(),
         "modules": [m.name for m in modules],
-        "builtin_modules": builtin_modules(stdlib_dir),
-        "excluded": sorted(EXCLUDED_TOP_LEVEL | EXCLUDED_MODULES),
+        "builtin_modules": builtins,
+        "excluded": sorted(EXCLUDED_TOP_LEVEL | EXCLUDED_MODULES | dropped),
+        "deep_frozen": sorted(DEEP_FROZEN & kept),
+        "imports": {name: [i for i in imports[name] if i in kept] for name in sorted(kept)},
+        "lazy_imports": {
+            name: [i for i in lazy_imports[name] if i in kept] for name in sorted(kept)
+        },
     }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,10 @@ PAGE_SIZE = 65536
 MAX_PAGES_32 = 65536
 
 SEC_CUSTOM = 0
+SEC_TYPE = 1
 SEC_IMPORT = 2
 SEC_MEMORY = 5
+SEC_EXPORT = 7
 SEC_DATA = 11
 SEC_DATA_COUNT = 12
 
@@ -209,6 +211,79 @@ def import_entries(module: bytes | bytearray | memoryview) -> list[tuple[str, st
     return result
 
 
+_VALTYPES = {0x7F: "i32", 0x7E: "i64", 0x7D: "f32", 0x7C: "f64"}
+
+
+def _function_types(sections: list[Section]) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """The type section's function types as (params, results) of number types."""
+    types: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+    for sec in sections:
+        if sec.id != SEC_TYPE:
+            continue
+        data = sec.payload
+        count, pos = read_uleb(data, 0)
+        for _ in range(count):
+            if data[pos] != 0x60:
+                raise WasmFormatError(f"unsupported type form 0x{data[pos]:02x}")
+            pos += 1
+            sig: list[tuple[str, ...]] = []
+            for _part in range(2):
+                n, pos = read_uleb(data, pos)
+                kinds = bytes(data[pos : pos + n])
+                if any(k not in _VALTYPES for k in kinds):
+                    raise WasmFormatError("a function type uses a non-number value type")
+                sig.append(tuple(_VALTYPES[k] for k in kinds))
+                pos += n
+            types.append((sig[0], sig[1]))
+    return types
+
+
+def function_imports(
+    module: bytes | bytearray | memoryview,
+) -> list[tuple[str, str, tuple[str, ...], tuple[str, ...]]]:
+    """Imported functions as (module, name, param types, result types)."""
+    sections = parse_sections(module)
+    types = _function_types(sections)
+    result: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = []
+    for sec in sections:
+        if sec.id != SEC_IMPORT:
+            continue
+        data = sec.payload
+        count, pos = read_uleb(data, 0)
+        for _ in range(count):
+            mod, pos = _read_name(data, pos)
+            name, pos = _read_name(data, pos)
+            if data[pos] == 0:
+                index, pos = read_uleb(data, pos + 1)
+                if index >= len(types):
+                    raise WasmFormatError(f"import {mod}.{name} has no type {index}")
+                result.append((mod, name, *types[index]))
+            else:
+                _, pos = _skip_import_desc(data, pos)
+    return result
+
+
+_EXPORT_KINDS = {0: "func", 1: "table", 2: "memory", 3: "global", 4: "tag"}
+
+
+def exports(module: bytes | bytearray | memoryview) -> list[tuple[str, str]]:
+    """All exports as (name, kind), kind one of func/table/memory/global/tag."""
+    result: list[tuple[str, str]] = []
+    for sec in parse_sections(module):
+        if sec.id != SEC_EXPORT:
+            continue
+        data = sec.payload
+        count, pos = read_uleb(data, 0)
+        for _ in range(count):
+            name, pos = _read_name(data, pos)
+            kind = _EXPORT_KINDS.get(data[pos])
+            if kind is None:
+                raise WasmFormatError(f"unknown export kind {data[pos]}")
+            _, pos = read_uleb(data, pos + 1)
+            result.append((name, kind))
+    return result
+
+
 def imports(module: bytes | bytearray | memoryview) -> list[tuple[str, str]]:
     """All imports as (module, name) pairs, in order."""
     return [(mod, name) for mod, name, _ in import_entries(module)]
@@ -339,7 +414,7 @@ def append_bundle_ex(runtime: bytes | bytearray | memoryview, bundle: bytes) -> 
         int.from_bytes(seg.init[at + 8 : at + 12], "little"),
         int.from_bytes(seg.init[at + 12 : at + 16], "little"),
     )
-    if old_address or old_length:
+    if not locator_unset(old_address, old_length):
         raise WasmFormatError(
             "the module already carries a bundle (its locator is set); build from the plain runtime"
         )
@@ -397,6 +472,15 @@ def append_bundle(runtime: bytes | bytearray | memoryview, bundle: bytes) -> byt
     return append_bundle_ex(runtime, bundle).module
 
 
+LOCATOR_UNSET = 0xFFFFFFFF
+
+
+def locator_unset(address: int, length: int) -> bool:
+    """A bare runtime's locator: all-ones (runtimes shrunk by wasm-opt, whose memory packing
+    would drop zero bytes) or all-zeros (older runtimes and hand-written test modules)."""
+    return (address, length) in ((0, 0), (LOCATOR_UNSET, LOCATOR_UNSET))
+
+
 def _as_i32(value: int) -> int:
     """i32.const immediates are signed: addresses of 2 GiB and up encode as negatives."""
     return value - (1 << 32) if value >= 1 << 31 else value
@@ -425,9 +509,25 @@ def read_appended_bundle(module: bytes | bytearray | memoryview) -> bytes | None
     locator = bytes(segments[index].init[at : at + LOCATOR_SIZE])
     address = int.from_bytes(locator[8:12], "little")
     length = int.from_bytes(locator[12:16], "little")
-    if address == 0 and length == 0:
+    if locator_unset(address, length):
         return None
     for segment in segments:
         if _segment_address(segment) == address and len(segment.init) == length:
             return bytes(segment.init)
-    raise WasmFormatError(f"the locator points at {address:#x}+{length}, but no segment is there")
+    # A pre-initialised module (Wizer) holds memory as it was after start-up, split into new
+    # segments with the zero runs left out: put the bundle's bytes back together from them.
+    out = bytearray(length)
+    covered = 0
+    for segment in segments:
+        start = _segment_address(segment)
+        if start is None:
+            continue
+        lo, hi = max(start, address), min(start + len(segment.init), address + length)
+        if lo < hi:
+            out[lo - address : hi - address] = segment.init[lo - start : hi - start]
+            covered += hi - lo
+    if covered == 0:
+        raise WasmFormatError(
+            f"the locator points at {address:#x}+{length}, but no segment is there"
+        )
+    return bytes(out)

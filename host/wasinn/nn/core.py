@@ -13,7 +13,6 @@ one more backend through the same contract (`Backend.load -> Graph -> Context`).
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
@@ -26,7 +25,11 @@ from .types import DTYPE_NAMES, TensorType, parse_encoding, parse_target, resolv
 if TYPE_CHECKING:
     from ..worker import BackendWorker
 
-log = logging.getLogger("wasinn.nn")
+
+def _log():  # logging is imported when something is logged, not at every start
+    import logging
+
+    return logging.getLogger("wasinn.nn")
 
 T = TypeVar("T")
 
@@ -171,7 +174,7 @@ class WasiNn:
         shared = self._named_graph(model, backend.name)
         graph = _backend_call(backend.name, "configure", lambda: shared.configure(options))
         if options and graph is shared:
-            log.info("load_by_name_with_config %r: ignoring options the backend cannot "
+            _log().info("load_by_name_with_config %r: ignoring options the backend cannot "
                      "honour: %s", name, ", ".join(sorted(options)))
         return self._add_graph(graph, backend.name)
 
