@@ -52,7 +52,8 @@ MAX_MODULE_BYTES = 1 << 30
 """Rough Cranelift speed on this project's 2-core CI machine, for the one-time notice."""
 
 _SEC_CUSTOM, _SEC_IMPORT, _SEC_GLOBAL, _SEC_MEMORY = 0, 2, 6, 5
-_SEC_EXPORT, _SEC_START, _SEC_CODE, _SEC_DATA = 7, 8, 10, 11
+_SEC_EXPORT, _SEC_START, _SEC_CODE, _SEC_DATA, _SEC_DATACOUNT = 7, 8, 10, 11, 12
+_EMPTY_ACTIVE = b"\x00\x41\x00\x0b\x00"          # an empty active segment at offset 0
 _I32, _I64, _F32, _F64 = 0x7F, 0x7E, 0x7D, 0x7C
 _ZERO_INIT = {_I32: b"\x41\x00\x0b", _I64: b"\x42\x00\x0b",
               _F32: b"\x43" + bytes(4) + b"\x0b", _F64: b"\x44" + bytes(8) + b"\x0b"}
@@ -168,8 +169,11 @@ def _split(view: memoryview) -> SplitModule:
     found_locator = False
     new_exports: list[bytes] = []
     has_memory_export = False
+    kept_segments = _kept_segment_count(sections)
     for sec_id, payload_offset, payload in sections:
-        if sec_id == _SEC_IMPORT:
+        if sec_id == _SEC_DATACOUNT:
+            out.append(_section(sec_id, write_uleb(kept_segments)))
+        elif sec_id == _SEC_IMPORT:
             first_global, memory_imported = _imported_globals(payload)
             if memory_imported:
                 raise NotShareable("imported memory")
@@ -210,11 +214,23 @@ def _split(view: memoryview) -> SplitModule:
             out.append((sec_id, count, bytes(payload[pos:])))      # completed below
         elif sec_id == _SEC_DATA:
             count, pos = read_uleb(payload, 0)
-            body = bytearray(write_uleb(count))
-            for _ in range(count):
+            body = bytearray(write_uleb(kept_segments))
+            for index in range(count):
+                start = pos
                 flags, pos = read_uleb(payload, pos)
-                if flags != 0 or payload[pos] != 0x41:
-                    raise NotShareable("passive or non-constant data segment")
+                if flags == 1:                   # passive: part of the code, kept verbatim
+                    length, pos = read_uleb(payload, pos)
+                    pos += length
+                    body += payload[start:pos]
+                    continue
+                if flags == 2:                   # active with an explicit memory index
+                    memory, pos = read_uleb(payload, pos)
+                    if memory != 0:
+                        raise NotShareable("data segment for another memory")
+                elif flags != 0:
+                    raise NotShareable(f"data segment kind {flags}")
+                if payload[pos] != 0x41:
+                    raise NotShareable("non-constant data segment offset")
                 address, pos = read_sleb(payload, pos + 1)
                 if payload[pos] != 0x0B:
                     raise NotShareable("non-constant data segment offset")
@@ -224,7 +240,8 @@ def _split(view: memoryview) -> SplitModule:
                 if not found_locator and LOCATOR_MAGIC in payload[pos:pos + length].tobytes():
                     found_locator = True
                 pos += length
-                body += b"\x00\x41\x00\x0b\x00"          # empty active segment at offset 0
+                if index < kept_segments:        # keeps the passive segments' indexes
+                    body += _EMPTY_ACTIVE
             out.append(_section(sec_id, bytes(body)))
         elif sec_id == _SEC_CUSTOM:
             length, pos = read_uleb(payload, 0)
@@ -248,6 +265,35 @@ def _split(view: memoryview) -> SplitModule:
             parts.append(part)
     init = Initialiser(min_pages, tuple(global_exports), tuple(segments))
     return SplitModule(b"".join(parts), init, code_bytes)
+
+
+def _kept_segment_count(sections: list[tuple[int, int, memoryview]]) -> int:
+    """How many data segments the code module keeps: up to the last passive one.
+
+    Passive segments are the code's own (`memory.init` names them by index); active ones are
+    the state replayed at instantiation. A Wizer snapshot empties the runtime's segments into
+    passive ones and appends its memory image as many active segments, whose number differs
+    per guest: dropping the trailing active ones keeps one code module for every guest.
+    """
+    for sec_id, _, payload in sections:
+        if sec_id != _SEC_DATA:
+            continue
+        count, pos = read_uleb(payload, 0)
+        kept = 0
+        for index in range(count):
+            flags, pos = read_uleb(payload, pos)
+            if flags == 1:
+                kept = index + 1
+            elif flags in (0, 2):
+                if flags == 2:
+                    _, pos = read_uleb(payload, pos)
+                pos = _skip_expr(payload, pos)
+            else:
+                raise NotShareable(f"data segment kind {flags}")
+            length, pos = read_uleb(payload, pos)
+            pos += length
+        return kept
+    return 0
 
 
 def _skip_expr(payload: memoryview, pos: int) -> int:
