@@ -37,6 +37,7 @@ from ._lowlevel import (
     load,
     load_by_name,
     load_by_name_with_config,
+    output_info,
     set_input,
     unload,
 )

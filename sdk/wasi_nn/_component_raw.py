@@ -13,9 +13,11 @@ API of the C module `_wasi_nn` (docs/contracts.md): int handles, witx enum numbe
   ``i`` becomes the name ``"i"`` (what Wasmtime's backends call unnamed tensors: its outputs
   come back named ``"0"``, ``"1"``, ...). Outputs by index are the host's returned list, in its
   order; by name, looked up in it.
-* `set_input` creates the WIT tensor at once (the data crosses into the host then, so the
-  caller's buffer need not stay alive) and `compute` hands all bound inputs over and keeps the
-  returned outputs; `get_output` copies one out (fetched from the host once, then cached).
+* `set_input` creates the WIT tensor at once (the data crosses into the host then) and
+  `compute` hands all bound inputs over and keeps the returned outputs; `get_output` copies
+  one out (fetched from the host once, then cached). `compute` takes ownership of the tensors
+  it is given, so the bytes stay referenced here and a later `compute` without a new
+  `set_input` re-creates the tensor (inputs stay bound, as with witx).
 * `unload` / `finalize_execution_context` drop the WIT resources (the host frees them).
 * `load_by_name_with_config`, `compute_single`, `get_output_single`, `fini_single` do not
   exist in this WIT: they raise unsupported_operation naming the target.
@@ -40,6 +42,7 @@ from wit_world.imports import tensor as wit_tensor
 
 TARGET = "component (WIT wasi:nn@0.2.0-rc-2024-10-28)"
 PORTABLE = False
+NAMES = True  # tensors may be addressed by name (the SDK refuses names on other layers)
 
 # witx errnos (docs/sdk.md); the WIT codes without a twin map to runtime_error.
 INVALID_ARGUMENT, INVALID_ENCODING, RUNTIME_ERROR = 1, 2, 5
@@ -129,10 +132,18 @@ class _Graph:
 
 
 @dataclass
+class _Input:
+    dims: list[int]
+    type: object  # WIT tensor-type
+    payload: bytes  # kept: `compute` consumes the WIT tensor, a later compute needs a new one
+    tensor: object | None = None  # the WIT tensor not yet handed to `compute`
+
+
+@dataclass
 class _Context:
     resource: object
     graph: _Graph
-    inputs: dict[str, object] = field(default_factory=dict)  # name -> WIT tensor
+    inputs: dict[str, _Input] = field(default_factory=dict)
     outputs: list[tuple[str, object]] = field(default_factory=list)
     fetched: dict[int, bytes] = field(default_factory=dict)  # output position -> bytes
 
@@ -186,7 +197,7 @@ def load(builders, encoding: int, target: int) -> int:
     if encoding not in _ENCODINGS:
         raise Error(INVALID_ENCODING, "load", message=f"unknown graph encoding {encoding}")
     if target not in _TARGETS:
-        raise Error(INVALID_ARGUMENT, "load",
+        raise Error(UNSUPPORTED_OPERATION, "load",
                     message=f"execution target {target} (auto) does not exist on the {TARGET} "
                             "target: use CPU, GPU or TPU")
     try:
@@ -244,17 +255,24 @@ def set_input(ctx: int, index: int | str, dims, type: int, data) -> None:  # noq
     wit_type = _TENSOR_TYPES.get(_u32(type, "tensor type"))
     if wit_type is None:
         raise Error(INVALID_ARGUMENT, "set_input", message=f"unknown tensor type {type}")
-    payload = _as_bytes(data)
+    bound = _Input(dimensions, wit_type, _as_bytes(data))
+    bound.tensor = wit_tensor.Tensor(dimensions, wit_type, bound.payload)  # crosses now
     previous = entry.inputs.pop(name, None)
-    entry.inputs[name] = wit_tensor.Tensor(dimensions, wit_type, payload)
-    if previous is not None:
-        _drop(previous)  # rebinding an input frees the host's copy of the old tensor
+    entry.inputs[name] = bound
+    if previous is not None and previous.tensor is not None:
+        _drop(previous.tensor)  # rebinding an input frees the host's copy of the old tensor
 
 
 def compute(ctx: int) -> None:
     entry = _context(ctx, "compute")
+    inputs = []
+    for name, bound in entry.inputs.items():
+        if bound.tensor is None:  # consumed by an earlier compute: inputs stay bound, as in witx
+            bound.tensor = wit_tensor.Tensor(bound.dims, bound.type, bound.payload)
+        inputs.append((name, bound.tensor))
+        bound.tensor = None  # `compute` takes ownership of the tensors it is given
     try:
-        outputs = entry.resource.compute(list(entry.inputs.items()))
+        outputs = entry.resource.compute(inputs)
     except Err as err:
         raise _host_error("compute", err) from None
     for _, old in entry.outputs:
@@ -337,6 +355,7 @@ def finalize_execution_context(ctx: int) -> None:
     del _contexts[ctx]
     for _, tensor in entry.outputs:
         _drop(tensor)
-    for tensor in entry.inputs.values():
-        _drop(tensor)
+    for bound in entry.inputs.values():
+        if bound.tensor is not None:
+            _drop(bound.tensor)
     _drop(entry.resource)

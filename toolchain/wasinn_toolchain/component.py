@@ -173,9 +173,9 @@ def _plan(src: Path) -> _Plan:
             continue
         refs, _bad = scan_imports(module.parse(module.path), name, module.is_package)
         for ref in refs:
-            if module.origin == "sdk" and ref.guarded:
-                continue  # the SDK's native-mode fallbacks (wasinn.native.raw, numpy, ...)
             top = ref.module.split(".")[0]
+            if module.origin == "sdk" and ref.guarded and top not in known_stdlib:
+                continue  # the SDK's native-mode fallbacks (wasinn.native.raw, numpy, ...)
             if top in PROVIDED:
                 continue
             if top not in state.modules and top not in known_stdlib:
