@@ -48,7 +48,7 @@ packages, package_dir = _packages()
 setup(
     packages=packages,
     package_dir=package_dir,
-    package_data={"wasinn_toolchain": ["*.txt"]},
+    package_data={"wasinn_toolchain": ["*.txt", "wit/*.wit", "wit/deps/*/*.wit"]},
     ext_modules=[
         Extension(
             "_wasinn_image",
