@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,14 @@ def command(binary: Path, cwasm: Path, args: list[str]) -> list[str]:
     return [str(binary), "run", "--allow-precompiled", "-S", "nn", "--dir", ".", str(cwasm), *args]
 
 
+def output(command_line: list[str], cwd: Path) -> str:
+    """stdout of one run that must succeed."""
+    result = subprocess.run(command_line, cwd=cwd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        sys.exit(f"benchmarks: {' '.join(command_line)} failed: {result.stderr[-800:]}")
+    return result.stdout
+
+
 def two_way(title: str, what: str, results: dict, pick) -> Table:
     table = Table(title, [what, "component", "core module", "component ÷ core module"])
     values = [pick(results[t]) for t in TARGETS]
@@ -105,10 +114,16 @@ def main(argv: list[str] | None = None) -> int:
         runs = time_interleaved({t: (command(binary, classifier[t][1], classify), model)
                                  for t in TARGETS}, repeat)
         print("measuring the boundary inside the guest ...", file=sys.stderr)
-        inside = time_interleaved({t: (command(binary, boundary[t][1], [*classify, str(inner)]),
-                                       model) for t in TARGETS}, 3)
-        same = runs["component"].stdout.splitlines()[-5:] == \
-            runs["core module"].stdout.splitlines()[-5:]
+        guest: dict[str, list[dict]] = {t: [] for t in TARGETS}
+        for _ in range(3):  # interleaved rounds; each run reports medians of `inner` calls
+            for t in TARGETS:
+                guest[t].append(json.loads(output(command(
+                    binary, boundary[t][1], [*classify, str(inner)]), model).splitlines()[-1]))
+        # timing.py keeps what a run printed after its first line only partly (readline's
+        # buffer), so the printed results are compared from runs of their own.
+        tops = {t: output(command(binary, classifier[t][1], classify), model).splitlines()[-5:]
+                for t in TARGETS}
+        same = tops["component"] == tops["core module"]
         sizes = {t: (hello[t][0].stat().st_size, classifier[t][0].stat().st_size)
                  for t in TARGETS}
 
@@ -118,13 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         two_way("End to end on the Wasmtime CLI: mobilenet_openvino on banana.jpg (median)",
                 "process start → exit", runs, lambda timed: timed.median_ms),
     ]
-    guest = {t: json.loads(inside[t].stdout.strip().splitlines()[-1]) for t in TARGETS}
-    boundary_table = Table("Inside the guest on the Wasmtime CLI (medians of "
-                           f"{inner} calls, in the last of 3 runs)",
+    boundary_table = Table("Inside the guest on the Wasmtime CLI (median over 3 runs of each "
+                           f"run's median of {inner} calls)",
                            ["call", "component", "core module", "component ÷ core module"])
     for key, label in (("set_input_ms", "set_input (602 KB f32)"), ("compute_ms", "compute"),
                        ("get_output_ms", "get_output (4 KB)"), ("load_ms", "load (IR + 3.5 MB)")):
-        values = [guest[t][key] for t in TARGETS]
+        values = [statistics.median(run[key] for run in guest[t]) for t in TARGETS]
         boundary_table.rows.append([label, ms(values[0]), ms(values[1]),
                                     ratio(values[0], values[1])])
     tables.append(boundary_table)
@@ -140,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     for table in tables:
         print(table.render() + "\n")
     print(f"Same top-5 on both targets: {'yes' if same else 'NO'}.")
+    if not same:
+        print("component:\n" + "\n".join(tops["component"]) + "\ncore module:\n"
+              + "\n".join(tops["core module"]))
     return 0 if same else 1
 
 
