@@ -152,3 +152,17 @@ def test_sys_exit_status_is_failure(compiled, real_models):
                  real_models["mobilenet_openvino"])
     assert result.returncode == 1
     assert "panicked" not in result.stderr
+
+
+def test_boundary_benchmark_guest_reports_its_figures(real_models):
+    """benchmarks/guests/boundary (what benchmarks/component.py runs on both targets), here
+    natively: the same SDK calls, one JSON object of positive medians."""
+    from _example_runs import REPO, ok, run_native
+
+    folder = real_models["mobilenet_openvino"]
+    lines = ok(run_native(REPO / "benchmarks" / "guests" / "boundary",
+                          ["mobilenet.xml", "mobilenet.bin", "input.jpg", "3"], cwd=folder))
+    figures = json.loads(lines[-1])
+    assert figures["input_bytes"] == 602112 and figures["output_bytes"] == 4004
+    for key in ("load_ms", "set_input_ms", "compute_ms", "get_output_ms"):
+        assert figures[key] > 0, key
