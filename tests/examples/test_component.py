@@ -146,6 +146,14 @@ def test_uncaught_exception_is_a_traceback_and_exit_1(compiled, real_models):
     assert "panicked" not in result.stderr
 
 
+def test_module_that_failed_at_build_time_says_why(compiled, real_models):
+    result = run(compiled(GUEST), ["mobilenet.xml", "mobilenet.bin", "input.jpg", "broken"],
+                 real_models["mobilenet_openvino"])
+    assert result.returncode == 1
+    assert ("(importing broken failed when the component was built: RuntimeError: needs the "
+            "host)") in result.stderr
+
+
 def test_sys_exit_status_is_failure(compiled, real_models):
     """wasi:cli/run reports success or failure only: sys.exit(3) exits 1 (docs/guests.md)."""
     result = run(compiled(GUEST), ["mobilenet.xml", "mobilenet.bin", "input.jpg", "exit3"],

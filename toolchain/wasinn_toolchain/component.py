@@ -219,8 +219,8 @@ def _componentize(staging: Path, plan: _Plan, out: Path, verbose: bool) -> None:
     env.pop("VIRTUAL_ENV", None)  # only the folders named above, not the host's venv
     env.setdefault("RUST_BACKTRACE", "0")
     proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    if verbose and proc.stdout:
-        print(proc.stdout, end="", file=sys.stderr)
+    if verbose:  # componentize-py's own lines and what the pre-imports printed
+        print(proc.stdout + proc.stderr, end="", file=sys.stderr)
     if proc.returncode != 0:
         lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
         tail = "\n    ".join(lines[-12:])
@@ -241,7 +241,8 @@ def build_component(src: Path, out: Path, *, verbose: bool = False) -> Component
         staging = Path(tmp)
         shutil.copyfile(Path(__file__).with_name("component_app.py"), staging / f"{APP_MODULE}.py")
         (staging / f"{CONFIG_MODULE}.py").write_text(
-            f"ENTRY = {plan.entry!r}\nPRELOAD = {plan.preload!r}\n", encoding="utf-8")
+            f"ENTRY = {plan.entry!r}\nPRELOAD = {plan.preload!r}\nVERBOSE = {verbose!r}\n",
+            encoding="utf-8")
         shutil.copyfile(library, staging / IMAGE_LIBRARY)
         log(f"componentize-py {COMPONENTIZE_PY_VERSION}: entry {plan.entry}, "
             f"{len(plan.preload)} modules to pre-import")

@@ -24,12 +24,18 @@ from componentize_py_types import Err
 from wit_world import exports
 
 
-def _preload(names: list[str]) -> None:
+def _preload(names: list[str]) -> dict[str, str]:
+    """Import `names`; returns {name: why} for those that failed (optional ones may)."""
+    failed = {}
     for name in names:
         try:
             importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - an optional import fails again, visibly, at run time
-            pass
+        except Exception as error:  # noqa: BLE001 - optional imports may fail; see run_entry
+            failed[name] = f"{type(error).__name__}: {error}"
+            if config.VERBOSE:
+                print(f"wasinn build: pre-import of {name} failed: {failed[name]}",
+                      file=sys.stderr)
+    return failed
 
 
 def _entry_code(name: str) -> tuple[types.CodeType, str]:
@@ -42,7 +48,7 @@ def _entry_code(name: str) -> tuple[types.CodeType, str]:
     return code, spec.origin or name
 
 
-_preload(config.PRELOAD)
+_FAILED = _preload(config.PRELOAD)
 _CODE, _ORIGIN = _entry_code(config.ENTRY)
 
 
@@ -66,8 +72,12 @@ def run_entry() -> int:
         exec(_CODE, module.__dict__)
     except SystemExit as stop:
         return exit_status(stop.code)
-    except BaseException:  # noqa: BLE001 - the guest's own failure: report it like python does
+    except BaseException as error:  # noqa: BLE001 - the guest's failure: report it as python does
         traceback.print_exc()
+        missing = getattr(error, "name", None) if isinstance(error, ImportError) else None
+        if missing in _FAILED:  # the real reason is the build-time one, not "not found"
+            print(f"(importing {missing} failed when the component was built: "
+                  f"{_FAILED[missing]})", file=sys.stderr)
         return 1
     return 0
 

@@ -1,7 +1,7 @@
 """Exercises the SDK on the component target: every promise, and each error path.
 
 Prints one JSON object per check (`{"check": ..., ...}`); test_component.py asserts on them.
-Usage: main.py MODEL.xml MODEL.bin IMAGE [raise|exit3]
+Usage: main.py MODEL.xml MODEL.bin IMAGE [raise|exit3|broken]
 """
 
 import json
@@ -38,6 +38,8 @@ def main(argv: list[str]) -> int:
         raise RuntimeError("deliberate failure")
     if argv[4:] == ["exit3"]:
         sys.exit(3)
+    if argv[4:] == ["broken"]:
+        import broken  # noqa: F401  (failed when the component was built)
     report("raw_layer", value=wasi_nn.raw_layer)
     report("lazy_import", value=lazily_imported())
     tensor = image_to_tensor(image_path, 224, 224, preset="openvino")
