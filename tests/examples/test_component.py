@@ -123,6 +123,9 @@ def test_sdk_on_the_component_target(guest_run):
     ("missing_output", "not_found", "no output named 'nope'"),
     ("index_past_inputs", "invalid_argument", "the graph declares 1 input(s) ['input']"),
     ("released_graph", "invalid_argument", "unloaded"),
+    ("wild_target", "invalid_argument", "unknown execution target 77"),
+    ("name_not_utf8", "invalid_argument", "not UTF-8"),
+    ("openvino_tpu", "unsupported_operation", "OpenVINO has no TPU"),
 ])
 def test_error_paths_carry_the_hosts_message(guest_run, check, name, detail):
     """WIT errors' `data()` reaches `WasiNnError.detail`."""

@@ -74,6 +74,10 @@ def main(argv: list[str]) -> int:
     failure("bad_model", lambda: builder.build_from_bytes([b"<net>not a model", b""]))
     failure("auto_target", lambda: wasi_nn.load([xml, weights], wasi_nn.GRAPH_ENCODING_OPENVINO,
                                                 wasi_nn.EXECUTION_TARGET_AUTO))
+    failure("openvino_tpu", lambda: wasi_nn.load([xml, weights], wasi_nn.GRAPH_ENCODING_OPENVINO,
+                                                 wasi_nn.EXECUTION_TARGET_TPU))
+    failure("wild_target", lambda: wasi_nn.load([xml, weights], 0, 77))
+    failure("name_not_utf8", lambda: wasi_nn.load_by_name(b"\xff\xfe"))
     failure("pytorch_backend", lambda: wasi_nn.load([b"x"], wasi_nn.GRAPH_ENCODING_PYTORCH,
                                                     wasi_nn.EXECUTION_TARGET_CPU))
     failure("load_by_name", lambda: wasi_nn.load_by_name("no-such-model"))
