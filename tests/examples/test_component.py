@@ -82,6 +82,14 @@ def test_openvino_component_prints_the_core_modules_top5(compiled, real_models):
     assert lines == core.stdout.splitlines()  # scores to 4 decimals, labels, sizes, IDs
 
 
+def test_missing_model_file_is_the_guests_one_line_error(compiled, real_models):
+    result = run(compiled(EXAMPLES / "mobilenet_openvino"), ["nope.xml", "mobilenet.bin",
+                                                             "input.jpg"],
+                 real_models["mobilenet_openvino"])
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "error: nope.xml: No such file or directory"
+
+
 def test_pytorch_component_builds_and_reports_wasmtimes_missing_backend(compiled, real_models):
     """The release Wasmtime has no PyTorch backend: the guest gets invalid_encoding with the
     host's own message, prints it and exits 1 (no trap)."""

@@ -31,6 +31,12 @@ def test_missing_folder(tmp_path: Path):
         wasinn("build", "--component", tmp_path / "nope", "-o", tmp_path / "x.wasm"))
 
 
+def test_output_that_is_a_folder(tmp_path: Path):
+    (tmp_path / "main.py").write_text("print('hi')\n")
+    assert "is a folder" in one_line_error(
+        wasinn("build", "--component", tmp_path, "-o", tmp_path))
+
+
 def test_portable_and_component_exclude_each_other(tmp_path: Path):
     (tmp_path / "main.py").write_text("print('hi')\n")
     assert "exclude each other" in one_line_error(
