@@ -80,7 +80,8 @@ packages, package_dir = _packages()
 setup(
     packages=packages,
     package_dir=package_dir,
-    package_data={"wasinn_toolchain": ["*.txt"], "wasi_nn": ["py.typed"]},
+    package_data={"wasinn_toolchain": ["*.txt", "wit/*.wit", "wit/deps/*/*.wit"],
+                  "wasi_nn": ["py.typed"]},
     ext_modules=[
         Extension(
             "_wasinn_image",

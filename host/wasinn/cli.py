@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the .wasm to write (default: DIR's name + .wasm, here)")
     build.add_argument("--portable", action="store_true",
                        help="build for any wasi_ephemeral_nn runtime (see docs)")
+    build.add_argument("--component", action="store_true",
+                       help="build a WebAssembly component for WIT wasi:nn (wasmtime run -S nn) "
+                            "with componentize-py instead of a core module (docs/guests.md)")
     build.add_argument("--verbose", "-v", action="store_true",
                        help="explain each build step and list every bundled module's origin")
     build.add_argument("--no-precompile", action="store_true",
@@ -222,11 +225,19 @@ def _build(options: argparse.Namespace) -> int:
     try:
         source = Path(options.source)
         output = Path(options.output or f"{source.resolve().name}.wasm")
-        report = build_guest(source, output, portable=options.portable,
-                             verbose=options.verbose, snapshot=options.snapshot,
-                             include=options.include,
-                             notice=lambda text: print(f"wasinn build: {text}", file=sys.stderr,
-                                                       flush=True))
+        if options.component:
+            from wasinn_toolchain.component import build_component
+
+            if options.portable:
+                raise BuildError("--portable and --component exclude each other: a component "
+                                 "speaks WIT wasi:nn, not wasi_ephemeral_nn")
+            report = build_component(source, output, verbose=options.verbose)
+        else:
+            report = build_guest(source, output, portable=options.portable,
+                                 verbose=options.verbose, snapshot=options.snapshot,
+                                 include=options.include,
+                                 notice=lambda text: print(f"wasinn build: {text}",
+                                                           file=sys.stderr, flush=True))
     except BuildError as error:
         raise HostError(str(error)) from None
     for warning in getattr(report, "warnings", ()):
@@ -234,7 +245,7 @@ def _build(options: argparse.Namespace) -> int:
     summary = getattr(report, "summary", None)
     if callable(summary):
         print(summary())
-    if not options.no_precompile:
+    if not (options.no_precompile or options.component):   # a component runs elsewhere
         from .shared_code import precompile
 
         precompile(output)

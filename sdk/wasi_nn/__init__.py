@@ -3,8 +3,9 @@
 WASI-NN lets a WebAssembly program run neural-network inference on the host's ML backends
 (OpenVINO, PyTorch, TensorFlow Lite, ONNX, ...): the guest hands over model bytes and tensors,
 the host loads and computes. This package is the guest side, over the `wasi_ephemeral_nn` ABI.
-It runs inside a wasinn-built module (on `_wasi_nn`) and under plain CPython (on
-`wasinn.native.raw`), unchanged.
+It runs inside a wasinn-built module (on `_wasi_nn`), inside a component built with
+`wasinn build --component` (on `wasi_nn._component_raw`, over WIT `wasi:nn`) and under plain
+CPython (on `wasinn.native.raw`), unchanged.
 
 Three levels, lowest first:
 
@@ -37,6 +38,7 @@ from ._lowlevel import (
     load,
     load_by_name,
     load_by_name_with_config,
+    output_info,
     set_input,
     unload,
 )

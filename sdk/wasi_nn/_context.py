@@ -113,6 +113,11 @@ class GraphExecutionContext:
             del values[count:]
         return values
 
+    def output_info(self, index: int | str) -> tuple[str, list[int], TensorType | str]:
+        """(name, dims, type) of output `index`, where the host reports them (the component
+        target does; `wasi_ephemeral_nn` cannot: unsupported_operation)."""
+        return _ll.output_info(self.handle, index)
+
     def get_output_view(self, index: int, fmt: str = "f") -> memoryview:
         """Output `index` as a memoryview cast to `fmt` (e.g. ``'f'``), over a fresh buffer."""
         return memoryview(self.get_output(index)).cast(fmt)
@@ -120,6 +125,7 @@ class GraphExecutionContext:
     def _fetch(self, index: int, make: Callable[[int], object], itemsize: int,
                single: bool) -> tuple:
         """Read an output into `make(size)`, learning its size from ``too_large`` if needed."""
+        _ll.check_index(index, "get_output")
         sizes = self._single_sizes if single else self._sizes
         call = _r.get_output_single if single else _r.get_output
         handle = self.handle

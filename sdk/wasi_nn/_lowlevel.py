@@ -15,8 +15,9 @@ Buffers go to the raw layer untouched: no copy of model or tensor bytes happens 
 
 from __future__ import annotations
 
-from ._enums import TensorType
-from ._errors import from_raw
+from ._enums import Errno, TensorType
+from ._errors import WasiNnError, from_raw
+from ._raw import RAW_NAME as _RAW_NAME
 from ._raw import Error as _Error
 from ._raw import raw as _r
 from ._tensor import Tensor
@@ -96,8 +97,18 @@ def tensor_data(data, tensor_type: int):
     return data
 
 
-def bind_input(context: int, index: int, dimensions, tensor_type: int, data) -> None:
+def check_index(index, function: str) -> None:
+    """A tensor name (str) is only meaningful where the raw layer addresses tensors by name
+    (the component target's WIT wasi:nn); elsewhere say so instead of a TypeError."""
+    if isinstance(index, str) and not getattr(_r, "NAMES", False):
+        raise WasiNnError(Errno.UNSUPPORTED_OPERATION, function,
+                          detail=f"tensor names need the component target (WIT wasi:nn); the "
+                                 f"{_RAW_NAME} raw layer (wasi_ephemeral_nn) takes indexes")
+
+
+def bind_input(context: int, index: int | str, dimensions, tensor_type: int, data) -> None:
     """Pass one input to the host and keep `data` alive with the context (shared by both APIs)."""
+    check_index(index, "set_input")
     data = tensor_data(data, tensor_type)
     try:
         _r.set_input(context, index, dimensions, tensor_type, data)
@@ -106,8 +117,10 @@ def bind_input(context: int, index: int, dimensions, tensor_type: int, data) -> 
     _bound_inputs.setdefault(context, {})[index] = data
 
 
-def set_input(context: int, index: int, tensor: Tensor) -> None:
+def set_input(context: int, index: int | str, tensor: Tensor) -> None:
     """Bind `tensor` to input `index` of the context; its data buffer is passed, not copied.
+
+    `index` may be the input's name on the component target (see docs/sdk.md).
 
     The buffer stays referenced until `finalize_execution_context`, so a temporary is safe.
     """
@@ -122,12 +135,13 @@ def compute(context: int) -> None:
         raise from_raw(error) from None
 
 
-def get_output(context: int, index: int, buffer) -> int:
+def get_output(context: int, index: int | str, buffer) -> int:
     """Copy output `index` into the writable `buffer`; returns the number of bytes written.
 
     A buffer that is too short raises `WasiNnError` with errno ``too_large`` whose `.needed`
     is the output's size in bytes (when the host reports it, as WasmEdge and wasinn do).
     """
+    check_index(index, "get_output")
     try:
         return _r.get_output(context, index, buffer)
     except _Error as error:
@@ -173,3 +187,23 @@ def finalize_execution_context(context: int) -> None:
         _r.finalize_execution_context(context)
     except _Error as error:
         raise from_raw(error) from None
+
+
+def output_info(context: int, index: int | str) -> tuple[str, list[int], TensorType | str]:
+    """(name, dims, type) of output `index` after `compute`, where the host reports them.
+
+    The component target's WIT `wasi:nn` returns each output as a typed, shaped tensor; the
+    witx `wasi_ephemeral_nn` ABI only copies bytes, so there (and natively) this raises
+    `WasiNnError` (unsupported_operation). The type is a `TensorType`, or ``"bf16"``.
+    """
+    check_index(index, "output_info")
+    info = getattr(_r, "output_info", None)
+    if info is None:
+        raise WasiNnError(Errno.UNSUPPORTED_OPERATION, "output_info",
+                          detail=f"the {_RAW_NAME} raw layer (wasi_ephemeral_nn) does not "
+                                 "report an output's dims or type")
+    try:
+        name, dims, kind = info(context, index)
+    except _Error as error:
+        raise from_raw(error) from None
+    return name, dims, TensorType(kind) if isinstance(kind, int) else kind

@@ -2,6 +2,8 @@
 
 Inside a wasinn-built guest the runtime has the built-in C module `_wasi_nn`: a thin wrapper
 over the `wasi_ephemeral_nn` imports that passes the caller's buffers to the host without copies.
+Inside a component (`wasinn build --component`) `wasi_nn._component_raw` offers the same API
+over componentize-py's bindings for WIT `wasi:nn`.
 Under plain CPython ("native mode") `wasinn.native.raw` offers exactly the same API
 (docs/contracts.md) and calls the host's backends in-process, so a guest file runs unchanged
 with `python main.py`. If neither is present the SDK still imports (the image and result
@@ -26,12 +28,33 @@ class _MissingRaw:
         raise ImportError(f"{_HOW_TO_FIX} ({self._reason})")
 
 
+def _component():
+    """The component raw layer when running in a `wasinn build --component` build, else None.
+
+    Only such a build has componentize-py's runtime together with bindings for wasi:nn.
+    """
+    try:
+        import componentize_py_runtime  # noqa: F401  (exists only inside componentize-py)
+        import wit_world.imports.graph  # noqa: F401
+        from . import _component_raw
+    except ModuleNotFoundError as error:
+        # Absent probes mean "not a component"; anything else broken must surface.
+        if error.name not in ("componentize_py_runtime", "wit_world", "wit_world.imports",
+                              "wit_world.imports.graph"):
+            raise
+        return None
+    return _component_raw
+
+
 def _select():
     try:
         import _wasi_nn as module  # built into the wasm runtime
         return module, "_wasi_nn"
     except ImportError:
         pass
+    module = _component()
+    if module is not None:
+        return module, "component"
     try:
         from wasinn.native import raw as module  # native mode: host backends in-process
         return module, "wasinn.native.raw"
