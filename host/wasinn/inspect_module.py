@@ -13,7 +13,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from .runner import HostError
+from .errors import HostError
 
 PORTABLE_NN = frozenset({"load", "load_by_name", "init_execution_context", "set_input",
                          "compute", "get_output"})
@@ -42,10 +42,17 @@ def _stdlib_names() -> frozenset[str]:
         return frozenset()
 
 
+#: the start-up helper module every build adds (wasinn_toolchain.bundler.BOOT_MODULE; named
+#: here so `inspect` does not import the bundler)
+BOOT_MODULE = "_wasinn_boot"
+
+
 def origin(name: str, stdlib: frozenset[str]) -> str:
     top = name.split(".")[0]
     if top == "wasi_nn":
         return "SDK"
+    if name == BOOT_MODULE:
+        return "wasinn start-up"
     if name in stdlib:
         return "stdlib"
     return "guest/third-party"
@@ -91,8 +98,8 @@ def describe(data: bytes, name: str, list_modules: bool = False) -> list[str]:
                      f"{len(bundle.modules)} modules ("
                      + ", ".join(f"{count} {group}" for group, count in sorted(groups.items()))
                      + ")")
-        guest = sorted(m.name for m in bundle.modules if origin(m.name, stdlib) != "stdlib"
-                       and not m.name.startswith("wasi_nn"))
+        guest = sorted(m.name for m in bundle.modules
+                       if origin(m.name, stdlib) == "guest/third-party")
         shown = [m.name for m in sorted(bundle.modules, key=lambda m: m.name)] \
             if list_modules else guest
         label = "modules" if list_modules else "guest/third-party modules"

@@ -36,7 +36,6 @@ files): a user's own `*.cwasm` in the folder is never touched.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
 import re
@@ -91,8 +90,18 @@ def _engine_identity() -> str:
         return metadata.version("wasmtime")
 
 
+def sha256(data: bytes = b""):
+    """A SHA-256 object: CPython's built-in one when present, so a warm start never loads
+    OpenSSL (hashlib's import costs a few ms)."""
+    try:
+        from _sha256 import sha256 as builtin
+    except ImportError:
+        from hashlib import sha256 as builtin
+    return builtin(data)
+
+
 def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:32]
+    return sha256(data).hexdigest()[:32]
 
 
 def _artifact_name(path: Path, info: os.stat_result) -> tuple[str, str]:
@@ -251,7 +260,7 @@ def load_cached(engine: Any, path: Path, compile_module: Callable[[Any, bytes], 
     stable = (before.st_ctime_ns, before.st_size) == (after.st_ctime_ns, after.st_size)
     prefix, name = _artifact_name(path, before)
     settled = folder / name
-    racy = folder / f"{settled.stem}-{hashlib.sha256(data).hexdigest()[:32]}.racy"
+    racy = folder / f"{settled.stem}-{sha256(data).hexdigest()[:32]}.racy"
     module = _deserialize(engine, racy)
     if module is not None:
         if stable and not _is_racy(before):

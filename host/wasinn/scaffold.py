@@ -13,7 +13,7 @@ import keyword
 import re
 from pathlib import Path
 
-from .runner import HostError
+from .errors import HostError
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 

@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import hashlib
-import json
+import marshal
 import mmap
 import os
+import stat
 import struct
 import sys
 import tempfile
@@ -41,7 +41,7 @@ from wasinn_toolchain.bundle_format import LOCATOR_MAGIC
 from wasinn_toolchain.wasm_module import (
     WasmFormatError, parse_sections, read_sleb, read_uleb, write_uleb)
 
-from .module_cache import _engine_identity, cache_dir
+from .module_cache import _engine_identity, _is_racy, cache_dir, sha256
 
 GLOBAL_EXPORT_PREFIX = "__wasinn_global_"
 ARTIFACT_PREFIX = "code-"
@@ -357,7 +357,7 @@ def load_code(engine, parts: SplitModule, name: str, verbose: bool = False):
     compiled (and stored) now."""
     from wasmtime import Module, WasmtimeError
 
-    digest = hashlib.sha256(parts.code)
+    digest = sha256(parts.code)
     digest.update(_engine_identity().encode())
     digest.update(sys.platform.encode())
     artifact = cache_dir() / f"{ARTIFACT_PREFIX}{digest.hexdigest()[:40]}.cwasm"
@@ -455,33 +455,36 @@ neither rebuilds nor hashes the canonical module (~25 ms for a 16 MB guest)."""
 
 
 def _identity(info: os.stat_result, path: Path) -> str:
+    """The file's identity, as the module cache keys it: a rewrite that keeps the size and puts
+    the mtime back still changes the ctime, and a delete-and-recreate the inode or ctime."""
     text = "\0".join([str(path.resolve()), str(info.st_size), str(info.st_mtime_ns),
-                      str(info.st_ino), _engine_identity(), sys.platform])
-    return hashlib.sha256(text.encode()).hexdigest()[:40]
+                      str(info.st_ctime_ns), str(info.st_ino), str(info.st_dev),
+                      _engine_identity(), sys.platform])
+    return sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:40]
 
 
 def _read_index(index: Path) -> tuple[str, Initialiser] | None:
     try:
-        record = json.loads(index.read_text())
-        init = Initialiser(int(record["min_pages"]),
-                           tuple((str(n), int(t), v) for n, t, v in record["globals"]),
-                           tuple((int(a), int(o), int(n)) for a, o, n in record["segments"]))
-        return str(record["artifact"]), init
-    except (OSError, ValueError, KeyError, TypeError):
+        artifact, min_pages, globals_, segments = marshal.loads(index.read_bytes())
+        init = Initialiser(int(min_pages),
+                           tuple((str(n), int(t), v) for n, t, v in globals_),
+                           tuple((int(a), int(o), int(n)) for a, o, n in segments))
+        return str(artifact), init
+    except (OSError, ValueError, EOFError, TypeError):
         return None
 
 
 def _write_index(index: Path, artifact: str, init: Initialiser) -> None:
-    record = {"artifact": artifact, "min_pages": init.min_pages,
-              "globals": [list(g) for g in init.globals],
-              "segments": [list(s) for s in init.segments]}
+    # marshal: built into the interpreter (no import at start-up) and fast on the ~10 000
+    # segments of a snapshot; the folder is the user's private cache (module_cache checks)
+    record = marshal.dumps((artifact, init.min_pages, init.globals, init.segments))
     with contextlib.suppress(OSError):
         index.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=index.parent, suffix=".tmp",
+        with tempfile.NamedTemporaryFile("wb", dir=index.parent, suffix=".tmp",
                                          delete=False) as out:
-            json.dump(record, out)
+            out.write(record)
         os.replace(out.name, index)
-        entries = sorted(index.parent.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+        entries = sorted(index.parent.glob("*.index"), key=lambda p: p.stat().st_mtime_ns)
         for stale in entries[:-MAX_INDEX_ENTRIES]:
             stale.unlink(missing_ok=True)
 
@@ -494,17 +497,24 @@ def prepare(engine, path: Path, verbose: bool = False) -> Prepared | None:
     from wasmtime import Module, WasmtimeError
 
     try:
-        with open(path, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if handle.read(4) != b"\0asm" or info.st_size > MAX_MODULE_BYTES:
+        # non-blocking open + fstat: a FIFO or device is left to the normal path, which
+        # refuses it; a blocking open of a FIFO with no writer would wait forever
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as handle:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_MODULE_BYTES \
+                    or handle.read(4) != b"\0asm":
                 return None
             # A private copy-on-write map: the data segments are copied from it straight
             # into guest memory, and nothing (not even a later edit of the file) changes it.
             data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
     except (OSError, ValueError):
         return None                       # the normal path reports the error
-    index = cache_dir() / INDEX_DIR / f"{_identity(info, path)}.json"
-    known = _read_index(index)
+    # a file changed within the clock's granularity may change again under the same identity:
+    # it is split and hashed (its code artifact is still shared), never indexed
+    racy = _is_racy(info)
+    index = cache_dir() / INDEX_DIR / f"{_identity(info, path)}.index"
+    known = None if racy else _read_index(index)
     if known is not None:
         artifact = cache_dir() / known[0]
         try:
@@ -523,7 +533,8 @@ def prepare(engine, path: Path, verbose: bool = False) -> Prepared | None:
         module, artifact_name = load_code(engine, parts, path.name, verbose)
     except WasmtimeError:
         return None                       # invalid: the normal path reports it precisely
-    _write_index(index, artifact_name, parts.init)
+    if not racy:
+        _write_index(index, artifact_name, parts.init)
     return Prepared(module, parts.init, data)
 
 

@@ -70,7 +70,8 @@ def test_new_refuses_bad_names_and_existing_folders(tmp_path):
 def test_inspect_reports_flavour_imports_and_bundle(runtime, tmp_path):
     guest = tmp_path / "g"
     guest.mkdir()
-    (guest / "main.py").write_text("import helper\n")
+    # json and the SDK are imported so that the tree-shaken bundle holds what --modules lists
+    (guest / "main.py").write_text("import json\nimport wasi_nn\nimport helper\n")
     (guest / "helper.py").write_text("print('hi')\n")
     for flags, flavour in (((), "full"), (("--portable",), "portable")):
         wasm = tmp_path / f"{flavour}.wasm"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -129,7 +130,7 @@ def test_build_precompiles_so_the_first_run_is_warm(runtime, tmp_path):
     built = wasinn("build", str(guest), "-o", str(tmp_path / "g.wasm"), env_extra=env)
     assert built.returncode == 0
     assert "compiling g.wasm's runtime code (one-time" in built.stderr
-    assert len(list((tmp_path / "cache" / "code-index").glob("*.json"))) == 1
+    assert len(list((tmp_path / "cache").glob("code-*.cwasm"))) == 1
     ran = wasinn("run", "-v", str(tmp_path / "g.wasm"), env_extra=env)
     assert ran.stdout == "warm\n" and "compiling" not in ran.stderr
 
@@ -153,7 +154,10 @@ def test_warm_start_index_survives_garbage_and_follows_rebuilds(runtime, tmp_pat
     wasm = tmp_path / "g.wasm"
     assert wasinn("build", str(guest), "-o", str(wasm)).returncode == 0
     assert wasinn("run", str(wasm), env_extra=env).stdout == "v1\n"
-    (index,) = (cache / "code-index").glob("*.json")
+    assert not list((cache / "code-index").glob("*.index"))   # just written: never indexed
+    time.sleep(2.1)                                      # settled: the next run indexes it
+    assert wasinn("run", str(wasm), env_extra=env).stdout == "v1\n"
+    (index,) = (cache / "code-index").glob("*.index")
     index.write_text("{not json")                        # a damaged index is only a miss
     assert wasinn("run", str(wasm), env_extra=env).stdout == "v1\n"
     (guest / "main.py").write_text("print('v2')\n")

@@ -9,7 +9,6 @@ Only KeyboardInterrupt/SystemExit pass through, so Ctrl-C still stops the guest.
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from typing import Any, Callable
@@ -21,7 +20,12 @@ from ..nn.types import resolve_tensor_type
 from ..trace import QUIET, Tracer, describe_model_kind
 from .memory import GuestMemory
 
-log = logging.getLogger("wasinn.nn")
+
+
+def _log():  # logging is imported when something is logged, not at every start
+    import logging
+
+    return logging.getLogger("wasinn.nn")
 
 MODULE_NAME = "wasi_ephemeral_nn"
 MAX_BUILDERS = 64
@@ -236,7 +240,7 @@ class EphemeralNn:
             # LlamaEdge passes an empty Vec's capacity (out_max_len 0) and relies on WasmEdge
             # releases writing the whole output anyway (GGML_PROTOCOL.md §8). Only that exact
             # pattern is honoured: any real, too-short length is too_large as for every backend.
-            log.warning("get_output: context %d passed a 0-byte buffer; writing the %d-byte "
+            _log().warning("get_output: context %d passed a 0-byte buffer; writing the %d-byte "
                         "output anyway, as WasmEdge does for LlamaEdge", ctx, needed)
             memory.view(out_ptr, needed, "output buffer")[:] = output
             memory.write_u32(written_out, needed, "written_out")

@@ -12,7 +12,6 @@ with a message that says what was wrong. Real configs are small flat objects
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from .errors import Errno, NnError
@@ -85,6 +84,8 @@ def parse_config(text: str | bytes | bytearray | memoryview) -> dict[str, Any]:
     if not text.strip():
         return {}
     _check_depth(text)
+    import json       # here, not at the top: a run without configs never pays for the import
+
     try:
         parsed = json.loads(text,
                             parse_int=lambda s: _number(s, int),

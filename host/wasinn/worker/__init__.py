@@ -8,6 +8,20 @@ through shared memory, so a hostile model can crash, hang or misbehave only ther
 - `client`: `BackendWorker` and the proxies that make it look like a backend to `WasiNn`.
 """
 
-from .client import DEFAULT_MAX_HOST_MEMORY, BackendWorker
+from typing import TYPE_CHECKING
+
+from .limits import DEFAULT_MAX_HOST_MEMORY
+
+if TYPE_CHECKING:
+    from .client import BackendWorker
+
+
+def __getattr__(name: str):
+    """`BackendWorker` on first use: `wasinn --help` and `wasinn build` need only the limits."""
+    if name == "BackendWorker":
+        from .client import BackendWorker
+        return BackendWorker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["BackendWorker", "DEFAULT_MAX_HOST_MEMORY"]

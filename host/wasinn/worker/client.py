@@ -24,6 +24,7 @@ from ..nn.backends.base import Backend, Context, Graph
 from ..nn.errors import Errno, NnError
 from ..nn.types import ExecutionTarget, GraphEncoding
 from . import transport
+from .limits import DEFAULT_MAX_HOST_MEMORY
 from .transport import Channel, ChannelClosed, Segment
 
 
@@ -32,19 +33,6 @@ def _size(value: int | None) -> str:
     return "none" if not value else f"{value / (1 << 30):.1f} GiB"
 
 
-def _default_max_host_memory() -> int:
-    """Three quarters of physical memory (at least 2 GiB): room for the backends (torch and
-    OpenVINO together map ~1.2 GB of address space) and big models, while a hostile model
-    can never take the whole machine and push the host into the OOM killer."""
-    try:
-        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError):
-        physical = 8 << 30
-    return max(2 << 30, physical // 4 * 3)
-
-
-#: default cap on the worker's address space (`--max-host-memory`)
-DEFAULT_MAX_HOST_MEMORY = _default_max_host_memory()
 START_TIMEOUT = 60.0
 #: longest error message taken from the worker (a hostile one could send a megabyte)
 MAX_MESSAGE_TEXT = 4000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .client import DEFAULT_MAX_HOST_MEMORY
+from .limits import DEFAULT_MAX_HOST_MEMORY
 
 
 #: below this the worker's own Python and numpy cannot start, so no model could ever load

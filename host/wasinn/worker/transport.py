@@ -11,7 +11,6 @@ raise SIGBUS in the host) and is as large as claimed.
 from __future__ import annotations
 
 import fcntl
-import json
 import mmap
 import os
 import socket
@@ -35,10 +34,13 @@ class Channel:
     """Messages (a JSON object + optional fds) over one SOCK_SEQPACKET socket."""
 
     def __init__(self, sock: socket.socket) -> None:
+        import json     # here: a run whose guest never loads a model never starts a channel
+
         self.sock = sock
+        self._dumps, self._loads = json.dumps, json.loads
 
     def send(self, message: dict[str, Any], fds: list[int] | tuple[int, ...] = ()) -> None:
-        data = json.dumps(message, separators=(",", ":")).encode()
+        data = self._dumps(message, separators=(",", ":")).encode()
         try:
             if fds:
                 socket.send_fds(self.sock, [data], list(fds))
@@ -61,7 +63,7 @@ class Channel:
                 os.close(fd)
             raise ChannelClosed("oversized message")
         try:
-            message = json.loads(data)
+            message = self._loads(data)
         except ValueError:
             message = None
         if not isinstance(message, dict):
