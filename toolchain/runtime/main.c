@@ -182,6 +182,10 @@ int main(int argc, char **argv) {
     if (PyImport_AppendInittab("_wasi_nn", PyInit__wasi_nn) != 0 ||
         PyImport_AppendInittab("_wasinn_image", PyInit__wasinn_image) != 0)
         return fail("%s", "cannot register the built-in modules");
+    /* A runtime flavour (e.g. numpy's) may link more built-in modules; the hooks are weak
+     * symbols, null in the plain runtime. */
+    if (wasinn_register_flavour_modules && wasinn_register_flavour_modules() != 0)
+        return fail("%s", "cannot register the flavour's built-in modules");
 
     /* UTF-8 everywhere, independent of the host's locale variables. */
     PyPreConfig preconfig;
@@ -209,6 +213,8 @@ int main(int argc, char **argv) {
     check(PyConfig_SetBytesArgv(&config, argc, argv), &config);
     check(Py_InitializeFromConfig(&config), &config);
     PyConfig_Clear(&config);
+    if (wasinn_flavour_after_init && wasinn_flavour_after_init() != 0)
+        return fail("%s", "cannot initialise the flavour's built-in modules");
     int exitcode = run_entry(entry);
     /* Flushes sys.stdout/stderr; like CPython, a failed flush turns into exit status 120. */
     if (Py_FinalizeEx() < 0 && exitcode == 0)

@@ -129,6 +129,9 @@ class _State:
     third_party: dict[str, str] = field(default_factory=dict)  # top-level -> where found
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Set when a package comes with the numpy runtime flavour: its C modules are built in.
+    flavour: str | None = None
+    flavour_builtins: frozenset[str] = frozenset()
 
 
 # --- finding the inputs ----------------------------------------------------------------------
@@ -296,7 +299,11 @@ def _load_third_party(top: str, state: _State) -> str | None:
 
     Returns None on success, or the reason it cannot be bundled (for the error message).
     ``find_spec`` on a top-level name only locates it; nothing of the package runs.
+    numpy is the exception: it comes from the numpy runtime flavour's own build, never from
+    the host (whose numpy is native code).
     """
+    if top == "numpy":
+        return _load_numpy_flavour(state)
     try:
         spec = importlib.util.find_spec(top)
     except (ImportError, ValueError):
@@ -340,6 +347,25 @@ def _load_third_party(top: str, state: _State) -> str | None:
         state.third_party[top] = origin
         return None
     return f"found at {origin} but not as Python source, so it cannot be bundled"
+
+
+def _load_numpy_flavour(state: _State) -> str | None:
+    """numpy's Python part for wasm (built with the flavour), its C modules marked built in."""
+    from .numpy_build import MODULES, NUMPY_VERSION
+
+    root = paths.numpy_python_dir() / "numpy"
+    if not (root / "__init__.py").is_file() or not paths.numpy_runtime_wasm().is_file():
+        return (
+            "native: numpy needs the numpy flavour of the runtime, which is not built; "
+            "build it with `python -m wasinn_toolchain.build_runtime --numpy`"
+        )
+    for name, module in _package_modules(root, "numpy", "numpy", SKIPPED_PACKAGE_DIRS).items():
+        state.modules.setdefault(name, module)
+    state.modules.setdefault("numpy", SourceModule("numpy", root, True, "numpy", None))
+    state.third_party["numpy"] = f"numpy {NUMPY_VERSION} for wasm32-wasi ({root})"
+    state.flavour = "numpy"
+    state.flavour_builtins = frozenset(MODULES.values())
+    return None
 
 
 # --- import resolution ---------------------------------------------------------------------
@@ -397,7 +423,7 @@ class _Resolver:
         """'source', 'runtime', 'attribute' (a name inside a plain module, like os.path) or None."""
         if name in self.state.modules:
             return "source"
-        if name in ALWAYS_PRESENT:
+        if name in ALWAYS_PRESENT or name in self.state.flavour_builtins:
             return "runtime"
         if name in self.runtime.names or name in self.runtime.builtins:
             return "runtime"
@@ -567,6 +593,12 @@ def build_guest(
     resolver.run(entry)
     if state.errors:
         raise BuildError("cannot build " + str(src) + ":\n  " + "\n  ".join(state.errors))
+    if state.flavour == "numpy" and runtime is None:
+        # The guest imports numpy: the runtime with numpy's C core linked in.
+        try:
+            runtime_path = paths.require(paths.numpy_runtime_wasm(portable))
+        except paths.RuntimeNotBuiltError as exc:
+            raise BuildError(str(exc)) from None
 
     records: list[BundleModule] = [
         BundleModule(name, _compile(module, resolver.shown_path(module)), module.is_package)
