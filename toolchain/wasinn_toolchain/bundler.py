@@ -414,7 +414,9 @@ class _Resolver:
                 queue.extend(self._resolve(ref, required, where))
 
     def _problem(self, required: bool, message: str) -> None:
-        if required:
+        # numpy's own imports that the runtime lacks (ctypes, mmap, pytest, ...) sit inside
+        # functions of optional features; its start-up path is known to import.
+        if required and self.current_origin != "numpy":
             self.state.errors.append(message)
         elif self.current_origin != "sdk":  # the SDK's fallbacks (native mode) are by design
             self.state.warnings.append(message)
@@ -472,6 +474,8 @@ class _Resolver:
                 f"'{top}' is part of Python's standard library but not of the wasm runtime "
                 "(no C module or OS support for it in WASI; see docs/guests.md)"
             )
+        if self.current_origin == "numpy":
+            return "numpy's optional dependency, not bundled"
         if not required and self.current_origin == "sdk":
             # The SDK's guarded imports are its native-mode fallbacks (wasinn.native.raw):
             # host-only by design, never worth bundling.
