@@ -62,6 +62,9 @@ MODULES = {
 # a copy, one static link may not.  mtrand compiles distributions.c itself (with
 # -DNP_RANDOM_LEGACY, which that file does not use); libnpyrandom.a's copy serves it.
 DUPLICATE_OBJECTS = frozenset({"numpy/random/mtrand.so.p/src_distributions_distributions.c.o"})
+# Subpackages of numpy's Python part left out of guests: build tools (distutils, f2py,
+# _build_utils, _pyinstaller) that cannot run in wasm; 1.2 MB of source.
+EXCLUDED_SUBPACKAGES = frozenset({"distutils", "f2py", "_build_utils", "_pyinstaller"})
 MESON_OPTIONS = (
     "-Dbuildtype=release", "-Db_ndebug=if-release", "-Dcpu-baseline=none", "-Dcpu-dispatch=none",
     "-Dblas=none", "-Dlapack=none", "-Dallow-noblas=true", "-Ddisable-threading=true",
@@ -288,12 +291,15 @@ def link_flavours(python: Path, numpy_objects: list[Path], force: bool) -> list[
 def copy_python_part(src: Path, bld: Path, dest: Path) -> None:
     """numpy's .py files, meson-generated ones (version, __config__) taking precedence."""
     stamp = dest / ".copied"
-    if rt.newer(stamp, [src / ".extracted", bld / "build.ninja"]):
+    if rt.newer(stamp, [src / ".extracted", bld / "build.ninja", Path(__file__)]):
         return
     if dest.exists():
         shutil.rmtree(dest)
     for root in (src, bld):
         for path in (root / "numpy").rglob("*.py"):
+            parts = path.relative_to(root / "numpy").parts
+            if len(parts) > 1 and parts[0] in EXCLUDED_SUBPACKAGES:
+                continue
             target = dest / path.relative_to(root)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)

@@ -30,3 +30,16 @@ print("mask", int(mask.sum()), x[mask][:6].tolist())
 print("solve", np.linalg.solve(m + 4 * np.eye(4), np.arange(4.0)).tolist())
 print("unique", np.unique(rng.integers(0, 5, 20)).tolist())
 print("repr", repr(np.float32(1.5)), repr(np.arange(3)))
+
+# The SDK's numpy side: image_to_tensor(as_array=True) on a 4x3 BMP made here with struct.
+import struct
+
+from wasi_nn.image import image_to_tensor
+
+pixels = bytes(rng.integers(0, 256, 4 * 3 * 3, dtype=np.uint8))  # B, G, R rows, top-down
+bmp = (struct.pack("<2sIHHI", b"BM", 54 + len(pixels), 0, 0, 54)
+       + struct.pack("<IiiHHIIiiII", 40, 4, -3, 1, 24, 0, len(pixels), 2835, 2835, 0, 0)
+       + pixels)
+tensor = image_to_tensor(bmp, 2, 3, preset="pytorch", as_array=True)
+print("image_to_tensor", type(tensor).__name__, tensor.dtype, tensor.shape,
+      tensor.round(5).tolist())
