@@ -53,3 +53,12 @@ def test_numpy_in_the_guest_prints_what_native_numpy_prints(numpy_guest) -> None
     assert wasm.returncode == 0, wasm.stderr
     assert wasm.stdout.splitlines()[0] == f"version {NUMPY_VERSION}"
     assert wasm.stdout == native.stdout
+
+
+def test_a_guarded_numpy_import_keeps_the_plain_runtime(tmp_path: Path) -> None:
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "main.py").write_text(
+        "try:\n    import numpy\nexcept ImportError:\n    numpy = None\nprint(numpy)\n")
+    report = build_guest(tmp_path / "g", tmp_path / "g.wasm", verbose=True)
+    assert report.runtime == paths.runtime_wasm() and "numpy" not in report.third_party
+    assert any("unguarded" in warning for warning in report.warnings)

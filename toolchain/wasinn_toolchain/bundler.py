@@ -132,6 +132,7 @@ class _State:
     # Set when a package comes with the numpy runtime flavour: its C modules are built in.
     flavour: str | None = None
     flavour_builtins: frozenset[str] = frozenset()
+    flavours_allowed: bool = True  # False when the caller chose the runtime file
 
 
 # --- finding the inputs ----------------------------------------------------------------------
@@ -353,6 +354,9 @@ def _load_numpy_flavour(state: _State) -> str | None:
     """numpy's Python part for wasm (built with the flavour), its C modules marked built in."""
     from .numpy_build import MODULES, NUMPY_VERSION
 
+    if not state.flavours_allowed:
+        return ("native: numpy's C core is only in the numpy runtime flavour, and this build "
+                "was given another runtime file")
     root = paths.numpy_python_dir() / "numpy"
     if not (root / "__init__.py").is_file() or not paths.numpy_runtime_wasm().is_file():
         return (
@@ -480,6 +484,10 @@ class _Resolver:
             # The SDK's guarded imports are its native-mode fallbacks (wasinn.native.raw):
             # host-only by design, never worth bundling.
             return "optional, not bundled"
+        if top == "numpy" and not required:
+            # A guarded numpy import has a plan for numpy's absence; the numpy flavour (a
+            # bigger module, slower start) is chosen only by an unconditional import.
+            return "optional: numpy comes with the numpy runtime only for unguarded imports"
         if top not in self.failed_tops:
             reason = _load_third_party(top, self.state)
             if reason is None:
@@ -581,7 +589,7 @@ def build_guest(
 
     guest = _package_modules(src, "", "guest", SKIPPED_GUEST_DIRS)
     entry = _entry_module(src, guest)
-    state = _State()
+    state = _State(flavours_allowed=runtime is None)
     state.modules.update(_sdk_modules())
     for name, module in guest.items():
         if name in state.modules or name in info.names:
