@@ -334,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="relink the flavour")
     parser.add_argument("-j", "--jobs", type=int, default=2, help="parallel compile jobs")
     args = parser.parse_args(argv)
+    if not 1 <= args.jobs <= 64:
+        parser.error(f"--jobs must be 1..64, not {args.jobs}")
     try:
         build(force=args.force, jobs=args.jobs)
     except rt.BuildError as error:
