@@ -103,8 +103,12 @@ def main(argv: list[str]) -> int:
 
     out = Path(argv[1]) if len(argv) > 1 else Path(__file__).parent / "model"
     out.mkdir(parents=True, exist_ok=True)
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # reproducible sums
-    model = train()
+    try:
+        model = train()
+    finally:
+        torch.set_num_threads(threads)  # the caller's setting (tests run this in-process)
     torch.onnx.export(model, torch.zeros(1, 3, SIZE, SIZE), str(out / "shapes.onnx"),
                       input_names=["image"], output_names=["grid"], dynamo=False)
     image, boxes = scene(np.random.default_rng(2026), 4)
