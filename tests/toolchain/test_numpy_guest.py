@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,11 @@ def test_a_guarded_numpy_import_keeps_the_plain_runtime(tmp_path: Path) -> None:
     report = build_guest(tmp_path / "g", tmp_path / "g.wasm", verbose=True)
     assert report.runtime == paths.runtime_wasm() and "numpy" not in report.third_party
     assert any("unguarded" in warning for warning in report.warnings)
+
+
+@pytest.mark.skipif(shutil.which("wasm-tools") is None, reason="wasm-tools not installed")
+def test_the_numpy_flavours_need_only_widely_supported_features() -> None:
+    for portable in (False, True):
+        subprocess.run(["wasm-tools", "validate", "--features",
+                        "mvp,mutable-global,sign-extension,saturating-float-to-int,bulk-memory",
+                        str(paths.numpy_runtime_wasm(portable))], check=True)
