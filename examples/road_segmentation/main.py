@@ -8,13 +8,15 @@ painted in the viridis colours of the seed's picture, written as a BMP (see bmp.
 
     wasinn run --dir .:. road.wasm road-segmentation-adas-0001.xml road-segmentation-adas-0001.bin road.jpg mask.bmp
 
-It uses the Pythonic API (GraphBuilder, contexts as objects) rather than the low-level calls.
+It uses the Pythonic API (GraphBuilder, contexts as objects) rather than the low-level calls,
+and numpy for the post-processing (so `wasinn build` gives it the numpy runtime flavour).
 """
 
 import sys
-from array import array
 
-from wasi_nn import ExecutionTarget, GraphBuilder, GraphEncoding, TensorType, WasiNnError
+import numpy as np
+
+from wasi_nn import ExecutionTarget, GraphBuilder, GraphEncoding, WasiNnError
 from wasi_nn.image import image_to_tensor
 
 from bmp import encode_bmp
@@ -24,41 +26,17 @@ HEIGHT, WIDTH = 512, 896
 CLASSES = ("background", "road", "curb", "mark")
 # viridis at 0, 1/3, 2/3, 1 as (R, G, B): the colours of the seed's segmentation picture.
 PALETTE = ((68, 1, 84), (49, 104, 142), (53, 183, 121), (253, 231, 37))
+BGR_PALETTE = np.array([colour[::-1] for colour in PALETTE], dtype=np.uint8)
 
 
-def argmax_classes(probabilities: memoryview, pixels: int) -> bytearray:
-    """Index of the most likely class (first on ties, like numpy.argmax) for every pixel.
-
-    The output is planar (all background scores, then all road scores, ...); zipping four
-    memoryview slices walks the planes in step without copying them.
-    """
-    planes = [probabilities[k * pixels:(k + 1) * pixels] for k in range(len(CLASSES))]
-    classes = bytearray(pixels)
-    i = 0
-    for a, b, c, d in zip(*planes):
-        if a >= b:
-            if a >= c:
-                k = 0 if a >= d else 3
-            else:
-                k = 2 if c >= d else 3
-        elif b >= c:
-            k = 1 if b >= d else 3
-        else:
-            k = 2 if c >= d else 3
-        classes[i] = k
-        i += 1
-    return classes
+def argmax_classes(probabilities: np.ndarray) -> np.ndarray:
+    """Index of the most likely class (first on ties) for every pixel of a [4, H, W] map."""
+    return probabilities.argmax(axis=0).astype(np.uint8)
 
 
-def colour_mask(classes: bytearray) -> bytearray:
-    """B, G, R bytes for each pixel's class; `bytes.translate` does the lookup in C."""
-    bgr = bytearray(3 * len(classes))
-    for channel, component in enumerate((2, 1, 0)):  # BMP stores blue, green, red
-        table = bytearray(256)
-        for k, colour in enumerate(PALETTE):
-            table[k] = colour[component]
-        bgr[channel::3] = classes.translate(table)
-    return bgr
+def colour_mask(classes: np.ndarray) -> np.ndarray:
+    """[H, W, 3] B, G, R bytes for each pixel's class (BMP stores blue, green, red)."""
+    return BGR_PALETTE[classes]
 
 
 def run(xml_path: str, weights_path: str, image_path: str, mask_path: str) -> None:
@@ -72,8 +50,8 @@ def run(xml_path: str, weights_path: str, image_path: str, mask_path: str) -> No
     print("done")
 
     print("Set input tensor ...", end="")
-    tensor_data = image_to_tensor(image_path, HEIGHT, WIDTH, preset="openvino")
-    context.set_input(0, TensorType.F32, [1, 3, HEIGHT, WIDTH], tensor_data)
+    tensor = image_to_tensor(image_path, HEIGHT, WIDTH, preset="openvino", as_array=True)
+    context.set_input(0, tensor)  # dtype and shape ([1, 3, H, W] f32) come from the array
     print("done")
 
     print("Perform graph inference ...", end="")
@@ -81,18 +59,18 @@ def run(xml_path: str, weights_path: str, image_path: str, mask_path: str) -> No
     print("done")
 
     print("Retrieve the output ...", end="")
-    output = array("f", bytes(4 * len(CLASSES) * HEIGHT * WIDTH))
-    size = context.get_output_into(0, output)
+    output = context.get_output(0, shape=(len(CLASSES), HEIGHT, WIDTH))  # batch of 1
     print("done")
-    print(f"The size of the output buffer is {size} bytes")
+    print(f"The size of the output buffer is {output.nbytes} bytes")
 
     pixels = HEIGHT * WIDTH
-    classes = argmax_classes(memoryview(output), pixels)
+    classes = argmax_classes(output)
     with open(mask_path, "wb") as file:
-        file.write(encode_bmp(WIDTH, HEIGHT, colour_mask(classes)))
+        file.write(encode_bmp(WIDTH, HEIGHT, colour_mask(classes).tobytes()))
     print(f"Wrote the {WIDTH}x{HEIGHT} segmentation mask to {mask_path}")
+    counts = np.bincount(classes.ravel(), minlength=len(CLASSES))
     for k, name in enumerate(CLASSES):
-        print(f"   {name}: {100 * classes.count(k) / pixels:.2f}% of pixels")
+        print(f"   {name}: {100 * int(counts[k]) / pixels:.2f}% of pixels")
 
 
 def main(argv: list[str]) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from array import array
 
 from . import _lowlevel as _ll
+from . import _ndarray as _nd
 from ._enums import Errno, TensorType
 from ._errors import WasiNnError, from_raw, release_on_exit
 from ._raw import Error as _Error
@@ -56,13 +57,22 @@ class GraphExecutionContext:
         return self._handle is None
 
     # -- inputs and inference -------------------------------------------------------------
-    def set_input(self, index: int, tensor_type: TensorType | int, dimensions: Sequence[int],
-                  data) -> None:
+    def set_input(self, index: int, tensor_type, dimensions: Sequence[int] | None = None,
+                  data=None) -> None:
         """Bind input `index`: element type, shape and the data buffer (passed, not copied).
+
+        With numpy, ``set_input(index, ndarray)`` takes all three from the array: dtype ->
+        tensor type (float16/32/64, uint8, int32, int64), shape -> dimensions, and the array
+        itself as data (a non-contiguous view is made contiguous once).
 
         The context keeps a reference to `data` until it is finalized: the host reads it at
         `compute`, so it must stay alive and unchanged until then.
         """
+        if dimensions is None and data is None and _nd.is_ndarray(tensor_type):
+            tensor_type, dimensions, data = _nd.tensor_of(tensor_type)
+        elif dimensions is None or data is None:
+            raise TypeError("set_input takes (index, tensor_type, dimensions, data) or "
+                            "(index, ndarray)")
         _ll.bind_input(self.handle, index, dimensions, int(tensor_type), data)
 
     def compute(self) -> None:
@@ -82,12 +92,19 @@ class GraphExecutionContext:
         """Copy output `index` into a writable buffer you own; returns the bytes written."""
         return _ll.get_output(self.handle, index, buffer)
 
-    def get_output(self, index: int) -> bytearray:
-        """Output `index` as a new bytearray of exactly its size (a bytes-like object)."""
+    def get_output(self, index: int, shape: Sequence[int] | None = None,
+                   dtype=None):
+        """Output `index` as a new bytearray of exactly its size (a bytes-like object).
+
+        With `shape` or `dtype` (a `TensorType` or numpy dtype; float32 by default) it is an
+        ndarray instead, a view over that bytearray (no copy); this imports numpy.
+        """
         buffer, written = self._fetch(index, bytearray, 1, False)
         if written != len(buffer):
             del buffer[written:]  # shrinks in place; no copy of the output
-        return buffer
+        if shape is None and dtype is None:
+            return buffer
+        return _nd.as_ndarray(buffer, shape, "float32" if dtype is None else dtype)
 
     def get_output_single(self, index: int) -> bytearray:
         """WasmEdge extension: output `index` of the last `compute_single` step."""

@@ -20,6 +20,8 @@ tensors:
 
 from __future__ import annotations
 
+from ._ndarray import as_ndarray
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -105,7 +107,7 @@ def image_to_tensor(source, height: int, width: int, *, preset: str | None = Non
                     layout: str | None = None, order: str | None = None,
                     dtype: str | None = None, mean: Sequence[float] | None = None,
                     std: Sequence[float] | None = None, scale: float | None = None,
-                    filter: str = "triangle") -> bytearray:  # noqa: A002
+                    filter: str = "triangle", as_array: bool = False):  # noqa: A002
     """Decode, resize to `height` x `width` and convert an image into tensor bytes.
 
     Args:
@@ -119,7 +121,8 @@ def image_to_tensor(source, height: int, width: int, *, preset: str | None = Non
         scale: what each 0..255 byte is divided by (255.0 maps to 0..1). A division, not a
             multiplication by 1/255, because that is what the seeds do and f32 results differ.
 
-    Returns a bytearray ready for `set_input` (the SDK passes it on without copying).
+    Returns a bytearray ready for `set_input` (the SDK passes it on without copying), or with
+    ``as_array=True`` an ndarray view of it shaped (1, 3, H, W) or (1, H, W, 3) (imports numpy).
     """
     options = dict(_DEFAULTS)
     if preset is not None:
@@ -142,7 +145,11 @@ def image_to_tensor(source, height: int, width: int, *, preset: str | None = Non
         raise ValueError(f"cannot make a {height}x{width} tensor")
     image = source if isinstance(source, Image) else decode_image(source, 3)
     image = resize(image, width, height, filter)
-    return image_backend().to_tensor(
+    tensor = image_backend().to_tensor(
         image.pixels, image.width, image.height, image.channels, options["layout"],
         options["order"], options["dtype"], float(options["scale"]),
         tuple(float(v) for v in options["mean"]), tuple(float(v) for v in options["std"]))
+    if not as_array:
+        return tensor
+    shape = ((1, 3, height, width) if options["layout"] == "NCHW" else (1, height, width, 3))
+    return as_ndarray(tensor, shape, "float32" if options["dtype"] == "f32" else "uint8")

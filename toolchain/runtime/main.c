@@ -200,6 +200,10 @@ static int prepare_bundle(void) {
 
 /* Initialise CPython from an isolated configuration that needs no file (exits on failure). */
 static void initialise_python(int argc, char **argv) {
+    /* A runtime flavour (e.g. numpy's) may link more built-in modules; the hooks are weak
+     * symbols, null in the plain runtime. */
+    if (wasinn_register_flavour_modules && wasinn_register_flavour_modules() != 0)
+        exit(fail("%s", "cannot register the flavour's built-in modules"));
     /* UTF-8 everywhere, independent of the host's locale variables. */
     PyPreConfig preconfig;
     PyPreConfig_InitIsolatedConfig(&preconfig);
@@ -227,6 +231,9 @@ static void initialise_python(int argc, char **argv) {
         check(PyConfig_SetBytesArgv(&config, argc, argv), &config);
     check(Py_InitializeFromConfig(&config), &config);
     PyConfig_Clear(&config);
+    /* After start-up (so also inside a snapshot): e.g. numpy's finder for its dotted modules. */
+    if (wasinn_flavour_after_init && wasinn_flavour_after_init() != 0)
+        exit(fail("%s", "cannot initialise the flavour's built-in modules"));
 }
 
 /* Call `_wasinn_boot.<name>()` (the bundler's start-up helpers) if the bundle has them.

