@@ -37,3 +37,28 @@ def test_every_module_is_registered_in_the_inittab_source() -> None:
     source = (build_runtime.RUNTIME_SOURCES / "numpy_modules.c").read_text()
     for dotted in numpy_build.MODULES.values():
         assert f'X("{dotted}", {dotted.rsplit(".", 1)[1]})' in source
+
+
+def test_the_stdlib_imports_of_numpys_compiled_modules_are_all_bundled():
+    """numpy's Cython and C import stdlib modules the bundler cannot see in Python sources;
+    every one of them must be in bundler.NUMPY_C_IMPORTS (checked where numpy was built)."""
+    import re
+    import sys
+
+    from wasinn_toolchain import paths
+    from wasinn_toolchain.bundler import NUMPY_C_IMPORTS
+
+    source = paths.build_dir() / "numpy" / "src" / "numpy"
+    if not source.is_dir():
+        pytest.skip("the numpy flavour was not built here (no numpy sources)")
+    found: set[str] = set()
+    pyx = re.compile(r"^\s*(?:from|import)\s+([a-z_][\w.]*)(?:\s+(?:c?import|as)\b|\s*$)", re.M)
+    c_api = re.compile(r'PyImport_ImportModule\("([\w.]+)"')
+    for path in source.rglob("*.pyx"):
+        found.update(pyx.findall(path.read_text(errors="replace")))
+    for pattern in ("*.c", "*.cpp", "*.h"):
+        for path in source.rglob(pattern):
+            found.update(c_api.findall(path.read_text(errors="replace")))
+    stdlib = {name for name in found if name.split(".")[0] in sys.stdlib_module_names}
+    stdlib -= {"ctypes", "cffi"}       # optional: numpy guards them, the runtime has no ctypes
+    assert stdlib <= set(NUMPY_C_IMPORTS), sorted(stdlib - set(NUMPY_C_IMPORTS))

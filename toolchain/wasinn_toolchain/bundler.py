@@ -75,6 +75,15 @@ RUNTIME_ROOTS = (
 and the common codecs; other codecs are looked up by name at run time, so they are
 ``include``d like any dynamic import (as is ``_strptime``, which ``time.strptime`` imports)."""
 
+NUMPY_C_IMPORTS = (
+    "abc", "collections", "collections.abc", "copy", "gc", "io", "itertools", "operator", "os",
+    "re", "secrets", "sys", "threading", "time", "warnings",
+)  # fmt: skip
+"""Stdlib modules numpy's compiled modules import (Cython ``import`` lines in its ``.pyx``
+files, ``PyImport_ImportModule`` calls in its C): invisible to the scan of Python sources, so
+the numpy flavour bundles them; tests/toolchain/test_numpy_build.py checks the list against
+numpy's sources."""
+
 
 class BuildError(Exception):
     """A guest cannot be built; ``str()`` is a message the user can act on."""
@@ -965,6 +974,8 @@ def build_guest(
         if module.origin != "sdk" or uses_sdk
     }
     roots = resolver.stdlib_refs | included | set(RUNTIME_ROOTS)
+    if state.flavour == "numpy":
+        roots |= set(NUMPY_C_IMPORTS)
     stdlib_names = _stdlib_closure(roots, info) - set(bundled)
     omitted = set(info.names) - stdlib_names - set(info.deep_frozen) - set(bundled)
     sdk_names = {name for name, module in bundled.items() if module.origin == "sdk"}

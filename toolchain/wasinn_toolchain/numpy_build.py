@@ -36,7 +36,7 @@ import urllib.request
 from pathlib import Path
 
 from wasinn_toolchain import build_runtime as rt
-from wasinn_toolchain import paths
+from wasinn_toolchain import inittab, paths
 
 NUMPY_VERSION = "2.4.6"
 NUMPY_SDIST = f"numpy-{NUMPY_VERSION}.tar.gz"
@@ -260,6 +260,11 @@ def link_flavours(python: Path, numpy_objects: list[Path], force: bool) -> list[
     includes = [python / "include" / "python3.11", rt.STB_INCLUDE, rt.RUNTIME_SOURCES]
     common = [rt.compile_c(rt.RUNTIME_SOURCES / name, obj_dir / name.replace(".c", ".o"), includes)
               for name in ("main.c", "image_module.c", "numpy_modules.c")]
+    # the plain runtime's inittab (wasinn_toolchain.inittab: _wasi_nn, _wasinn_image, the slim
+    # CPython table); numpy's modules are added by numpy_modules.c's flavour hook
+    inittab_c = obj_dir / "inittab.c"
+    inittab.write(inittab_c)
+    common.append(rt.compile_c(inittab_c, obj_dir / "inittab.o", includes))
     nn = {False: rt.compile_c(rt.RUNTIME_SOURCES / "wasi_nn_module.c",
                               obj_dir / "wasi_nn_module.o", includes),
           True: rt.compile_c(rt.RUNTIME_SOURCES / "wasi_nn_module.c",
@@ -273,7 +278,8 @@ def link_flavours(python: Path, numpy_objects: list[Path], force: bool) -> list[
         module = paths.numpy_runtime_wasm(portable)
         objects = [*common, nn[portable], *numpy_objects]
         outputs.append(module)
-        if not force and rt.newer(module, [*objects, Path(__file__), Path(rt.__file__)]):
+        if not force and rt.newer(module, [*objects, Path(__file__), Path(rt.__file__),
+                                           Path(inittab.__file__)]):
             rt.log(f"{module.name} is up to date")
             continue
         if libc is None:
@@ -281,6 +287,8 @@ def link_flavours(python: Path, numpy_objects: list[Path], force: bool) -> list[
             cxx = zig_cxx_libs(obj_dir)
         rt.log(f"linking {module.name}")
         rt.link([*objects, *cxx], python, musl, libc, module)
+        rt.log(f"wasm-opt -Oz {module.name} ({module.stat().st_size / 1e6:.1f} MB linked)")
+        rt.optimise(module)
         rt.validate(module)
         rt.log(f"wrote {module} ({module.stat().st_size / 1e6:.1f} MB)")
     return outputs
