@@ -51,7 +51,7 @@ def test_dependencies_vendor_exclude_and_verbose_listing(runtime, guest, tmp_pat
 def test_missing_or_native_dependency_is_a_clear_build_error(runtime, guest, tmp_path):
     pyproject = guest / "pyproject.toml"
     for dependency, expected in (("no-such-dist-xyz", "neither installed in this Python"),
-                                 ("numpy", "native extension")):
+                                 ("pillow", "native extension")):
         pyproject.write_text(f'[project]\nname = "dg"\ndependencies = ["{dependency}"]\n')
         result = wasinn("build", str(guest), "-o", str(tmp_path / "x.wasm"))
         assert result.returncode == 2 and expected in result.stderr, result.stderr

@@ -271,7 +271,7 @@ def test_include_from_the_command_and_pyproject(tmp_path: Path, build) -> None:
     ("include", "message"),
     [
         (["no_such_module_xyz"], "include: no module named 'no_such_module_xyz'"),
-        (["numpy"], "include: cannot bundle 'numpy': package 'numpy' contains the native"),
+        (["PIL"], "include: cannot bundle 'PIL': package 'PIL' contains the native"),
         (["sqlite3"], "include: no module named 'sqlite3' in the wasm runtime's stdlib"),
         (["../etc/passwd"], "include: '../etc/passwd' is not a module name"),
         ([""], "include: '' is not a module name"),

@@ -462,8 +462,8 @@ def _load_numpy_flavour(state: _State) -> str | None:
     from .numpy_build import MODULES, NUMPY_VERSION
 
     if not state.flavours_allowed:
-        return ("native: numpy's C core is only in the numpy runtime flavour, and this build "
-                "was given another runtime file")
+        return ("native: numpy's C core is only in the numpy runtime flavour of core-module "
+                "builds, not with a runtime file of one's own nor in a component")
     root = paths.numpy_python_dir() / "numpy"
     if not (root / "__init__.py").is_file() or not paths.numpy_runtime_wasm().is_file():
         return (

@@ -151,7 +151,7 @@ def _plan(src: Path) -> _Plan:
     guest = _package_modules(src, "", "guest", SKIPPED_GUEST_DIRS)
     entry = _entry_module(src, guest)
     run_name = f"{entry}.__main__" if guest[entry].is_package else entry
-    state = _State()
+    state = _State(flavours_allowed=False)   # numpy's C core exists for core modules only
     sdk = {n: m for n, m in _sdk_modules().items() if n not in SDK_HOST_ONLY}
     state.modules.update(sdk)
     state.modules.update(guest)
