@@ -494,3 +494,33 @@ def test_a_worker_memory_cap_too_small_to_start_is_exit_2(value, tmp_path):
                              str(tmp_path / "x.wasm")], capture_output=True, timeout=HANG_LIMIT)
     assert result.returncode == 2
     assert b"--max-host-memory" in result.stderr.splitlines()[-1]
+
+
+def test_a_checkout_or_venv_under_tmp_stays_readable_in_the_worker(tmp_path):
+    """The private tmpfs must not hide what the worker imports: with a library under /tmp
+    (CI clones, venvs in /tmp) it goes on /dev/shm instead, and the library still imports."""
+    from wasinn.worker import sandbox
+
+    assert sandbox.private_tmp_for(["/usr/lib"]) == "/tmp"
+    assert sandbox.private_tmp_for(["/usr/lib", "/tmp/venv/lib/site-packages"]) == "/dev/shm"
+    library = tmp_path / "lib_under_tmp.py"
+    library.write_text("VALUE = 42\n")
+    assert str(library).startswith("/tmp/"), "pytest's tmp_path is expected under /tmp here"
+    code = """
+import json, sys
+from wasinn.worker import sandbox
+problems = sandbox.confine(None, None)
+import lib_under_tmp
+try:
+    open("/etc/passwd", "rb").read(); host = "read"
+except PermissionError:
+    host = "denied"
+print(json.dumps({"problems": problems, "value": lib_under_tmp.VALUE, "tmp": sandbox.private_tmp,
+                  "host": host}))
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=HANG_LIMIT,
+                            env=env, cwd="/")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"problems": {}, "value": 42, "tmp": "/dev/shm",
+                                         "host": "denied"}

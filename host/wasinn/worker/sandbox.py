@@ -40,7 +40,10 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 2, 4, 0x4000, 1 << 18
 
-PRIVATE_TMP = "/tmp"
+#: mount points tried, in order, for the worker's private tmpfs (see private_tmp_for)
+TMP_CANDIDATES = ("/tmp", "/dev/shm")
+#: the private tmpfs of this (worker) process once confine() ran; None without one
+private_tmp: str | None = None
 
 
 def _check(result: int, what: str) -> None:
@@ -49,8 +52,20 @@ def _check(result: int, what: str) -> None:
         raise OSError(code, f"{what}: {os.strerror(code)}")
 
 
-def enter_namespaces() -> str:
-    """New user+mount+net+IPC namespaces and a private tmpfs on /tmp; '' or why not."""
+def private_tmp_for(roots: list[str]) -> str | None:
+    """Where the private tmpfs goes: /tmp, unless something the worker must read lives under
+    it (a checkout or a venv in /tmp would vanish under the tmpfs), then /dev/shm (the worker
+    shares memory through memfds, never through it); None when both hold such a root."""
+    real = [os.path.realpath(root) for root in roots]
+    for candidate in TMP_CANDIDATES:
+        if os.path.isdir(candidate) and not any(
+                root == candidate or root.startswith(candidate + "/") for root in real):
+            return candidate
+    return None
+
+
+def enter_namespaces(private_tmp: str | None) -> str:
+    """New user+mount+net+IPC namespaces and a private tmpfs on `private_tmp`; '' or why not."""
     uid, gid = os.getuid(), os.getgid()
     try:
         _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC), "unshare")
@@ -59,11 +74,13 @@ def enter_namespaces() -> str:
         Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
         Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
         _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
-        _check(_libc.mount(b"tmpfs", PRIVATE_TMP.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
-                           b"size=1g,mode=0700"), "mount tmpfs /tmp")
+        if private_tmp is not None:
+            _check(_libc.mount(b"tmpfs", private_tmp.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
+                               b"size=1g,mode=0700"), f"mount tmpfs {private_tmp}")
     except OSError as error:
         return f"namespaces unavailable ({error})"
-    os.environ["TMPDIR"] = PRIVATE_TMP
+    if private_tmp is not None:
+        os.environ["TMPDIR"] = private_tmp
     return ""
 
 
@@ -229,13 +246,19 @@ def apply_seccomp() -> str:
 def confine(max_memory: int | None, max_cpu_seconds: int | None,
             extra_read_roots: list[str] = ()) -> dict[str, str]:
     """Apply every layer; returns {layer: problem} for the layers that did not hold."""
+    global private_tmp
     problems: dict[str, str] = {}
-    namespaces = enter_namespaces()
+    roots = library_roots() + list(extra_read_roots)
+    candidate = private_tmp_for(roots)
+    namespaces = enter_namespaces(candidate)
     if namespaces:
         problems["namespaces"] = namespaces
+    elif candidate is None:
+        problems["tmp"] = f"no private temporary folder: {' and '.join(TMP_CANDIDATES)} hold libraries"
+    private_tmp = candidate if not namespaces else None
     set_limits(max_memory, max_cpu_seconds)
-    writable = [PRIVATE_TMP] if not namespaces else []
-    landlock = apply_landlock(library_roots() + list(extra_read_roots), writable)
+    writable = [private_tmp] if private_tmp is not None else []
+    landlock = apply_landlock(roots, writable)
     if landlock:
         problems["landlock"] = landlock
     seccomp = apply_seccomp()

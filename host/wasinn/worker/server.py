@@ -274,7 +274,8 @@ def main() -> None:
 
     problems = sandbox.confine(settings.get("max_memory"), settings.get("max_cpu"),
                                [str(root) for root in settings.get("read_roots", ())])
-    os.environ["HOME"] = sandbox.PRIVATE_TMP    # libraries' dot-files go to the private tmpfs
+    if sandbox.private_tmp is not None:      # libraries' dot-files go to the private tmpfs
+        os.environ["HOME"] = sandbox.private_tmp
     _exit_with_parent()
     from .transport import Channel
 
