@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -32,9 +31,20 @@ class GuestChannel:
     """A per-run temporary folder the guest sees (read-only) at GUEST_PATH."""
 
     def __init__(self, preopens: Sequence[str], *, echo: bool = True) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="wasinn-run-"))
+        self.preopens = list(preopens)
         self.echo = echo
-        (self.folder / "preopens").write_text("".join(f"{p}\n" for p in preopens))
+        self._folder: Path | None = None
+
+    @property
+    def folder(self) -> Path:
+        """The folder, made on first use: only guests from `wasinn build` get it preopened, so
+        other modules' runs never pay for a temporary folder (or for importing tempfile)."""
+        if self._folder is None:
+            import tempfile
+
+            self._folder = Path(tempfile.mkdtemp(prefix="wasinn-run-"))
+            (self._folder / "preopens").write_text("".join(f"{p}\n" for p in self.preopens))
+        return self._folder
 
     def failed(self, function: str, errno: int, reason: str) -> None:
         """A wasi-nn call failed: tell the user (stderr) and leave the reason for the SDK."""
@@ -44,6 +54,8 @@ class GuestChannel:
         if self.echo:
             print(f"wasinn: wasi-nn {function}: {errno_name(errno)}: {reason}", file=sys.stderr,
                   flush=True)
+        if self._folder is None:
+            return              # no guest can see the folder: nothing to leave there
         try:
             target = self.folder / "last-error"
             temporary = self.folder / ".last-error.tmp"
@@ -53,4 +65,5 @@ class GuestChannel:
             pass                # the stderr line is the one that matters
 
     def close(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)

@@ -32,7 +32,6 @@ import os
 import stat
 import struct
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -381,6 +380,8 @@ def load_code(engine, parts: SplitModule, name: str, verbose: bool = False):
               file=sys.stderr)
     try:
         artifact.parent.mkdir(parents=True, exist_ok=True)
+        import tempfile   # only when compiling: a warm start never imports it
+
         with tempfile.NamedTemporaryFile(dir=artifact.parent, suffix=".tmp", delete=False) as out:
             out.write(module.serialize())
         os.replace(out.name, artifact)
@@ -480,6 +481,8 @@ def _write_index(index: Path, artifact: str, init: Initialiser) -> None:
     record = marshal.dumps((artifact, init.min_pages, init.globals, init.segments))
     with contextlib.suppress(OSError):
         index.parent.mkdir(parents=True, exist_ok=True)
+        import tempfile   # only when indexing a module, never on a warm start
+
         with tempfile.NamedTemporaryFile("wb", dir=index.parent, suffix=".tmp",
                                          delete=False) as out:
             out.write(record)
