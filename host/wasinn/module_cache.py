@@ -41,7 +41,6 @@ import os
 import re
 import stat
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -166,6 +165,8 @@ def write_file_atomically(target: Path, data: bytes, mode: int | None = None) ->
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o666 & ~umask
+    import tempfile   # only when writing: a warm start never imports it
+
     handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=_TEMP_PREFIX, suffix=".tmp",
                                          delete=False)
     try:
