@@ -12,6 +12,14 @@ import sys
 from typing import TextIO
 
 
+def nn_logger():  # -> logging.Logger
+    """The host core's logger ("wasinn.nn": ignored config options, LlamaEdge's 0-byte output
+    rule), shown under --verbose. logging is imported on the first message, not at start-up."""
+    import logging
+
+    return logging.getLogger("wasinn.nn")
+
+
 class Tracer:
     """Writes trace lines to a stream when enabled."""
 

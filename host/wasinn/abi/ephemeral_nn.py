@@ -17,15 +17,8 @@ from ..nn import WasiNn
 from ..nn.core import MAX_DIMS
 from ..nn.errors import Errno, NnError, errno_name
 from ..nn.types import resolve_tensor_type
-from ..trace import QUIET, Tracer, describe_model_kind
+from ..trace import QUIET, Tracer, describe_model_kind, nn_logger
 from .memory import GuestMemory
-
-
-
-def _log():  # logging is imported when something is logged, not at every start
-    import logging
-
-    return logging.getLogger("wasinn.nn")
 
 MODULE_NAME = "wasi_ephemeral_nn"
 MAX_BUILDERS = 64
@@ -240,7 +233,7 @@ class EphemeralNn:
             # LlamaEdge passes an empty Vec's capacity (out_max_len 0) and relies on WasmEdge
             # releases writing the whole output anyway (GGML_PROTOCOL.md §8). Only that exact
             # pattern is honoured: any real, too-short length is too_large as for every backend.
-            _log().warning("get_output: context %d passed a 0-byte buffer; writing the %d-byte "
+            nn_logger().warning("get_output: context %d passed a 0-byte buffer; writing the %d-byte "
                         "output anyway, as WasmEdge does for LlamaEdge", ctx, needed)
             memory.view(out_ptr, needed, "output buffer")[:] = output
             memory.write_u32(written_out, needed, "written_out")

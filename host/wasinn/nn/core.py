@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
+from ..trace import nn_logger
 from .backends import Context, Graph, backend_for
 from .config import parse_config
 from .errors import Errno, NnError
@@ -25,11 +26,6 @@ from .types import DTYPE_NAMES, TensorType, parse_encoding, parse_target, resolv
 if TYPE_CHECKING:
     from ..worker import BackendWorker
 
-
-def _log():  # logging is imported when something is logged, not at every start
-    import logging
-
-    return logging.getLogger("wasinn.nn")
 
 T = TypeVar("T")
 
@@ -174,7 +170,7 @@ class WasiNn:
         shared = self._named_graph(model, backend.name)
         graph = _backend_call(backend.name, "configure", lambda: shared.configure(options))
         if options and graph is shared:
-            _log().info("load_by_name_with_config %r: ignoring options the backend cannot "
+            nn_logger().info("load_by_name_with_config %r: ignoring options the backend cannot "
                      "honour: %s", name, ", ".join(sorted(options)))
         return self._add_graph(graph, backend.name)
 
