@@ -40,7 +40,7 @@ from wasinn_toolchain.bundle_format import LOCATOR_MAGIC
 from wasinn_toolchain.wasm_module import (
     WasmFormatError, parse_sections, read_sleb, read_uleb, write_uleb)
 
-from .module_cache import _engine_identity, _is_racy, cache_dir, sha256
+from .module_cache import _deserialize, _engine_identity, _is_racy, cache_dir, sha256
 
 GLOBAL_EXPORT_PREFIX = "__wasinn_global_"
 ARTIFACT_PREFIX = "code-"
@@ -354,21 +354,15 @@ def _prune(folder: Path, keep: Path) -> None:
 def load_code(engine, parts: SplitModule, name: str, verbose: bool = False):
     """(compiled code module, its artifact's file name): from the content-keyed cache, or
     compiled (and stored) now."""
-    from wasmtime import Module, WasmtimeError
+    from wasmtime import Module
 
     digest = sha256(parts.code)
     digest.update(_engine_identity().encode())
     digest.update(sys.platform.encode())
     artifact = cache_dir() / f"{ARTIFACT_PREFIX}{digest.hexdigest()[:40]}.cwasm"
-    if artifact.is_file():
-        try:
-            module = Module.deserialize_file(engine, str(artifact))
-        except WasmtimeError:
-            pass
-        else:
-            with contextlib.suppress(OSError):
-                os.utime(artifact)
-            return module, artifact.name
+    module = _deserialize(engine, artifact)
+    if module is not None:
+        return module, artifact.name
     estimate = parts.code_bytes / COMPILE_BYTES_PER_SECOND
     if estimate > 1:
         print(f"wasinn: compiling {name}'s runtime code (one-time, ~{estimate:.0f} s; every "
@@ -497,7 +491,7 @@ MAX_INDEX_ENTRIES = 200
 
 def prepare(engine, path: Path, verbose: bool = False) -> Prepared | None:
     """The shared-code form of the `.wasm` at `path`, or None to take the normal path."""
-    from wasmtime import Module, WasmtimeError
+    from wasmtime import WasmtimeError
 
     try:
         # non-blocking open + fstat: a FIFO or device is left to the normal path, which
@@ -519,14 +513,8 @@ def prepare(engine, path: Path, verbose: bool = False) -> Prepared | None:
     index = cache_dir() / INDEX_DIR / f"{_identity(info, path)}.index"
     known = None if racy else _read_index(index)
     if known is not None:
-        artifact = cache_dir() / known[0]
-        try:
-            module = Module.deserialize_file(engine, str(artifact))
-        except WasmtimeError:
-            pass
-        else:
-            with contextlib.suppress(OSError):
-                os.utime(artifact)
+        module = _deserialize(engine, cache_dir() / known[0])
+        if module is not None:
             return Prepared(module, known[1], data)
     try:
         parts = split(data)
