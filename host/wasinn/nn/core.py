@@ -246,13 +246,18 @@ class WasiNn:
 
     def get_output(self, ctx: int, index: int) -> memoryview:
         """Output `index` of the last compute as a flat byte view (valid until next compute)."""
+        return self._read_output(ctx, index, "get_output", "compute")
+
+    def _read_output(self, ctx: int, index: int, function: str, step: str) -> memoryview:
+        """`Context.<function>(index)` as a flat byte view, once `step` ran (or the backend's
+        outputs are readable before it: GGML's metadata)."""
         entry = self._context(ctx)
         if not (entry.computed or getattr(entry.context, "readable_before_compute", False)):
-            raise NnError(Errno.INVALID_ARGUMENT,
-                          f"get_output on context {ctx} before compute")
+            raise NnError(Errno.INVALID_ARGUMENT, f"{function} on context {ctx} before {step}")
         if index < 0:
             raise NnError(Errno.INVALID_ARGUMENT, f"output index {index} out of range")
-        array = _backend_call(entry.backend, "get_output", lambda: entry.context.get_output(index))
+        read = getattr(entry.context, function)
+        array = _backend_call(entry.backend, function, lambda: read(index))
         return memoryview(array).cast("B") if array.size else memoryview(b"")
 
     # Streaming (WasmEdge's GGML extensions); backends without steps compute everything in one
@@ -264,15 +269,7 @@ class WasiNn:
 
     def get_output_single(self, ctx: int, index: int) -> memoryview:
         """The last step's output `index` as a flat byte view (valid until the next step)."""
-        entry = self._context(ctx)
-        if not (entry.computed or getattr(entry.context, "readable_before_compute", False)):
-            raise NnError(Errno.INVALID_ARGUMENT,
-                          f"get_output_single on context {ctx} before compute_single")
-        if index < 0:
-            raise NnError(Errno.INVALID_ARGUMENT, f"output index {index} out of range")
-        array = _backend_call(entry.backend, "get_output_single",
-                              lambda: entry.context.get_output_single(index))
-        return memoryview(array).cast("B") if array.size else memoryview(b"")
+        return self._read_output(ctx, index, "get_output_single", "compute_single")
 
     def fini_single(self, ctx: int) -> None:
         entry = self._context(ctx)
