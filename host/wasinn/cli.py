@@ -207,7 +207,7 @@ def _run(options: argparse.Namespace) -> int:
         registry=registry, max_memory=options.max_memory, timeout=options.timeout,
         max_graphs=options.max_graphs, max_contexts=options.max_contexts,
         verbose=options.verbose, cache=not options.no_cache, hard_deadline=True,
-        **worker_run_options(options)))
+        start_worker_early=True, **worker_run_options(options)))
 
 
 def _compile(options: argparse.Namespace) -> int:

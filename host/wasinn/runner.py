@@ -69,6 +69,9 @@ class RunOptions:
     #: end the whole process (exit 124/130) when the guest cannot be stopped in time at the
     #: deadline or on Ctrl-C; for the CLI, not for a library that runs many guests
     hard_deadline: bool = False
+    #: fork the backend worker before anything else, so it is ready when the guest loads a
+    #: model (BackendWorker.start_early); for the CLI, whose process has no other thread yet
+    start_worker_early: bool = False
 
 
 def make_engine(cache: bool = True):  # -> wasmtime.Engine
@@ -206,12 +209,14 @@ def call_start(store, entry, name: str, *, timeout: float | None = None,
 def run(options: RunOptions) -> int:
     """Run a WASI command module to completion; returns the process exit code."""
     tracer = Tracer(options.verbose)
-    engine = make_engine(options.cache)
     worker = options.worker
     own_worker = worker is None and not options.in_process
     if own_worker:
         worker = BackendWorker(max_memory=options.max_host_memory,
                                max_cpu_seconds=options.max_host_cpu, verbose=options.verbose)
+        if options.start_worker_early:
+            worker.start_early()
+    engine = make_engine(options.cache)
     deadline = _Deadline(options, engine, worker)
     deadline.start()
     try:

@@ -524,3 +524,62 @@ print(json.dumps({"problems": problems, "value": lib_under_tmp.VALUE, "tmp": san
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"problems": {}, "value": 42, "tmp": "/dev/shm",
                                          "host": "denied"}
+
+
+# -- the worker forked at start (the CLI's way) ---------------------------------------------
+FORKED_WORKER_PROBE = r"""
+import json, os, sys, threading
+held = open(sys.argv[1], "rb")        # a descriptor of the host's that the worker must not keep
+from wasinn.worker import BackendWorker
+
+report = {}
+gate = threading.Event()
+busy = threading.Thread(target=gate.wait)
+busy.start()
+report["refused_with_threads"] = not BackendWorker().start_early()
+gate.set()
+busy.join()
+
+worker = BackendWorker()
+report["forked"] = worker.start_early()
+report["pong"] = worker.call("ping", {})[0]
+pid = worker.pid
+report["fds"] = sorted(os.readlink(f"/proc/{pid}/fd/{n}") for n in os.listdir(f"/proc/{pid}/fd"))
+report["sandbox"] = worker.sandbox_problems
+report["session_leader"] = os.getsid(pid) == pid
+worker.close()
+report["gone"] = not os.path.exists(f"/proc/{pid}")
+try:
+    os.waitpid(-1, os.WNOHANG)
+    report["children_left"] = True
+except ChildProcessError:
+    report["children_left"] = False
+print(json.dumps(report))
+"""
+
+
+def test_a_forked_worker_is_confined_tidy_and_reaped(tmp_path):
+    held = tmp_path / "host-secret.txt"
+    held.write_text("the host's own file")
+    result = subprocess.run([sys.executable, "-c", FORKED_WORKER_PROBE, str(held)],
+                            capture_output=True, text=True, timeout=HANG_LIMIT)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["refused_with_threads"]          # a fork next to other threads is unsafe
+    assert report["forked"] and report["pong"] == "pong"
+    assert not any(str(held) in target for target in report["fds"]), report["fds"]
+    assert not any(target.startswith("/") and not target.startswith("/dev/null")
+                   for target in report["fds"]), report["fds"]
+    if landlock_abi() >= 1:
+        assert report["sandbox"] == {}
+    assert report["session_leader"]                # Ctrl-C at the terminal is the host's to handle
+    assert report["gone"] and not report["children_left"]
+
+
+def test_the_cli_forks_its_worker_and_gets_in_process_results(probe, linear_bytes):
+    code, report, stderr = run_probe(probe, linear_bytes, 3, "f32:1,3", "--verbose")
+    assert code == 0, stderr
+    assert "backend worker started (pid " in stderr and ", forked, ready in " in stderr
+    code, trusted, stderr = run_probe(probe, linear_bytes, 3, "f32:1,3", "--in-process")
+    assert code == 0, stderr
+    assert report is not None and "failed" not in report and report == trusted

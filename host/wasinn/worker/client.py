@@ -67,6 +67,9 @@ class BackendWorker:
         self._pending: dict[str, list[int]] = {"graphs": [], "contexts": []}
         self._named: dict[str, ProxyGraph] = {}
         self._warned = False
+        #: a worker forked by start_early() whose first message has not been read yet
+        self._hello_pending = False
+        self._started = 0.0
 
     # -- process ------------------------------------------------------------------------
     @property
@@ -77,21 +80,23 @@ class BackendWorker:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None and self.alive else None
 
+    def _settings(self, fd: int) -> dict[str, Any]:
+        """What the worker process needs to confine itself and find its socket."""
+        return {"max_memory": self.max_memory, "max_cpu": self.max_cpu_seconds, "fd": fd,
+                # wasinn's own package (an editable install lives outside sys.path)
+                "read_roots": [str(Path(__file__).resolve().parent.parent)]}
+
     def _launch(self) -> None:
+        """Start a fresh worker (a new Python process) and wait until it is confined."""
         import json
         import subprocess      # imported here: a guest that never loads a model never pays
 
         if self._closed:
             raise NnError(Errno.RUNTIME_ERROR, "the backend worker was shut down")
-        started = time.perf_counter()
+        self._started = time.perf_counter()
         host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        settings = json.dumps({"max_memory": self.max_memory, "max_cpu": self.max_cpu_seconds,
-                               "fd": worker_end.fileno(),
-                               # wasinn's own package (an editable install lives outside sys.path)
-                               "read_roots": [str(Path(__file__).resolve().parent.parent)]})
-        cwd = os.getcwd()
-        path = [p for p in sys.path if p and os.path.isabs(p) and p != cwd]
-        code = (f"import sys; sys.path[:] = {path!r}; "
+        settings = json.dumps(self._settings(worker_end.fileno()))
+        code = (f"import sys; sys.path[:] = {_import_path()!r}; "
                 "from wasinn.worker.server import main; main()")
         try:
             # -I: no PYTHON* variables, no user site, no current folder on sys.path. What the
@@ -104,26 +109,78 @@ class BackendWorker:
             raise NnError(Errno.RUNTIME_ERROR, f"cannot start the backend worker: {error}") from None
         finally:
             worker_end.close()
+        self._adopt(host_end)
+        self._await_hello()
+
+    def start_early(self) -> bool:
+        """Fork the worker now, so that it confines itself while the host loads and starts
+        the guest, and the guest's first `load` finds it waiting.
+
+        A fork of the host costs about a millisecond; a fresh Python for the worker costs
+        tens (its start-up and imports), all of it on the way to the first inference. Only
+        a single-threaded process may fork safely (the child would inherit locks that other
+        threads hold), so this does nothing and returns False when threads exist — as in a
+        library's process — or when a worker runs already; the first load then starts one
+        the usual way. The CLI calls it before it creates any thread. The child starts in
+        its own session, on /dev/null and stderr, with every other descriptor closed and
+        the current folder off sys.path (as `python -I` gives the spawned worker).
+        """
+        if self._channel is not None or self._closed or threading.active_count() > 1:
+            return False
+        host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        settings = self._settings(worker_end.fileno())
+        stderr = _stderr_fd()
+        for stream in (sys.stdout, sys.stderr):     # or the child would print them again
+            try:
+                stream.flush()
+            except (AttributeError, OSError, ValueError):
+                pass
+        self._started = time.perf_counter()
+        try:
+            pid = os.fork()
+        except OSError:
+            host_end.close()
+            worker_end.close()
+            return False
+        if pid == 0:                                # the worker: never returns
+            _become_forked_worker(host_end.detach(), worker_end.detach(), stderr, settings)
+        worker_end.close()
+        self._process = _ForkedProcess(pid)
+        self._adopt(host_end)
+        self._hello_pending = True
+        return True
+
+    def _adopt(self, host_end: socket.socket) -> None:
+        """Take a freshly started process's end of the socket: a new generation begins."""
         self._channel = Channel(host_end)
         self._kill_reason = None
         self.generation += 1
         self._named.clear()
         self._pending = {"graphs": [], "contexts": []}
-        host_end.settimeout(START_TIMEOUT)
+
+    def _await_hello(self) -> None:
+        """The worker's first message: it is confined (and which layers held)."""
+        self._hello_pending = False
+        assert self._channel is not None and self._process is not None
+        sock = self._channel.sock
+        sock.settimeout(START_TIMEOUT)
         try:
             hello, fds = self._channel.receive()
         except (ChannelClosed, TimeoutError, OSError):
             raise self._died("starting") from None
         finally:
-            host_end.settimeout(None)
+            sock.settimeout(None)
         for fd in fds:
             os.close(fd)
         self.sandbox_problems = {str(k): str(v) for k, v in dict(hello.get("sandbox", {})).items()}
         if self.verbose:
             held = [layer for layer in ("namespaces", "landlock", "seccomp")
                     if layer not in self.sandbox_problems]
-            print(f"wasinn: backend worker started (pid {self._process.pid}, "
-                  f"{(time.perf_counter() - started) * 1e3:.1f} ms; confined by "
+            ready = hello.get("at")
+            took = (ready if isinstance(ready, float) else time.perf_counter()) - self._started
+            how = "forked" if isinstance(self._process, _ForkedProcess) else "spawned"
+            print(f"wasinn: backend worker started (pid {self._process.pid}, {how}, ready in "
+                  f"{took * 1e3:.1f} ms; confined by "
                   f"{', '.join(held) or 'nothing'}; memory cap "
                   f"{_size(self.max_memory)})", file=sys.stderr)
         if self.sandbox_problems and not self._warned:
@@ -135,6 +192,8 @@ class BackendWorker:
     def _ensure(self) -> Channel:
         if self._channel is None:
             self._launch()
+        elif self._hello_pending:
+            self._await_hello()
         assert self._channel is not None
         return self._channel
 
@@ -145,8 +204,11 @@ class BackendWorker:
             self._kill_reason = reason
             try:
                 os.killpg(process.pid, signal.SIGKILL)
-            except OSError:
-                pass
+            except OSError:       # a forked worker that has not made its session yet
+                try:
+                    os.kill(process.pid, signal.SIGKILL)
+                except OSError:
+                    pass
 
     def close(self) -> None:
         """Stop the worker (end of a run or of a pool); further use is an error."""
@@ -160,6 +222,7 @@ class BackendWorker:
         process = self._process
         channel = self._channel
         self._channel = None
+        self._hello_pending = False
         self._named.clear()
         if channel is not None:
             channel.sock.close()
@@ -279,6 +342,76 @@ class BackendWorker:
             graph.named = True
             self._named[model.name] = graph
             return graph
+
+
+def _import_path() -> list[str]:
+    """The worker's sys.path: this process's, without relative entries and the current
+    folder (a guest may write files there; the worker must never import them)."""
+    cwd = os.getcwd()
+    return [p for p in sys.path if p and os.path.isabs(p) and p != cwd]
+
+
+class _ForkedProcess:
+    """The few `subprocess.Popen` methods BackendWorker uses, for a worker made by fork."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -signal.SIGKILL     # reaped elsewhere: gone, reason unknown
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if end is not None and time.monotonic() >= end:
+                import subprocess
+
+                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout)
+            time.sleep(0.001)
+        assert self.returncode is not None
+        return self.returncode
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _become_forked_worker(host_fd: int, worker_fd: int, stderr: int | None,
+                          settings: dict[str, Any]) -> None:
+    """The child side of BackendWorker.start_early: tidy what fork copied (the host's end of
+    the socket `host_fd` among the descriptors closed), then serve."""
+    try:
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 0)
+        os.dup2(stderr if stderr is not None else null, 1)
+        if stderr is None:
+            os.dup2(null, 2)
+        keep = {0, 1, 2, worker_fd}
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd not in keep:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        sys.path[:] = _import_path()
+        from .server import serve_confined
+
+        serve_confined(settings)
+    finally:
+        os._exit(70)
 
 
 def _stderr_fd() -> int | None:

@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import sys
+import time
 import traceback
 from typing import Any, Callable
 
@@ -268,8 +269,15 @@ def _exit_with_parent() -> None:
 
 
 def main() -> None:
-    """Entry point inside the worker process (see client.BackendWorker._launch)."""
-    settings = json.loads(sys.argv[1])
+    """Entry point of a spawned worker process (see client.BackendWorker._launch)."""
+    serve_confined(json.loads(sys.argv[1]))
+
+
+def serve_confined(settings: dict[str, Any]) -> None:
+    """Confine this process, say so to the host, then serve until it hangs up. Never returns.
+
+    Shared by the spawned worker (`main`) and the forked one (`BackendWorker.start_early`).
+    """
     from . import sandbox
 
     problems = sandbox.confine(settings.get("max_memory"), settings.get("max_cpu"),
@@ -280,7 +288,8 @@ def main() -> None:
     from .transport import Channel
 
     channel = Channel(socket.socket(fileno=settings["fd"]))
-    channel.send({"ready": True, "sandbox": problems, "pid": os.getpid()})
+    channel.send({"ready": True, "sandbox": problems, "pid": os.getpid(),
+                  "at": time.perf_counter()})    # CLOCK_MONOTONIC: the host's clock too
     try:
         Server(channel).serve()
     except Exception:  # noqa: BLE001 - report, then die: the host sees the death
