@@ -583,3 +583,33 @@ def test_the_cli_forks_its_worker_and_gets_in_process_results(probe, linear_byte
     code, trusted, stderr = run_probe(probe, linear_bytes, 3, "f32:1,3", "--in-process")
     assert code == 0, stderr
     assert report is not None and "failed" not in report and report == trusted
+
+
+# -- polling for a reply that is due soon (transport.Cadence) -----------------------------
+def test_cadence_polls_only_while_messages_come_quickly():
+    from wasinn.worker.transport import POLL_WINDOW, Cadence
+
+    cadence = Cadence()
+    assert cadence.window() == 0.0                 # nothing known yet: sleep at once
+    cadence.waited(POLL_WINDOW / 10)
+    assert cadence.window() == POLL_WINDOW
+    cadence.waited(POLL_WINDOW * 10)               # a long compute: back to sleeping
+    assert cadence.window() == 0.0
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05], ids=["within-the-window", "after-it"])
+def test_a_polled_receive_gets_early_and_late_messages(delay):
+    import socket
+    import threading
+
+    from wasinn.worker.transport import Channel
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    sender = Channel(theirs)
+    timer = threading.Timer(delay, lambda: sender.send({"n": 7}))
+    timer.start()
+    message, fds = Channel(ours).receive(poll_for=0.001)
+    timer.join()
+    assert message == {"n": 7} and fds == []
+    ours.close()
+    theirs.close()

@@ -67,6 +67,8 @@ class BackendWorker:
         self._pending: dict[str, list[int]] = {"graphs": [], "contexts": []}
         self._named: dict[str, ProxyGraph] = {}
         self._warned = False
+        #: per request kind, whether its replies come quickly (transport.Cadence)
+        self._cadence: dict[str, transport.Cadence] = {}
         #: a worker forked by start_early() whose first message has not been read yet
         self._hello_pending = False
         self._started = 0.0
@@ -268,9 +270,14 @@ class BackendWorker:
             if self._pending["graphs"] or self._pending["contexts"]:
                 request["release"] = self._pending
                 self._pending = {"graphs": [], "contexts": []}
+            # a quick op (an input bound again, a small model's compute) is polled for, not
+            # slept on (transport.Cadence); a long compute is slept on
+            cadence = self._cadence.setdefault(op, transport.Cadence())
             try:
+                sent = time.perf_counter()
                 channel.send(request, fds)
-                reply, reply_fds = channel.receive()
+                reply, reply_fds = channel.receive(poll_for=cadence.window())
+                cadence.waited(time.perf_counter() - sent)
             except ChannelClosed:
                 raise self._died(op) from None
         if "ok" in reply and accept_fds:

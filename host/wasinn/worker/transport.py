@@ -13,10 +13,14 @@ from __future__ import annotations
 import fcntl
 import mmap
 import os
+import select
 import socket
 import stat
+import time
 from typing import Any
 
+#: how long a side that expects a message soon polls for it before it sleeps (see Cadence)
+POLL_WINDOW = 0.0005
 #: a reply or request larger than this is a protocol violation (error messages are clipped)
 MAX_MESSAGE = 1 << 20
 MAX_FDS = 64
@@ -38,6 +42,8 @@ class Channel:
 
         self.sock = sock
         self._dumps, self._loads = json.dumps, json.loads
+        self._poller = select.poll()
+        self._poller.register(sock, select.POLLIN)
 
     def send(self, message: dict[str, Any], fds: list[int] | tuple[int, ...] = ()) -> None:
         data = self._dumps(message, separators=(",", ":")).encode()
@@ -49,7 +55,13 @@ class Channel:
         except OSError as error:
             raise ChannelClosed(str(error)) from None
 
-    def receive(self) -> tuple[dict[str, Any], list[int]]:
+    def receive(self, poll_for: float = 0.0) -> tuple[dict[str, Any], list[int]]:
+        """The next message; with `poll_for`, keep the CPU awake polling for that long first
+        (see Cadence) before sleeping in recvmsg."""
+        if poll_for > 0:
+            deadline = time.perf_counter() + poll_for
+            while not self._poller.poll(0) and time.perf_counter() < deadline:
+                pass
         try:
             data, fds, flags, _ = socket.recv_fds(self.sock, MAX_MESSAGE, MAX_FDS)
         except OSError as error:
@@ -71,6 +83,28 @@ class Channel:
                 os.close(fd)
             raise ChannelClosed("malformed message")
         return message, fds
+
+
+class Cadence:
+    """Whether a message is likely within POLL_WINDOW, judged by the previous wait.
+
+    A process that sleeps in recvmsg and is woken by the other side pays the wake-up of an
+    idle CPU: on a 2-vCPU KVM guest ~50-80 us, against ~15 us for one that is still running
+    (measured: a hot ping round trip is ~30 us; one after a 3.6 ms wait ~110 us more). When
+    messages come in a tight loop (a guest's set_input/compute/get_output, one after the
+    other) the waiting side polls for up to POLL_WINDOW instead of sleeping at once; as soon
+    as a wait is longer than that, it goes back to sleeping at once, so an idle worker or a
+    long compute costs no CPU.
+    """
+
+    def __init__(self) -> None:
+        self.quick = False
+
+    def window(self) -> float:
+        return POLL_WINDOW if self.quick else 0.0
+
+    def waited(self, seconds: float) -> None:
+        self.quick = seconds < POLL_WINDOW
 
 
 def round_up(size: int) -> int:
