@@ -60,8 +60,10 @@ class Channel:
         (see Cadence) before sleeping in recvmsg."""
         if poll_for > 0:
             deadline = time.perf_counter() + poll_for
+            # sched_yield: a runnable thread on this CPU (the other side, on a busy machine)
+            # goes first, so polling never delays the very message it waits for
             while not self._poller.poll(0) and time.perf_counter() < deadline:
-                pass
+                os.sched_yield()
         try:
             data, fds, flags, _ = socket.recv_fds(self.sock, MAX_MESSAGE, MAX_FDS)
         except OSError as error:
