@@ -358,13 +358,24 @@ def _kept_sections() -> str:
     return "".join("\n" + section for section in found)
 
 
+#: --only's names for the sections main() measures, in order
+SECTIONS = {"e2e": "end to end", "rust": "Python vs Rust", "guest": "inside the guest",
+            "startup": "start-up", "worker": "the backend worker"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true", help=f"save the tables to {RESULTS}")
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke test)")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, metavar="SECTION",
+                        help="measure only these sections (" + ", ".join(
+                            f"{key}: {name}" for key, name in SECTIONS.items())
+                        + "); not with --write, which rewrites every table")
     parser.add_argument("--fixtures", type=Path, default=Path(os.environ.get(
         "WASINN_FIXTURES", REPO.parent / "shared" / "fixtures")))
     args = parser.parse_args(argv)
+    if args.only and args.write:
+        parser.error("--only measures part of the tables; --write would drop the others")
     repeat = 2 if args.quick else 5
     inner_repeat = 5 if args.quick else 30
     rounds = 1 if args.quick else 3
@@ -394,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
                                                         failures)),
                            ("the backend worker", lambda: worker_tables(measure_wasm, inner_repeat,
                                                                         rounds, failures))):
+            if args.only and name not in {SECTIONS[key] for key in args.only}:
+                continue
             print(f"measuring {name} ...", file=sys.stderr)
             made = make()
             tables += made if isinstance(made, list) else [made]

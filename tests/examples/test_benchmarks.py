@@ -119,3 +119,13 @@ def test_rust_reference_prints_what_the_python_guest_prints(built, tmp_path: Pat
     python_lines = ok(run_wasm(built(REPO / "examples" / "mobilenet_openvino"), args, tmp_path))
     assert rust_lines[:6] == python_lines[:6]
     assert rust_lines[6:] == [line[:line.rindex(")") + 1] for line in python_lines[6:]]
+
+
+def test_only_and_write_exclude_each_other(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "run.py"), "--only", "worker",
+                             "--write", "--fixtures", str(tmp_path)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 2 and "--only measures part of the tables" in result.stderr
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "run.py"), "--only", "nothing"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 2 and "invalid choice" in result.stderr
