@@ -214,7 +214,7 @@ def run(options: RunOptions) -> int:
     if own_worker:
         worker = BackendWorker(max_memory=options.max_host_memory,
                                max_cpu_seconds=options.max_host_cpu, verbose=options.verbose)
-        if options.start_worker_early:
+        if options.start_worker_early and _may_load_models(options.module):
             worker.start_early()
     engine = make_engine(options.cache)
     deadline = _Deadline(options, engine, worker)
@@ -226,6 +226,18 @@ def run(options: RunOptions) -> int:
         deadline.stop()
         if own_worker:
             worker.close()
+
+
+def _may_load_models(module: Path) -> bool:
+    """Whether the module imports `wasi_ephemeral_nn`, judged from its first 256 KB (where a
+    core module's import section sits). Only a guess for starting the backend worker early: a
+    wrong one costs a fork, or a spawn at the first load, never a result."""
+    try:
+        with open(module, "rb") as file:
+            head = file.read(256 << 10)
+    except OSError:
+        return False
+    return b"wasi_ephemeral_nn" in head or head.startswith(ELF_MAGIC)   # .cwasm: assume so
 
 
 class _Deadline:

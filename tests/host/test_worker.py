@@ -613,3 +613,15 @@ def test_a_polled_receive_gets_early_and_late_messages(delay):
     assert message == {"n": 7} and fds == []
     ours.close()
     theirs.close()
+
+
+def test_the_worker_is_forked_early_only_for_modules_that_import_wasi_nn(tmp_path):
+    from wasinn.runner import _may_load_models
+
+    plain = wat_module(tmp_path, "plain", '(module (func (export "_start")))')
+    nn_user = wat_module(tmp_path, "nn", '''(module
+        (import "wasi_ephemeral_nn" "load" (func (param i32 i32 i32 i32 i32) (result i32)))
+        (func (export "_start")))''')
+    assert not _may_load_models(plain)
+    assert _may_load_models(nn_user)
+    assert not _may_load_models(tmp_path / "missing.wasm")

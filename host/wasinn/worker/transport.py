@@ -38,15 +38,15 @@ class Channel:
     """Messages (a JSON object + optional fds) over one SOCK_SEQPACKET socket."""
 
     def __init__(self, sock: socket.socket) -> None:
-        import json     # here: a run whose guest never loads a model never starts a channel
-
         self.sock = sock
-        self._dumps, self._loads = json.dumps, json.loads
         self._poller = select.poll()
         self._poller.register(sock, select.POLLIN)
 
     def send(self, message: dict[str, Any], fds: list[int] | tuple[int, ...] = ()) -> None:
-        data = self._dumps(message, separators=(",", ":")).encode()
+        # json is imported on first use: a run whose guest never loads a model never needs it
+        import json
+
+        data = json.dumps(message, separators=(",", ":")).encode()
         try:
             if fds:
                 socket.send_fds(self.sock, [data], list(fds))
@@ -76,8 +76,10 @@ class Channel:
             for fd in fds:
                 os.close(fd)
             raise ChannelClosed("oversized message")
+        import json
+
         try:
-            message = self._loads(data)
+            message = json.loads(data)
         except ValueError:
             message = None
         if not isinstance(message, dict):
