@@ -232,11 +232,22 @@ def _may_load_models(module: Path) -> bool:
     """Whether the module imports `wasi_ephemeral_nn`, judged from its first 256 KB (where a
     core module's import section sits). Only a guess for starting the backend worker early: a
     wrong one costs a fork, or a spawn at the first load, never a result."""
+    import stat
+
     try:
-        with open(module, "rb") as file:
-            head = file.read(256 << 10)
+        # O_NONBLOCK and a regular-file check: a FIFO named as the module must not block here
+        # (the run refuses it right after, with its own message)
+        fd = os.open(module, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        head = os.read(fd, 256 << 10)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
     return b"wasi_ephemeral_nn" in head or head.startswith(ELF_MAGIC)   # .cwasm: assume so
 
 

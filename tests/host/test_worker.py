@@ -625,3 +625,6 @@ def test_the_worker_is_forked_early_only_for_modules_that_import_wasi_nn(tmp_pat
     assert not _may_load_models(plain)
     assert _may_load_models(nn_user)
     assert not _may_load_models(tmp_path / "missing.wasm")
+    fifo = tmp_path / "fifo.wasm"
+    os.mkfifo(fifo)                     # no writer: a plain open would block forever
+    assert not _may_load_models(fifo)
