@@ -591,10 +591,17 @@ def test_cadence_polls_only_while_messages_come_quickly():
 
     cadence = Cadence()
     assert cadence.window() == 0.0                 # nothing known yet: sleep at once
-    cadence.waited(POLL_WINDOW / 10)
+    cadence.waited(POLL_WINDOW / 10, polled=False)
     assert cadence.window() == POLL_WINDOW
-    cadence.waited(POLL_WINDOW * 10)               # a long compute: back to sleeping
+    cadence.waited(POLL_WINDOW / 10, polled=True)  # polling found it: go on polling
+    assert cadence.window() == POLL_WINDOW
+    cadence.waited(POLL_WINDOW * 10, polled=False) # a long compute: back to sleeping
     assert cadence.window() == 0.0
+    cadence.waited(POLL_WINDOW / 10, polled=False)
+    cadence.waited(POLL_WINDOW * 3, polled=True)   # polled in vain: a busy machine
+    cadence.waited(POLL_WINDOW / 10, polled=False)
+    assert [cadence.window() for _ in range(Cadence.BACKOFF)] == [0.0] * Cadence.BACKOFF
+    assert cadence.window() == POLL_WINDOW         # then it tries again
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.05], ids=["within-the-window", "after-it"])

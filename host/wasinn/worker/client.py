@@ -273,11 +273,12 @@ class BackendWorker:
             # a quick op (an input bound again, a small model's compute) is polled for, not
             # slept on (transport.Cadence); a long compute is slept on
             cadence = self._cadence.setdefault(op, transport.Cadence())
+            window = cadence.window()
             try:
                 sent = time.perf_counter()
                 channel.send(request, fds)
-                reply, reply_fds = channel.receive(poll_for=cadence.window())
-                cadence.waited(time.perf_counter() - sent)
+                reply, reply_fds = channel.receive(poll_for=window)
+                cadence.waited(time.perf_counter() - sent, polled=window > 0)
             except ChannelClosed:
                 raise self._died(op) from None
         if "ok" in reply and accept_fds:

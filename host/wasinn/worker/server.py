@@ -65,11 +65,12 @@ class Server:
         cadence = self.transport.Cadence()
         replied = time.perf_counter()
         while True:
+            window = cadence.window()
             try:
-                request, fds = self.channel.receive(poll_for=cadence.window())
+                request, fds = self.channel.receive(poll_for=window)
             except self.transport.ChannelClosed:
                 return
-            cadence.waited(time.perf_counter() - replied)
+            cadence.waited(time.perf_counter() - replied, polled=window > 0)
             self._release(request.get("release"))
             reply_fds: list[int] = []
             try:

@@ -90,25 +90,35 @@ class Channel:
 
 
 class Cadence:
-    """Whether a message is likely within POLL_WINDOW, judged by the previous wait.
+    """Whether to poll for the next message before sleeping, judged by the previous waits.
 
     A process that sleeps in recvmsg and is woken by the other side pays the wake-up of an
-    idle CPU: on a 2-vCPU KVM guest ~50-80 us, against ~15 us for one that is still running
-    (measured: a hot ping round trip is ~30 us; one after a 3.6 ms wait ~110 us more). When
-    messages come in a tight loop (a guest's set_input/compute/get_output, one after the
-    other) the waiting side polls for up to POLL_WINDOW instead of sleeping at once; as soon
-    as a wait is longer than that, it goes back to sleeping at once, so an idle worker or a
-    long compute costs no CPU.
+    idle CPU. On this 2-vCPU KVM machine (guest halt-polling off) that is ~50-100 us per
+    message, against ~15 us for one still running: a ping after 0.1 ms of quiet takes ~120 us
+    sleeping and ~75 us polling. So when messages come in a tight loop (a guest's
+    set_input/compute/get_output, one after the other) the waiting side polls for up to
+    POLL_WINDOW first. As soon as a wait is longer than that (an idle worker, a long compute)
+    it sleeps at once again, so neither side burns CPU while nothing is coming. Polling that
+    ran out of time means the other side could not get a CPU (a busy machine: there, polling
+    made a ping ~7x slower): then it stops for the next BACKOFF messages.
     """
+
+    BACKOFF = 64
 
     def __init__(self) -> None:
         self.quick = False
+        self._skip = 0
 
     def window(self) -> float:
+        if self._skip:
+            self._skip -= 1
+            return 0.0
         return POLL_WINDOW if self.quick else 0.0
 
-    def waited(self, seconds: float) -> None:
+    def waited(self, seconds: float, polled: bool) -> None:
         self.quick = seconds < POLL_WINDOW
+        if polled and not self.quick:
+            self._skip = self.BACKOFF
 
 
 def round_up(size: int) -> int:
