@@ -297,6 +297,9 @@ def serve_confined(settings: dict[str, Any]) -> None:
     channel = Channel(socket.socket(fileno=settings["fd"]))
     channel.send({"ready": True, "sandbox": problems, "pid": os.getpid(),
                   "at": time.perf_counter()})    # CLOCK_MONOTONIC: the host's clock too
+    # Every request that does work needs numpy (inputs and outputs are numpy views of shared
+    # memory), and a worker started early waits for the guest's first load: import it now.
+    import numpy  # noqa: F401
     try:
         Server(channel).serve()
     except Exception:  # noqa: BLE001 - report, then die: the host sees the death
