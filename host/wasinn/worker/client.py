@@ -25,6 +25,7 @@ from ..nn.errors import Errno, NnError
 from ..nn.types import ExecutionTarget, GraphEncoding
 from . import transport
 from .limits import DEFAULT_MAX_HOST_MEMORY
+from .server import single_key
 from .transport import Channel, ChannelClosed, Segment
 
 
@@ -346,7 +347,9 @@ class ProxyContext(Context):
     fail differently — so it travels with the next request; and `compute` returns, already in
     shared memory, the outputs this context read after its previous compute, so their
     get_output needs no request at all. A first set_input, a new shape, or a new output index
-    still get their own round trip, with their own errors.
+    still get their own round trip, with their own errors. Streaming is the same: each
+    `compute_single` brings back the pieces read after the step before (GGML's token text), so
+    a streamed token costs one round trip.
     """
 
     def __init__(self, graph: ProxyGraph, cid: int) -> None:
@@ -362,6 +365,9 @@ class ProxyContext(Context):
         self._pending: set[int] = set()
         #: output index -> size, for outputs the last compute already put in shared memory
         self._ready: dict[int, int] = {}
+        #: the same for get_output_single after the last compute_single (segments apart:
+        #: `single_key`)
+        self._ready_single: dict[int, int] = {}
         self._closed = False
 
     def _call(self, op: str, fields: dict[str, Any], fds: Sequence[int] = ()) -> tuple[Any, list[int]]:
@@ -388,6 +394,7 @@ class ProxyContext(Context):
         if size:
             segment.map[:size] = memoryview(array).cast("B")
         self._ready.clear()
+        self._ready_single.clear()
         key = (fields["dtype"], tuple(fields["dims"]), size)
         if not fds and self._accepted.get(index) == key:
             self._pending.add(index)
@@ -399,15 +406,19 @@ class ProxyContext(Context):
 
     def compute(self) -> None:
         self._ready.clear()
+        self._ready_single.clear()
         result, fds = self._call("compute", {})
         self._adopt_outputs(result, fds)
 
     def compute_single(self) -> None:
         self._ready.clear()
-        self._call("compute_single", {})
+        self._ready_single.clear()
+        result, fds = self._call("compute_single", {})
+        self._adopt_outputs(result, fds, key=single_key, ready=self._ready_single)
 
     def fini_single(self) -> None:
         self._ready.clear()
+        self._ready_single.clear()
         self._call("fini_single", {})
 
     def get_output(self, index: int) -> Any:
@@ -418,11 +429,19 @@ class ProxyContext(Context):
         return self._view(index, size)
 
     def get_output_single(self, index: int) -> Any:
-        result, fds = self._call("get_output_single", {"index": index})
-        return self._view(index, self._adopt_output(index, result, fds))
+        key = single_key(index)
+        size = self._ready_single.get(index)
+        if size is None:
+            result, fds = self._call("get_output_single", {"index": index})
+            size = self._adopt_output(key, result, fds)
+        return self._view(key, size)
 
-    def _adopt_outputs(self, result: Any, fds: list[int]) -> None:
-        """The outputs a compute sent along: [[index, size, capacity, carries_fd], ...]."""
+    def _adopt_outputs(self, result: Any, fds: list[int], key: Any = None,
+                       ready: dict[int, int] | None = None) -> None:
+        """The outputs a compute sent along: [[index, size, capacity, carries_fd], ...]
+        (stored under `key(index)` and marked in `ready`: compute_single's own)."""
+        key = key or (lambda index: index)
+        ready = self._ready if ready is None else ready
         try:
             outputs = [(int(i), int(size), int(cap), bool(new)) for i, size, cap, new in result]
             if sum(new for *_, new in outputs) != len(fds):
@@ -433,9 +452,9 @@ class ProxyContext(Context):
             raise RuntimeError("malformed reply from the backend worker") from None
         fd_iter = iter(fds)
         for index, size, capacity, new in outputs:
-            self._adopt_output(index, {"size": size, "capacity": capacity},
+            self._adopt_output(key(index), {"size": size, "capacity": capacity},
                                [next(fd_iter)] if new else [])
-            self._ready[index] = size
+            ready[index] = size
 
     def _adopt_output(self, index: int, result: Any, fds: list[int]) -> int:
         try:

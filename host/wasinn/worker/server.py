@@ -29,6 +29,8 @@ class _ContextState:
         self.wanted: set[int] = set()
         #: input index -> the array last bound (a view of its segment), for rebinding
         self.bound: dict[int, Any] = {}
+        #: outputs the host read after a compute_single: the next one sends them along
+        self.wanted_single: set[int] = set()
 
 
 class Server:
@@ -192,8 +194,13 @@ class Server:
             send += new
         return outputs, send
 
-    def compute_single(self, request: dict[str, Any], fds: list[int]) -> None:
-        self._state(request).context.compute_single()
+    def compute_single(self, request: dict[str, Any], fds: list[int]) -> Any:
+        """One step; the outputs the host read after the previous step (the token's piece)
+        come back with it, so a streamed token costs one round trip, not two."""
+        state = self._state(request)
+        state.context.compute_single()
+        return self._send_along(state, state.wanted_single, state.context.get_output_single,
+                                single_key)
 
     def fini_single(self, request: dict[str, Any], fds: list[int]) -> None:
         self._state(request).context.fini_single()
@@ -208,9 +215,26 @@ class Server:
     def get_output_single(self, request: dict[str, Any], fds: list[int]) -> Any:
         state = self._state(request)
         index = request["index"]
-        (size, capacity), new = self._send_output(state, index,
+        (size, capacity), new = self._send_output(state, single_key(index),
                                                   state.context.get_output_single(index))
+        state.wanted_single.add(index)
         return {"size": size, "capacity": capacity}, new
+
+    def _send_along(self, state: _ContextState, wanted: set[int], read: Callable[[int], Any],
+                    key: Callable[[int], int]) -> Any:
+        """The `wanted` outputs (`read(index)`) copied into their segments (under `key(index)`),
+        as [[index, size, capacity, carries_fd], ...] and the new segments' fds; an output that
+        fails is dropped from `wanted` (the host asks for it and gets the error)."""
+        outputs, send = [], []
+        for index in sorted(wanted):
+            try:
+                (size, capacity), new = self._send_output(state, key(index), read(index))
+            except Exception:  # noqa: BLE001 - reported when the host asks for it
+                wanted.discard(index)
+                continue
+            outputs.append([index, size, capacity, bool(new)])
+            send += new
+        return outputs, send
 
     def _send_output(self, state: _ContextState, index: int, array: Any) -> Any:
         """Copy the output into this (context, index)'s segment; a new, larger segment
@@ -232,6 +256,13 @@ class Server:
 
     def close_context(self, request: dict[str, Any], fds: list[int]) -> None:
         self._release({"contexts": [request["ctx"]]})
+
+
+def single_key(index: int) -> int:
+    """Where get_output_single's output `index` lives among a context's output segments:
+    apart from get_output's (negative keys), so a streamed piece never overwrites an output
+    the host holds as ready from the last compute."""
+    return -1 - index
 
 
 #: id(memoryview of a model part) -> its memfd, while the backend's `load` runs
