@@ -170,7 +170,9 @@ def test_streamed_and_whole_outputs_read_in_any_order(nn):
     assert out(nn, ctx) == TAIL_TEXT
 
 
-def test_a_streamed_token_costs_one_worker_round_trip(tiny_gguf, worker):
+def test_a_stream_through_the_worker_takes_few_round_trips(tiny_gguf, worker):
+    """Each compute_single brings its piece and the steps the worker could make ahead within
+    its budget: never more than one round trip per token, never a get_output_single one."""
     core = _core(tiny_gguf, worker)
     calls = []
     real_call = worker.call
@@ -184,14 +186,64 @@ def test_a_streamed_token_costs_one_worker_round_trip(tiny_gguf, worker):
         ctx = context(core)
         set_text(core, ctx, 0, TAIL_PROMPT)
         calls.clear()
-        for _ in range(10):
-            core.compute_single(ctx)
-            core.get_output_single(ctx, 0)
-        # the first piece is asked for; from then on each step brings the piece it made
-        assert calls == ["compute_single", "get_output_single"] + ["compute_single"] * 9
+        pieces = []
+        while True:
+            try:
+                core.compute_single(ctx)
+            except NnError as error:
+                assert error.errno == Errno.END_OF_SEQUENCE
+                break
+            pieces.append(bytes(core.get_output_single(ctx, 0)))
+        assert b"".join(pieces).decode() + "</s>" == TAIL_TEXT
+        assert calls.count("get_output_single") == 1 and calls.count("compute_single") <= 26
+        assert bytes(core.get_output_single(ctx, 0)) == b"</s>"
+        assert meta(core, ctx) == (9, 26)
     finally:
         del worker.call
         core.close()
+
+
+def test_steps_made_ahead_are_taken_as_if_made_then(local_nn):
+    """The backend's read_ahead (what the worker uses): its steps come out of compute_single
+    unchanged, the guest sees only the steps taken, and anything that changes the stream
+    drops them without changing the text."""
+    nn = local_nn
+    graph = nn.load_by_name_with_config("default", GREEDY)
+    ctx = nn.init_execution_context(graph)
+    backend = nn._contexts[ctx].context
+    set_text(nn, ctx, 0, TAIL_PROMPT)
+    nn.compute_single(ctx)
+    assert [piece for piece, _ in backend.read_ahead(10.0, 3)] == [b" may", b" be", b" a"]
+    assert out(nn, ctx) == " it" and meta(nn, ctx) == (9, 1)
+    assert bytes(nn.get_output_single(ctx, 0)) == b" it"
+    nn.compute_single(ctx)
+    assert bytes(nn.get_output_single(ctx, 0)) == b" may" and meta(nn, ctx) == (9, 2)
+    # another context uses the shared cache; then a config that changes the sampler drops
+    # the steps ahead: the stream decodes its own tokens again and goes on as before
+    other = nn.init_execution_context(graph)
+    set_text(nn, other, 0, "Beautiful is better than")
+    nn.compute(other)
+    # more steps ahead: the cache is ours again only after decoding the steps taken and ahead
+    assert b"".join(piece for piece, _ in backend.read_ahead(10.0, 4)) == b" be a good idea"
+    set_text(nn, ctx, 1, json.dumps({"top-k": 7}))
+    assert backend.read_ahead(10.0, 64)[-1] == (b"</s>", int(Errno.END_OF_SEQUENCE))
+    nn.compute(other)
+    backend.take_ahead(2)                       # as the worker does for steps served outside
+    assert meta(nn, ctx) == (9, 4) and out(nn, ctx) == " it may be a"
+    while True:
+        try:
+            nn.compute_single(ctx)
+        except NnError as error:
+            assert error.errno == Errno.END_OF_SEQUENCE
+            break
+    assert out(nn, ctx) == TAIL_TEXT
+    nn.compute_single(ctx)                      # after the end: from the prompt again
+    assert bytes(nn.get_output_single(ctx, 0)) == b" it"
+    backend.read_ahead(10.0, 4)
+    set_text(nn, ctx, 0, TAIL_PROMPT)          # a new prompt drops the steps ahead
+    assert backend.read_ahead(0.0, 4) == []
+    nn.compute_single(ctx)
+    assert bytes(nn.get_output_single(ctx, 0)) == b" it" and meta(nn, ctx) == (9, 1)
 
 
 def test_interleaved_streams_on_one_graph_do_not_corrupt_each_other(nn):

@@ -18,6 +18,11 @@ import traceback
 from typing import Any, Callable
 
 MAX_ERROR_TEXT = 4000
+#: how long a compute_single may go on making a stream's next steps before it answers (a
+#: backend's `read_ahead`): a step that takes longer (any real LLM's token) gets none, so
+#: the first token is never later; fast steps come in batches, one round trip for many
+READ_AHEAD_SECONDS = 0.001
+READ_AHEAD_STEPS = 64
 
 
 class _ContextState:
@@ -153,6 +158,7 @@ class Server:
         segment got new bytes under an index, type and shape already accepted (bound again,
         for backends that copy at set_input)."""
         state = self.contexts[request["ctx"]]
+        self._take_ahead(state, request.get("ahead_taken", 0))
         for index in request.get("rebind", ()):
             state.context.set_input(index, state.bound[index])
         return state
@@ -196,11 +202,23 @@ class Server:
 
     def compute_single(self, request: dict[str, Any], fds: list[int]) -> Any:
         """One step; the outputs the host read after the previous step (the token's piece)
-        come back with it, so a streamed token costs one round trip, not two."""
+        come back with it, so a streamed token costs one round trip, not two; and, from a
+        backend that can (`read_ahead`), the next steps' pieces and errnos, which the host
+        serves without asking: {"outputs": [...], "ahead": [[errno, piece as latin-1], ...]}."""
         state = self._state(request)
         state.context.compute_single()
-        return self._send_along(state, state.wanted_single, state.context.get_output_single,
-                                single_key)
+        outputs, send = self._send_along(state, state.wanted_single,
+                                         state.context.get_output_single, single_key)
+        read_ahead = getattr(state.context, "read_ahead", None)
+        steps = read_ahead(READ_AHEAD_SECONDS, READ_AHEAD_STEPS) if read_ahead else []
+        ahead = [[errno, piece.decode("latin-1")] for piece, errno in steps]
+        return {"outputs": outputs, "ahead": ahead}, send
+
+    @staticmethod
+    def _take_ahead(state: _ContextState, count: Any) -> None:
+        """The steps made ahead that the host served since its last request."""
+        if isinstance(count, int) and count > 0:
+            state.context.take_ahead(count)
 
     def fini_single(self, request: dict[str, Any], fds: list[int]) -> None:
         self._state(request).context.fini_single()
