@@ -217,8 +217,9 @@ class Server:
     @staticmethod
     def _take_ahead(state: _ContextState, count: Any) -> None:
         """The steps made ahead that the host served since its last request."""
-        if isinstance(count, int) and count > 0:
-            state.context.take_ahead(count)
+        take = getattr(state.context, "take_ahead", None)
+        if take is not None and isinstance(count, int) and count > 0:
+            take(count)
 
     def fini_single(self, request: dict[str, Any], fds: list[int]) -> None:
         self._state(request).context.fini_single()
