@@ -26,8 +26,7 @@ from ..nn.errors import Errno, NnError
 from ..nn.types import ExecutionTarget, GraphEncoding
 from . import transport
 from .limits import DEFAULT_MAX_HOST_MEMORY
-from .server import single_key
-from .transport import Channel, ChannelClosed, Segment
+from .transport import Channel, ChannelClosed, Segment, single_key
 
 
 

@@ -208,7 +208,8 @@ class Server:
         state = self._state(request)
         state.context.compute_single()
         outputs, send = self._send_along(state, state.wanted_single,
-                                         state.context.get_output_single, single_key)
+                                         state.context.get_output_single,
+                                         self.transport.single_key)
         read_ahead = getattr(state.context, "read_ahead", None)
         steps = read_ahead(READ_AHEAD_SECONDS, READ_AHEAD_STEPS) if read_ahead else []
         ahead = [[errno, piece.decode("latin-1")] for piece, errno in steps]
@@ -234,7 +235,7 @@ class Server:
     def get_output_single(self, request: dict[str, Any], fds: list[int]) -> Any:
         state = self._state(request)
         index = request["index"]
-        (size, capacity), new = self._send_output(state, single_key(index),
+        (size, capacity), new = self._send_output(state, self.transport.single_key(index),
                                                   state.context.get_output_single(index))
         state.wanted_single.add(index)
         return {"size": size, "capacity": capacity}, new
@@ -275,13 +276,6 @@ class Server:
 
     def close_context(self, request: dict[str, Any], fds: list[int]) -> None:
         self._release({"contexts": [request["ctx"]]})
-
-
-def single_key(index: int) -> int:
-    """Where get_output_single's output `index` lives among a context's output segments:
-    apart from get_output's (negative keys), so a streamed piece never overwrites an output
-    the host holds as ready from the last compute."""
-    return -1 - index
 
 
 #: id(memoryview of a model part) -> its memfd, while the backend's `load` runs
