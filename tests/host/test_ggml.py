@@ -239,7 +239,7 @@ def test_steps_made_ahead_are_taken_as_if_made_then(local_nn):
     assert out(nn, ctx) == TAIL_TEXT
     nn.compute_single(ctx)                      # after the end: from the prompt again
     assert bytes(nn.get_output_single(ctx, 0)) == b" it"
-    backend.read_ahead(10.0, 4)
+    assert backend.read_ahead(10.0, 64, max_bytes=5) == [(b" may", 0), (b" be", 0)]
     set_text(nn, ctx, 0, TAIL_PROMPT)          # a new prompt drops the steps ahead
     assert backend.read_ahead(0.0, 4) == []
     nn.compute_single(ctx)

@@ -23,6 +23,8 @@ MAX_ERROR_TEXT = 4000
 #: the first token is never later; fast steps come in batches, one round trip for many
 READ_AHEAD_SECONDS = 0.001
 READ_AHEAD_STEPS = 64
+#: text of the steps ahead (JSON-escaped up to 6x): far below transport.MAX_MESSAGE
+READ_AHEAD_BYTES = 1 << 16
 
 
 class _ContextState:
@@ -211,7 +213,8 @@ class Server:
                                          state.context.get_output_single,
                                          self.transport.single_key)
         read_ahead = getattr(state.context, "read_ahead", None)
-        steps = read_ahead(READ_AHEAD_SECONDS, READ_AHEAD_STEPS) if read_ahead else []
+        steps = (read_ahead(READ_AHEAD_SECONDS, READ_AHEAD_STEPS, READ_AHEAD_BYTES)
+                 if read_ahead else [])
         ahead = [[errno, piece.decode("latin-1")] for piece, errno in steps]
         return {"outputs": outputs, "ahead": ahead}, send
 

@@ -470,9 +470,11 @@ class GgmlContext(Context):
                               else f"the context is full ({self.graph.llama_context().n_ctx} "
                                    "tokens)")
 
-    def read_ahead(self, budget: float, limit: int) -> list[tuple[bytes, int]]:
+    def read_ahead(self, budget: float, limit: int,
+                   max_bytes: int = 1 << 16) -> list[tuple[bytes, int]]:
         """Make the next steps of a stream now, while they take less than `budget` seconds
-        in all (at most `limit`, none after a step that ends the stream), so that a host that
+        in all (at most `limit` steps and about `max_bytes` of text — a hostile GGUF's tokens
+        can be long —, none after a step that ends the stream), so that a host that
         reaches this context through a process boundary can serve them without a round trip
         each. They are taken by compute_single in order, exactly as if made then: the KV
         cache holds their tokens, the sampler drew them in the same order; what the guest can
@@ -481,10 +483,12 @@ class GgmlContext(Context):
         with self.graph.lock:
             if self.streaming:
                 start = time.perf_counter()
-                while len(self._ahead) < limit and (not self._ahead
-                                                    or self._ahead[-1][2] is None):
+                size = sum(len(piece) for _, piece, _ in self._ahead)
+                while len(self._ahead) < limit and size < max_bytes and (
+                        not self._ahead or self._ahead[-1][2] is None):
                     before = time.perf_counter()
                     self._ahead.append(self._step())
+                    size += len(self._ahead[-1][1])
                     now = time.perf_counter()
                     if now - start + (now - before) > budget:   # the next would overrun
                         break
