@@ -351,8 +351,10 @@ class ProxyContext(Context):
     shared memory, the outputs this context read after its previous compute, so their
     get_output needs no request at all. A first set_input, a new shape, or a new output index
     still get their own round trip, with their own errors. Streaming is the same: each
-    `compute_single` brings back the pieces read after the step before (GGML's token text), so
-    a streamed token costs one round trip.
+    `compute_single` brings back the pieces read after the step before (GGML's token text),
+    and the steps the worker could make ahead within its budget (server.READ_AHEAD_SECONDS),
+    which the next `compute_single` + `get_output_single(0)` calls are served from here; the
+    worker learns how many were taken with this context's next request.
     """
 
     def __init__(self, graph: ProxyGraph, cid: int) -> None:
