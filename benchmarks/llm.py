@@ -1,23 +1,29 @@
 """GGML backend benchmark: a Python guest ÷ llama-cpp-python called directly, same model.
 
-    python benchmarks/llm.py MODEL.gguf [--rounds 5] [--tokens 150] [--threads 1]
+    python benchmarks/llm.py MODEL.gguf [--rounds 3] [--repeat 10] [--tokens 150]
+                             [--threads 1] [--ctx-size 1024]
 
-Three runs of the same work (prompt = the first lines of the Zen of Python, then greedy
-tokens with ignore-eos), each best of `--rounds`:
+The same work four ways, in this one process, alternating `--repeat` times (`--rounds`
+measurements each time, after one unrecorded warm-up round), greedy, `--threads` llama.cpp threads, a `--ctx-size` context:
 
-* direct: llama-cpp-python's low-level API in this process (clear the KV cache, decode the
-  prompt; then sample, render the piece, decode one token, as llama.cpp's own examples do);
-  prompt processing is timed on a long prompt (19 lines of the Zen, ~200 tokens), generation
-  on a short one (7 lines) followed by `--tokens` tokens (the tiny model's context is 256);
+* direct: llama-cpp-python's low-level API (tokenise the prompt, clear the KV cache, decode
+  it; then sample, render the piece, decode one token, as llama.cpp's own examples do);
 * the `Llama` class of llama-cpp-python (`eval`, `generate`), for scale (not the reference);
-* the guest `benchmarks/guests/llm_measure` in wasm (wasinn's runner) and natively, both in
-  this process so that the three kinds of run alternate under the same machine load,
-  timing `compute` with n-predict 0 (prompt processing) and n-predict N (prompt + generation)
-  from inside the guest, and N `compute_single` + `get_output_single` calls (streaming).
+* the guest `benchmarks/guests/llm_measure` in wasm (wasinn's runner: the backend in the
+  confined worker process) and natively (the backend in this process), timing from inside
+  the guest `compute` with n-predict 0 (prompt processing), `compute` with n-predict N and
+  `get_output` (generation), and N `compute_single` + `get_output_single` (streaming).
 
-Prints tokens per second and the ratios guest ÷ direct (≥ 0.95 is the target) for prompt
-processing and generation separately (generation timed whole: the short prompt, then the
-tokens), and the per-token cost of streaming over `compute`.
+Prompts (the Zen of Python): prompt processing on the whole Zen (186 tokens with the tiny
+model) and on a realistic chat-sized prompt, the Zen four times (745 tokens, hence the
+1024-token context); generation: 7 lines (52 tokens), then `--tokens` tokens. Each prompt is
+tokenised right before the decode that uses it, untimed, on both sides (a guest's set_input;
+direct: llama_tokenize), as an application does it: a decode that runs straight after
+another decode finds its weights hot in the CPU caches, one after any other work does not.
+
+Prints the medians of all `rounds x repeat` measurements as tokens per second, the ratios
+guest ÷ direct (≥ 0.95 is the target) for prompt processing and generation separately, and
+the per-token cost of streaming.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import contextlib
 import ctypes
 import io
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +43,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 _quiet = None
 GUEST = HERE / "guests" / "llm_measure"
+MEASURES = ("prompt", "long_prompt", "generate", "stream")
 
 
 def zen_prompt(lines: int = 7) -> str:
@@ -45,9 +53,15 @@ def zen_prompt(lines: int = 7) -> str:
     return "\n".join(text.splitlines()[:lines])
 
 
-def direct(model: Path, prompt: str, long_prompt: str, tokens: int, threads: int,
+def prompts() -> dict[str, str]:
+    """The three prompts: prompt processing (short and long), and generation's."""
+    zen = zen_prompt(19)
+    return {"prompt": zen, "long_prompt": "\n\n".join([zen] * 4), "gen_prompt": zen_prompt(7)}
+
+
+def direct(model: Path, texts: dict[str, str], tokens: int, threads: int, ctx_size: int,
            rounds: int) -> dict:
-    """Seconds (best of rounds) for prompt processing and prompt + generation, in-process."""
+    """Seconds per round (lists) for prompt processing and prompt + generation, in-process."""
     import llama_cpp as L
 
     global _quiet
@@ -59,30 +73,29 @@ def direct(model: Path, prompt: str, long_prompt: str, tokens: int, threads: int
     handle = L.llama_model_load_from_file(str(model).encode(), mparams)
     vocab = L.llama_model_get_vocab(handle)
     cparams = L.llama_context_default_params()
-    cparams.n_ctx = 0
+    cparams.n_ctx = ctx_size
     cparams.n_threads = cparams.n_threads_batch = threads
     cparams.no_perf = True
     ctx = L.llama_init_from_model(handle, cparams)
     memory = L.llama_get_memory(ctx)
+
     def tokenize(text: str):
         data = text.encode()
-        tokens = (L.llama_token * (len(data) + 8))()
-        return tokens, L.llama_tokenize(vocab, data, len(data), tokens, len(tokens), True, True)
+        ids = (L.llama_token * (len(data) + 8))()
+        return ids, L.llama_tokenize(vocab, data, len(data), ids, len(ids), True, True)
 
-    buf, count = tokenize(prompt)
-    long_buf, long_count = tokenize(long_prompt)
     sampler = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
     L.llama_sampler_chain_add(sampler, L.llama_sampler_init_greedy())
     one = (L.llama_token * 1)()
     piece = ctypes.create_string_buffer(256)
 
-    def run_prompt(tokens=buf, n=count) -> None:
+    def decode_prompt(ids, count: int) -> None:
         L.llama_memory_clear(memory, True)
         L.llama_sampler_reset(sampler)
-        L.llama_decode(ctx, L.llama_batch_get_one(tokens, n))
+        L.llama_decode(ctx, L.llama_batch_get_one(ids, count))
 
-    def run_generate() -> int:
-        run_prompt()
+    def generate(ids, count: int) -> int:
+        decode_prompt(ids, count)
         out = bytearray()
         for _ in range(tokens):
             token = L.llama_sampler_sample(sampler, ctx, -1)
@@ -92,60 +105,61 @@ def direct(model: Path, prompt: str, long_prompt: str, tokens: int, threads: int
             L.llama_decode(ctx, L.llama_batch_get_one(one, 1))
         return len(out)
 
-    best = {"long_prompt": 1e9, "prompt": 1e9, "generate": 1e9}
-    for _ in range(rounds):
-        start = time.perf_counter()
-        run_prompt(long_buf, long_count)
-        best["long_prompt"] = min(best["long_prompt"], time.perf_counter() - start)
-        start = time.perf_counter()
-        run_prompt()
-        best["prompt"] = min(best["prompt"], time.perf_counter() - start)
-        start = time.perf_counter()
-        run_generate()
-        best["generate"] = min(best["generate"], time.perf_counter() - start)
-    best["input_tokens"] = count
-    best["long_input_tokens"] = long_count
+    times: dict[str, list[float]] = {key: [] for key in ("prompt", "long_prompt", "generate")}
+    counts = {}
+    for warm_up in [True] + [False] * rounds:      # as the guest: one unrecorded round first
+        for key, text, work in (("long_prompt", texts["long_prompt"], decode_prompt),
+                                ("prompt", texts["prompt"], decode_prompt),
+                                ("generate", texts["gen_prompt"], generate)):
+            ids, counts[key] = tokenize(text)      # untimed, as the guest's set_input
+            start = time.perf_counter()
+            work(ids, counts[key])
+            if not warm_up:
+                times[key].append(time.perf_counter() - start)
     L.llama_sampler_free(sampler)
     L.llama_free(ctx)
     L.llama_model_free(handle)
-    return best
+    return {**times, "tokens": counts}
 
 
-def high_level(model: Path, prompt: str, long_prompt: str, tokens: int, threads: int,
+def high_level(model: Path, texts: dict[str, str], tokens: int, threads: int, ctx_size: int,
                rounds: int) -> dict:
     """The same work through llama-cpp-python's `Llama` class (`eval`, `generate`), for scale:
     what most Python code calling llama.cpp uses."""
     from llama_cpp import Llama
 
-    llm = Llama(model_path=str(model), n_ctx=0, n_threads=threads, n_threads_batch=threads,
-                verbose=False)
-    short = llm.tokenize(prompt.encode(), add_bos=True, special=True)
-    long = llm.tokenize(long_prompt.encode(), add_bos=True, special=True)
-    best = {"long_prompt": 1e9, "prompt": 1e9, "generate": 1e9}
-    for _ in range(rounds):
-        for key, ids in (("long_prompt", long), ("prompt", short)):
+    llm = Llama(model_path=str(model), n_ctx=ctx_size, n_threads=threads,
+                n_threads_batch=threads, verbose=False)
+    times: dict[str, list[float]] = {key: [] for key in ("prompt", "long_prompt", "generate")}
+    for warm_up in [True] + [False] * rounds:
+        for key in ("long_prompt", "prompt"):
+            ids = llm.tokenize(texts[key].encode(), add_bos=True, special=True)
             start = time.perf_counter()
             llm.reset()
             llm.eval(ids)
-            best[key] = min(best[key], time.perf_counter() - start)
+            times[key].append(time.perf_counter() - start)
+        ids = llm.tokenize(texts["gen_prompt"].encode(), add_bos=True, special=True)
         start = time.perf_counter()
         llm.reset()
-        for count, _token in enumerate(llm.generate(short, temp=0.0, reset=True), 1):
+        for count, _token in enumerate(llm.generate(ids, temp=0.0, reset=True), 1):
             if count == tokens:
                 break
-        best["generate"] = min(best["generate"], time.perf_counter() - start)
-    return best
+        times["generate"].append(time.perf_counter() - start)
+        if warm_up:
+            times = {key: [] for key in times}
+    return times
 
 
-def guest(model: Path, prompt: str, long_prompt: str, tokens: int, threads: int, rounds: int,
-          workdir: Path, native: bool) -> dict:
+def guest(model: Path, texts: dict[str, str], tokens: int, threads: int, ctx_size: int,
+          rounds: int, workdir: Path, native: bool) -> dict:
     """Run the measuring guest in this process (so its runs alternate with the direct ones
     under the same machine load): in wasm through wasinn's runner, or natively."""
     from wasinn.nn import ModelRegistry
 
     registry = ModelRegistry.from_specs([f"default:GGML:AUTO:{model}"])
     output = workdir / "figures.json"
-    args = ["default", str(rounds), str(tokens), str(threads), prompt, long_prompt]
+    args = ["default", str(rounds), str(tokens), str(threads), str(ctx_size),
+            texts["prompt"], texts["long_prompt"], texts["gen_prompt"]]
     if native:
         from wasinn.native.runner import run_native
 
@@ -172,53 +186,62 @@ def _wasinn_command() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", type=Path, help="a GGUF model (the tiny Zen model in tests)")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="measurements per run (after one unrecorded warm-up round)")
+    parser.add_argument("--repeat", type=int, default=10,
+                        help="alternations of the four runs: short runs alternating often see "
+                             "the same machine load")
     parser.add_argument("--tokens", type=int, default=150, help="tokens generated per run")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeat", type=int, default=3, help="alternations of the three runs")
+    parser.add_argument("--ctx-size", type=int, default=1024,
+                        help="context for every run (the long prompt needs ~750 tokens)")
     args = parser.parse_args(argv)
-    prompt, long_prompt = zen_prompt(7), zen_prompt(19)
-    runs: dict[str, dict] = {}
+    texts = prompts()
+    samples: dict[str, dict[str, list[float]]] = {}
+    counts: dict = {}
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
-        # the three alternate, `--repeat` times, and each figure is the best seen: on a shared
-        # machine the minimum is the run least disturbed by other work
+        # the four alternate, `--repeat` times, so that each sees the same mix of machine load
         for _ in range(args.repeat):
-            once = {
-                "direct": direct(args.model, prompt, long_prompt, args.tokens, args.threads,
-                                 args.rounds),
-                "Llama class": high_level(args.model, prompt, long_prompt, args.tokens,
-                                          args.threads, args.rounds),
-                "wasm": guest(args.model, prompt, long_prompt, args.tokens, args.threads,
-                              args.rounds, workdir, native=False),
-                "native": guest(args.model, prompt, long_prompt, args.tokens, args.threads,
-                                args.rounds, workdir, native=True),
-            }
+            common = (args.model, texts, args.tokens, args.threads, args.ctx_size, args.rounds)
+            once = {"direct": direct(*common), "Llama class": high_level(*common),
+                    "wasm": guest(*common, workdir, native=False),
+                    "native": guest(*common, workdir, native=True)}
+            counts = once["direct"]["tokens"]
             for name, run in once.items():
-                best = runs.setdefault(name, dict(run))
-                for key in ("long_prompt", "prompt", "generate", "stream", "call"):
-                    if key in run:
-                        best[key] = min(best[key], run[key])
-    n_prompt = runs["direct"]["input_tokens"]
-    n_long = runs["direct"]["long_input_tokens"]
-    n = args.tokens
-    print(f"model {args.model.name}: prompt processing {n_long} tokens; generation {n} tokens "
-          f"after a {n_prompt}-token prompt; "
-          f"{args.threads} thread(s), best of {args.rounds} x {args.repeat}")
-    print("| run | prompt processing, tok/s | generation, tok/s | prompt ratio | generation ratio "
-          "| streaming − compute, µs/token | one streaming call, µs |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    base = runs["direct"]
-    for name, run in runs.items():
-        # generation is timed whole (its short prompt included): a difference of two noisy
-        # minima (generate − prompt) can come out far off on a busy machine
-        stream = (f"{(run['stream'] - run['generate']) / n * 1e6:.1f} | {run['call'] * 1e6:.1f}"
-                  if "stream" in run else "— | —")
-        print(f"| {name} | {n_long / run['long_prompt']:.0f} ({run['long_prompt'] * 1e3:.2f} ms) "
-              f"| {n / run['generate']:.0f} ({run['generate'] * 1e3:.1f} ms) "
-              f"| {base['long_prompt'] / run['long_prompt']:.3f} "
-              f"| {base['generate'] / run['generate']:.3f} | {stream} |")
+                kept = samples.setdefault(name, {})
+                for key in MEASURES:
+                    kept.setdefault(key, []).extend(run.get(key, ()))
+    median = {name: {key: statistics.median(values) for key, values in run.items() if values}
+              for name, run in samples.items()}
+    print(report(median, counts, args))
     return 0
+
+
+def report(median: dict[str, dict[str, float]], counts: dict, args: argparse.Namespace) -> str:
+    n = args.tokens
+    lines = [
+        f"model {args.model.name}: prompt processing {counts['prompt']} and "
+        f"{counts['long_prompt']} tokens; generation {n} tokens after a "
+        f"{counts['generate']}-token prompt; {args.threads} thread(s), context "
+        f"{args.ctx_size}; medians of {args.rounds} x {args.repeat}",
+        "| run | prompt processing, tok/s (short / long prompt) | generation, tok/s "
+        "| prompt ratio (short / long) | generation ratio | one streamed token, µs "
+        "| streaming − compute, µs/token |",
+        "| --- | --- | --- | --- | --- | --- | --- |"]
+    base = median["direct"]
+    for name, run in median.items():
+        short, long, gen = run["prompt"], run["long_prompt"], run["generate"]
+        # generation is timed whole (its short prompt included) on both sides
+        stream = (f"{run['stream'] / n * 1e6:.1f} | {(run['stream'] - gen) / n * 1e6:.1f}"
+                  if "stream" in run else f"{gen / n * 1e6:.1f} (compute) | —")
+        lines.append(
+            f"| {name} | {counts['prompt'] / short:.0f} ({short * 1e3:.2f} ms) / "
+            f"{counts['long_prompt'] / long:.0f} ({long * 1e3:.2f} ms) "
+            f"| {n / gen:.0f} ({gen * 1e3:.1f} ms) "
+            f"| {base['prompt'] / short:.3f} / {base['long_prompt'] / long:.3f} "
+            f"| {base['generate'] / gen:.3f} | {stream} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -23,10 +23,34 @@ TAIL_TEXT = (" it may be a good idea.\nNamespaces are one honking great idea -- 
 GREEDY = json.dumps({"temp": 0})
 
 
+@pytest.fixture(scope="module")
+def worker():
+    from wasinn.worker import BackendWorker
+
+    process = BackendWorker()
+    yield process
+    process.close()
+
+
+def _core(tiny_gguf, worker=None) -> WasiNn:
+    return WasiNn(ModelRegistry.from_specs([f"default:GGML:AUTO:{tiny_gguf}"]), worker=worker)
+
+
+@pytest.fixture(params=["in-process", "worker"])
+def nn(request, tiny_gguf) -> WasiNn:
+    """The host core on the backend in this process (native mode) and in the confined worker
+    (wasm mode's default), which batches round trips and must not change what a guest sees."""
+    core = _core(tiny_gguf, request.getfixturevalue("worker")
+                 if request.param == "worker" else None)
+    yield core
+    core.close()
+
+
 @pytest.fixture()
-def nn(tiny_gguf) -> WasiNn:
-    registry = ModelRegistry.from_specs([f"default:GGML:AUTO:{tiny_gguf}"])
-    core = WasiNn(registry)
+def local_nn(tiny_gguf) -> WasiNn:
+    """In this process only: for tests that look at the backend's own objects or capture
+    what it prints."""
+    core = _core(tiny_gguf)
     yield core
     core.close()
 
@@ -121,6 +145,105 @@ def test_streaming_one_token_per_step(nn):
     assert meta(nn, ctx) == (9, 0)
     nn.compute_single(ctx)                    # after fini_single: starts again from the prompt
     assert bytes(nn.get_output_single(ctx, 0)) == b" it"
+
+
+def test_streamed_and_whole_outputs_read_in_any_order(nn):
+    """The worker sends a step's piece along with the next compute_single and a compute's
+    text along with the next compute: neither may ever stand in for the other."""
+    ctx = context(nn)
+    set_text(nn, ctx, 0, TAIL_PROMPT)
+    nn.compute(ctx)
+    assert out(nn, ctx) == TAIL_TEXT
+    nn.compute(ctx)                            # the text comes along with this compute
+    nn.compute_single(ctx)
+    assert bytes(nn.get_output_single(ctx, 0)) == b" it"
+    assert out(nn, ctx) == " it"               # the accumulated text, not the last compute's
+    nn.compute_single(ctx)                     # " it" was read: this step brings " may"
+    assert out(nn, ctx) == " it may"
+    assert bytes(nn.get_output_single(ctx, 0)) == b" may"
+    assert meta(nn, ctx) == (9, 2)
+    nn.compute_single(ctx)
+    assert bytes(nn.get_output_single(ctx, 0)) == b" be"
+    assert json.loads(bytes(nn.get_output_single(ctx, 1))) == json.loads(out(nn, ctx, 1))
+    nn.fini_single(ctx)
+    nn.compute(ctx)
+    assert out(nn, ctx) == TAIL_TEXT
+
+
+def test_a_stream_through_the_worker_takes_few_round_trips(tiny_gguf, worker):
+    """Each compute_single brings its piece and the steps the worker could make ahead within
+    its budget: never more than one round trip per token, never a get_output_single one."""
+    core = _core(tiny_gguf, worker)
+    calls = []
+    real_call = worker.call
+
+    def counted(op, *args, **kwargs):
+        calls.append(op)
+        return real_call(op, *args, **kwargs)
+
+    worker.call = counted
+    try:
+        ctx = context(core)
+        set_text(core, ctx, 0, TAIL_PROMPT)
+        calls.clear()
+        pieces = []
+        while True:
+            try:
+                core.compute_single(ctx)
+            except NnError as error:
+                assert error.errno == Errno.END_OF_SEQUENCE
+                break
+            pieces.append(bytes(core.get_output_single(ctx, 0)))
+        assert b"".join(pieces).decode() + "</s>" == TAIL_TEXT
+        assert calls.count("get_output_single") == 1 and calls.count("compute_single") <= 26
+        assert bytes(core.get_output_single(ctx, 0)) == b"</s>"
+        assert meta(core, ctx) == (9, 26)
+    finally:
+        del worker.call
+        core.close()
+
+
+def test_steps_made_ahead_are_taken_as_if_made_then(local_nn):
+    """The backend's read_ahead (what the worker uses): its steps come out of compute_single
+    unchanged, the guest sees only the steps taken, and anything that changes the stream
+    drops them without changing the text."""
+    nn = local_nn
+    graph = nn.load_by_name_with_config("default", GREEDY)
+    ctx = nn.init_execution_context(graph)
+    backend = nn._contexts[ctx].context
+    set_text(nn, ctx, 0, TAIL_PROMPT)
+    nn.compute_single(ctx)
+    assert [piece for piece, _ in backend.read_ahead(10.0, 3)] == [b" may", b" be", b" a"]
+    assert out(nn, ctx) == " it" and meta(nn, ctx) == (9, 1)
+    assert bytes(nn.get_output_single(ctx, 0)) == b" it"
+    nn.compute_single(ctx)
+    assert bytes(nn.get_output_single(ctx, 0)) == b" may" and meta(nn, ctx) == (9, 2)
+    # another context uses the shared cache; then a config that changes the sampler drops
+    # the steps ahead: the stream decodes its own tokens again and goes on as before
+    other = nn.init_execution_context(graph)
+    set_text(nn, other, 0, "Beautiful is better than")
+    nn.compute(other)
+    # more steps ahead: the cache is ours again only after decoding the steps taken and ahead
+    assert b"".join(piece for piece, _ in backend.read_ahead(10.0, 4)) == b" be a good idea"
+    set_text(nn, ctx, 1, json.dumps({"top-k": 7}))
+    assert backend.read_ahead(10.0, 64)[-1] == (b"</s>", int(Errno.END_OF_SEQUENCE))
+    nn.compute(other)
+    backend.take_ahead(2)                       # as the worker does for steps served outside
+    assert meta(nn, ctx) == (9, 4) and out(nn, ctx) == " it may be a"
+    while True:
+        try:
+            nn.compute_single(ctx)
+        except NnError as error:
+            assert error.errno == Errno.END_OF_SEQUENCE
+            break
+    assert out(nn, ctx) == TAIL_TEXT
+    nn.compute_single(ctx)                      # after the end: from the prompt again
+    assert bytes(nn.get_output_single(ctx, 0)) == b" it"
+    assert backend.read_ahead(10.0, 64, max_bytes=5) == [(b" may", 0), (b" be", 0)]
+    set_text(nn, ctx, 0, TAIL_PROMPT)          # a new prompt drops the steps ahead
+    assert backend.read_ahead(0.0, 4) == []
+    nn.compute_single(ctx)
+    assert bytes(nn.get_output_single(ctx, 0)) == b" it" and meta(nn, ctx) == (9, 1)
 
 
 def test_interleaved_streams_on_one_graph_do_not_corrupt_each_other(nn):
@@ -261,21 +384,21 @@ def test_abi_output_rule_for_llamaedge(nn):
     assert guest.call("get_output", ctx, 0, near_end, 0, written_ptr) == 7   # would not fit
 
 
-def test_stream_stdout_and_enable_log(nn, capfd, caplog):
+def test_stream_stdout_and_enable_log(local_nn, capfd, caplog):
     caplog.set_level("INFO", logger="wasinn.ggml")
-    ctx = context(nn, json.dumps({"temp": 0, "enable-log": True}))
-    set_text(nn, ctx, 1, json.dumps({"stream-stdout": True, "n-predict": 5}))
-    set_text(nn, ctx, 0, "Beautiful is better than")
-    nn.compute(ctx)
+    ctx = context(local_nn, json.dumps({"temp": 0, "enable-log": True}))
+    set_text(local_nn, ctx, 1, json.dumps({"stream-stdout": True, "n-predict": 5}))
+    set_text(local_nn, ctx, 0, "Beautiful is better than")
+    local_nn.compute(ctx)
     assert capfd.readouterr().out == " ugly.\nExpl"
-    nn.load_by_name_with_config("default", '{"enable-log": true, "ctx-size": 512}')
-    ctx2 = context(nn, '{"enable-log": true, "ctx-size": 512, "temp": 0, "n-predict": 1}')
-    set_text(nn, ctx2, 0, "Beautiful is better than")
-    nn.compute(ctx2)
+    local_nn.load_by_name_with_config("default", '{"enable-log": true, "ctx-size": 512}')
+    ctx2 = context(local_nn, '{"enable-log": true, "ctx-size": 512, "temp": 0, "n-predict": 1}')
+    set_text(local_nn, ctx2, 0, "Beautiful is better than")
+    local_nn.compute(ctx2)
     assert "llama.cpp:" in caplog.text
 
 
-def test_finalize_and_unload_free_llama_memory_at_once(nn):
+def test_finalize_and_unload_free_llama_memory_at_once(local_nn):
     """No reference cycles: the llama.cpp context (KV cache) is freed when its last handle
     goes, without waiting for the cyclic garbage collector."""
     import gc
@@ -283,13 +406,13 @@ def test_finalize_and_unload_free_llama_memory_at_once(nn):
 
     gc.disable()
     try:
-        graph = nn.load_by_name_with_config("default", GREEDY)
-        ctx = nn.init_execution_context(graph)
-        set_text(nn, ctx, 0, TAIL_PROMPT)
-        nn.compute_single(ctx)
-        llama_context = weakref.ref(nn._graphs[graph].graph.llama_context())
-        nn.finalize_execution_context(ctx)
-        nn.unload(graph)
+        graph = local_nn.load_by_name_with_config("default", GREEDY)
+        ctx = local_nn.init_execution_context(graph)
+        set_text(local_nn, ctx, 0, TAIL_PROMPT)
+        local_nn.compute_single(ctx)
+        llama_context = weakref.ref(local_nn._graphs[graph].graph.llama_context())
+        local_nn.finalize_execution_context(ctx)
+        local_nn.unload(graph)
         assert llama_context() is None
     finally:
         gc.enable()
@@ -319,12 +442,12 @@ def test_streamed_pieces_may_split_a_character(nn):
     assert pieces == [b"\xc3", b"\xa9", b"!"]
 
 
-def test_a_prompt_longer_than_any_context_is_counted_not_kept(nn):
+def test_a_prompt_longer_than_any_context_is_counted_not_kept(local_nn):
     from wasinn.nn.backends import ggml
 
-    ctx = context(nn)
+    ctx = context(local_nn)
     huge = "Beautiful is better than ugly. " * 200_000          # ~1.4 M tokens, 6 MB
-    set_text(nn, ctx, 0, huge)
-    assert isinstance(nn._contexts[ctx].context.prompt, ggml._OverlongPrompt)
-    assert errno(nn.compute, ctx) == Errno.PROMPT_TOO_LONG
-    assert meta(nn, ctx)[0] > ggml.MAX_PROMPT_TOKENS
+    set_text(local_nn, ctx, 0, huge)
+    assert isinstance(local_nn._contexts[ctx].context.prompt, ggml._OverlongPrompt)
+    assert errno(local_nn.compute, ctx) == Errno.PROMPT_TOO_LONG
+    assert meta(local_nn, ctx)[0] > ggml.MAX_PROMPT_TOKENS

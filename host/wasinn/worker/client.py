@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import weakref
+from collections import deque
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,7 +26,7 @@ from ..nn.errors import Errno, NnError
 from ..nn.types import ExecutionTarget, GraphEncoding
 from . import transport
 from .limits import DEFAULT_MAX_HOST_MEMORY
-from .transport import Channel, ChannelClosed, Segment
+from .transport import Channel, ChannelClosed, Segment, single_key
 
 
 
@@ -36,6 +37,9 @@ def _size(value: int | None) -> str:
 START_TIMEOUT = 60.0
 #: longest error message taken from the worker (a hostile one could send a megabyte)
 MAX_MESSAGE_TEXT = 4000
+#: the errnos a stream step made ahead may end with (server.READ_AHEAD_STEPS, GGML's codes)
+_AHEAD_ERRNOS = {0: None, int(Errno.END_OF_SEQUENCE): Errno.END_OF_SEQUENCE,
+                 int(Errno.CONTEXT_FULL): Errno.CONTEXT_FULL}
 
 _SIGNAL_REASONS = {
     signal.SIGKILL: "SIGKILL: its memory cap, the kernel's OOM killer or a deadline",
@@ -487,7 +491,11 @@ class ProxyContext(Context):
     fail differently — so it travels with the next request; and `compute` returns, already in
     shared memory, the outputs this context read after its previous compute, so their
     get_output needs no request at all. A first set_input, a new shape, or a new output index
-    still get their own round trip, with their own errors.
+    still get their own round trip, with their own errors. Streaming is the same: each
+    `compute_single` brings back the pieces read after the step before (GGML's token text),
+    and the steps the worker could make ahead within its budget (server.READ_AHEAD_SECONDS),
+    which the next `compute_single` + `get_output_single(0)` calls are served from here; the
+    worker learns how many were taken with this context's next request.
     """
 
     def __init__(self, graph: ProxyGraph, cid: int) -> None:
@@ -503,10 +511,22 @@ class ProxyContext(Context):
         self._pending: set[int] = set()
         #: output index -> size, for outputs the last compute already put in shared memory
         self._ready: dict[int, int] = {}
+        #: the same for get_output_single after the last compute_single (segments apart:
+        #: `single_key`)
+        self._ready_single: dict[int, int] = {}
+        #: stream steps the worker made ahead (errno or 0, piece), served by compute_single
+        #: here; how many were served since the last request; the piece of the last one
+        self._ahead: deque[tuple[int, bytes]] = deque()
+        self._taken = 0
+        self._local_piece: bytes | None = None
         self._closed = False
 
     def _call(self, op: str, fields: dict[str, Any], fds: Sequence[int] = ()) -> tuple[Any, list[int]]:
         fields["ctx"] = self.cid
+        if op not in ("get_output", "get_output_single"):     # reads leave the stream as it is
+            self._forget_ahead()
+        if self._taken:
+            fields["ahead_taken"], self._taken = self._taken, 0
         if self._pending:
             fields["rebind"] = sorted(self._pending)
             self._pending = set()
@@ -529,6 +549,8 @@ class ProxyContext(Context):
         if size:
             segment.map[:size] = memoryview(array).cast("B")
         self._ready.clear()
+        self._ready_single.clear()
+        self._forget_ahead()
         key = (fields["dtype"], tuple(fields["dims"]), size)
         if not fds and self._accepted.get(index) == key:
             self._pending.add(index)
@@ -540,15 +562,29 @@ class ProxyContext(Context):
 
     def compute(self) -> None:
         self._ready.clear()
+        self._ready_single.clear()
         result, fds = self._call("compute", {})
         self._adopt_outputs(result, fds)
 
     def compute_single(self) -> None:
         self._ready.clear()
-        self._call("compute_single", {})
+        self._ready_single.clear()
+        if self._ahead:
+            self._take_local_step()
+            return
+        result, fds = self._call("compute_single", {})
+        try:
+            outputs, ahead = result["outputs"], result["ahead"]
+        except (TypeError, KeyError):
+            for fd in fds:
+                os.close(fd)
+            raise RuntimeError("malformed reply from the backend worker") from None
+        self._adopt_outputs(outputs, fds, key=single_key, ready=self._ready_single)
+        self._ahead = self._parse_ahead(ahead)
 
     def fini_single(self) -> None:
         self._ready.clear()
+        self._ready_single.clear()
         self._call("fini_single", {})
 
     def get_output(self, index: int) -> Any:
@@ -559,11 +595,55 @@ class ProxyContext(Context):
         return self._view(index, size)
 
     def get_output_single(self, index: int) -> Any:
-        result, fds = self._call("get_output_single", {"index": index})
-        return self._view(index, self._adopt_output(index, result, fds))
+        if index == 0 and self._local_piece is not None:
+            import numpy as np
 
-    def _adopt_outputs(self, result: Any, fds: list[int]) -> None:
-        """The outputs a compute sent along: [[index, size, capacity, carries_fd], ...]."""
+            return np.frombuffer(self._local_piece, dtype=np.uint8)
+        key = single_key(index)
+        size = self._ready_single.get(index)
+        if size is None:
+            result, fds = self._call("get_output_single", {"index": index})
+            size = self._adopt_output(key, result, fds)
+        return self._view(key, size)
+
+    def _take_local_step(self) -> None:
+        """compute_single served from the steps made ahead: the worker learns of it (and
+        takes the step itself) with this context's next request."""
+        errno, self._local_piece = self._ahead.popleft()
+        self._taken += 1
+        if errno:
+            self._ahead.clear()
+            code = _AHEAD_ERRNOS[errno]
+            raise NnError(code, "end of generation" if code is Errno.END_OF_SEQUENCE
+                          else "the context is full")
+
+    def _forget_ahead(self) -> None:
+        """Any other request may change the stream: the steps not served yet stay in the
+        worker (which hands them out again if the stream goes on), not here."""
+        if self._ahead or self._local_piece is not None:
+            self._ahead.clear()
+            self._local_piece = None
+
+    @staticmethod
+    def _parse_ahead(ahead: Any) -> deque:
+        try:
+            if not isinstance(ahead, list):
+                raise TypeError
+            steps = deque()
+            for errno, piece in ahead:
+                if not isinstance(errno, int) or errno not in _AHEAD_ERRNOS:
+                    raise ValueError
+                steps.append((errno, piece.encode("latin-1")))
+            return steps
+        except (TypeError, ValueError, AttributeError):
+            raise RuntimeError("malformed reply from the backend worker") from None
+
+    def _adopt_outputs(self, result: Any, fds: list[int], key: Any = None,
+                       ready: dict[int, int] | None = None) -> None:
+        """The outputs a compute sent along: [[index, size, capacity, carries_fd], ...]
+        (stored under `key(index)` and marked in `ready`: compute_single's own)."""
+        key = key or (lambda index: index)
+        ready = self._ready if ready is None else ready
         try:
             outputs = [(int(i), int(size), int(cap), bool(new)) for i, size, cap, new in result]
             if sum(new for *_, new in outputs) != len(fds):
@@ -574,9 +654,9 @@ class ProxyContext(Context):
             raise RuntimeError("malformed reply from the backend worker") from None
         fd_iter = iter(fds)
         for index, size, capacity, new in outputs:
-            self._adopt_output(index, {"size": size, "capacity": capacity},
+            self._adopt_output(key(index), {"size": size, "capacity": capacity},
                                [next(fd_iter)] if new else [])
-            self._ready[index] = size
+            ready[index] = size
 
     def _adopt_output(self, index: int, result: Any, fds: list[int]) -> int:
         try:

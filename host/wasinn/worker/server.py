@@ -19,6 +19,13 @@ import traceback
 from typing import Any, Callable
 
 MAX_ERROR_TEXT = 4000
+#: how long a compute_single may go on making a stream's next steps before it answers (a
+#: backend's `read_ahead`): a step that takes longer (any real LLM's token) gets none, so
+#: the first token is never later; fast steps come in batches, one round trip for many
+READ_AHEAD_SECONDS = 0.001
+READ_AHEAD_STEPS = 64
+#: text of the steps ahead (JSON-escaped up to 6x): far below transport.MAX_MESSAGE
+READ_AHEAD_BYTES = 1 << 16
 
 
 class _ContextState:
@@ -30,6 +37,8 @@ class _ContextState:
         self.wanted: set[int] = set()
         #: input index -> the array last bound (a view of its segment), for rebinding
         self.bound: dict[int, Any] = {}
+        #: outputs the host read after a compute_single: the next one sends them along
+        self.wanted_single: set[int] = set()
 
 
 class Server:
@@ -159,6 +168,7 @@ class Server:
         segment got new bytes under an index, type and shape already accepted (bound again,
         for backends that copy at set_input)."""
         state = self.contexts[request["ctx"]]
+        self._take_ahead(state, request.get("ahead_taken", 0))
         for index in request.get("rebind", ()):
             state.context.set_input(index, state.bound[index])
         return state
@@ -200,8 +210,28 @@ class Server:
             send += new
         return outputs, send
 
-    def compute_single(self, request: dict[str, Any], fds: list[int]) -> None:
-        self._state(request).context.compute_single()
+    def compute_single(self, request: dict[str, Any], fds: list[int]) -> Any:
+        """One step; the outputs the host read after the previous step (the token's piece)
+        come back with it, so a streamed token costs one round trip, not two; and, from a
+        backend that can (`read_ahead`), the next steps' pieces and errnos, which the host
+        serves without asking: {"outputs": [...], "ahead": [[errno, piece as latin-1], ...]}."""
+        state = self._state(request)
+        state.context.compute_single()
+        outputs, send = self._send_along(state, state.wanted_single,
+                                         state.context.get_output_single,
+                                         self.transport.single_key)
+        read_ahead = getattr(state.context, "read_ahead", None)
+        steps = (read_ahead(READ_AHEAD_SECONDS, READ_AHEAD_STEPS, READ_AHEAD_BYTES)
+                 if read_ahead else [])
+        ahead = [[errno, piece.decode("latin-1")] for piece, errno in steps]
+        return {"outputs": outputs, "ahead": ahead}, send
+
+    @staticmethod
+    def _take_ahead(state: _ContextState, count: Any) -> None:
+        """The steps made ahead that the host served since its last request."""
+        take = getattr(state.context, "take_ahead", None)
+        if take is not None and isinstance(count, int) and count > 0:
+            take(count)
 
     def fini_single(self, request: dict[str, Any], fds: list[int]) -> None:
         self._state(request).context.fini_single()
@@ -216,9 +246,26 @@ class Server:
     def get_output_single(self, request: dict[str, Any], fds: list[int]) -> Any:
         state = self._state(request)
         index = request["index"]
-        (size, capacity), new = self._send_output(state, index,
+        (size, capacity), new = self._send_output(state, self.transport.single_key(index),
                                                   state.context.get_output_single(index))
+        state.wanted_single.add(index)
         return {"size": size, "capacity": capacity}, new
+
+    def _send_along(self, state: _ContextState, wanted: set[int], read: Callable[[int], Any],
+                    key: Callable[[int], int]) -> Any:
+        """The `wanted` outputs (`read(index)`) copied into their segments (under `key(index)`),
+        as [[index, size, capacity, carries_fd], ...] and the new segments' fds; an output that
+        fails is dropped from `wanted` (the host asks for it and gets the error)."""
+        outputs, send = [], []
+        for index in sorted(wanted):
+            try:
+                (size, capacity), new = self._send_output(state, key(index), read(index))
+            except Exception:  # noqa: BLE001 - reported when the host asks for it
+                wanted.discard(index)
+                continue
+            outputs.append([index, size, capacity, bool(new)])
+            send += new
+        return outputs, send
 
     def _send_output(self, state: _ContextState, index: int, array: Any) -> Any:
         """Copy the output into this (context, index)'s segment; a new, larger segment

@@ -221,3 +221,10 @@ def map_readonly(fd: int, size: int) -> memoryview:
     if size == 0:
         return memoryview(b"")
     return memoryview(mmap.mmap(fd, size, access=mmap.ACCESS_READ))
+
+
+def single_key(index: int) -> int:
+    """Where get_output_single's output `index` lives among a context's output segments, on
+    both sides: apart from get_output's (negative keys), so a streamed piece never overwrites
+    an output the host holds as ready from the last compute."""
+    return -1 - index

@@ -22,6 +22,8 @@ import logging
 import os
 import sys
 import threading
+import time
+from collections import deque
 from typing import Any, Sequence
 
 import numpy as np
@@ -345,6 +347,9 @@ class GgmlContext(Context):
         self.tokens: list[int] = []      # the generated tokens
         self.piece = b""                 # the last token's text (get_output_single)
         self.streaming = False           # a compute_single stream is under way
+        #: steps made ahead of the guest (`read_ahead`) and not yet taken by compute_single:
+        #: (token, piece, errno of the step or None); their tokens are in the KV cache
+        self._ahead: deque[tuple[int, bytes, Errno | None]] = deque()
         self._sampler: _Sampler | None = None
         self._cache_token = object()     # marks the shared KV cache as holding our tokens
 
@@ -356,6 +361,7 @@ class GgmlContext(Context):
             return
         with self.graph.lock:
             self.prompt = self.graph.model.tokenize(data)
+            self._ahead.clear()
         self.streaming = False
 
     def _configure(self, data: bytes) -> None:
@@ -373,6 +379,7 @@ class GgmlContext(Context):
                 sampler = _Sampler(self.graph.model, options)   # a bad grammar fails here
                 self.graph.update(options)
                 self._sampler = sampler
+                self._drop_ahead()       # made with the old options: the next step resamples
             self.run = run
 
     # -- generation -------------------------------------------------------------------------
@@ -381,6 +388,7 @@ class GgmlContext(Context):
         graph = self.graph
         context = graph.llama_context()
         context.clear(self._cache_token)
+        self._ahead.clear()
         self.output.clear()
         self.tokens.clear()
         self.piece = b""
@@ -442,41 +450,101 @@ class GgmlContext(Context):
 
     def compute_single(self) -> None:
         """One token: the first call decodes the prompt; 100 after end of generation, 101 when
-        the context is full (both end the stream: the next call starts again)."""
+        the context is full (both end the stream: the next call starts again). A step made
+        ahead (`read_ahead`) is taken as it is: same token, same outcome."""
         with self.graph.lock:
-            graph = self.graph
-            if not self.streaming:
-                context = self._start()
-                self.streaming = True
+            if self.streaming and self._ahead:
+                token, piece, error = self._ahead.popleft()
             else:
-                context = graph.llama_context()
-                if context.owner is not self._cache_token:
-                    self._replay(context)
-            token = self._sampler.sample(context)
-            self.piece = graph.model.piece(token)
+                if not self.streaming:
+                    self._start()
+                    self.streaming = True
+                token, piece, error = self._step()
+            self.piece = piece
             self.tokens.append(token)
-            self.output += self.piece
-            if not graph.options.ignore_eos and graph.model.llama.llama_vocab_is_eog(
-                    graph.model.vocab, token):
+            self.output += piece
+            if error is not None:
                 self.streaming = False
-                raise NnError(Errno.END_OF_SEQUENCE, "end of generation")
-            if context.used + 1 > context.n_ctx:
-                self.streaming = False
-                raise NnError(Errno.CONTEXT_FULL, f"the context is full ({context.n_ctx} tokens)")
-            context.decode_one(token)
+                self._ahead.clear()
+                raise NnError(error, "end of generation" if error is Errno.END_OF_SEQUENCE
+                              else f"the context is full ({self.graph.llama_context().n_ctx} "
+                                   "tokens)")
+
+    def read_ahead(self, budget: float, limit: int,
+                   max_bytes: int = 1 << 16) -> list[tuple[bytes, int]]:
+        """Make the next steps of a stream now, while they take less than `budget` seconds
+        in all (at most `limit` steps and about `max_bytes` of text — a hostile GGUF's tokens
+        can be long —, none after a step that ends the stream), so that a host that
+        reaches this context through a process boundary can serve them without a round trip
+        each. They are taken by compute_single in order, exactly as if made then: the KV
+        cache holds their tokens, the sampler drew them in the same order; what the guest can
+        read (outputs, metadata) covers only the steps taken. Returns every step still ahead,
+        as (piece, errno or 0)."""
+        with self.graph.lock:
+            if self.streaming:
+                start = time.perf_counter()
+                size = sum(len(piece) for _, piece, _ in self._ahead)
+                while len(self._ahead) < limit and size < max_bytes and (
+                        not self._ahead or self._ahead[-1][2] is None):
+                    before = time.perf_counter()
+                    self._ahead.append(self._step())
+                    size += len(self._ahead[-1][1])
+                    now = time.perf_counter()
+                    if now - start + (now - before) > budget:   # the next would overrun
+                        break
+            return [(piece, int(error or 0)) for _, piece, error in self._ahead]
+
+    def take_ahead(self, count: int) -> None:
+        """Take `count` steps made ahead, as compute_single would (a host that served them
+        to the guest itself says so with its next request); their errors were reported."""
+        with self.graph.lock:
+            while count > 0 and self.streaming and self._ahead:
+                count -= 1
+                try:
+                    self.compute_single()
+                except NnError:
+                    pass
+
+    def _step(self) -> tuple[int, bytes, Errno | None]:
+        """Sample the token after what the cache holds and decode it (unless it ends the
+        stream): (token, its piece, the errno that ends the stream or None)."""
+        graph = self.graph
+        context = graph.llama_context()
+        if context.owner is not self._cache_token:
+            self._replay(context)
+        token = self._sampler.sample(context)
+        piece = graph.model.piece(token)
+        if not graph.options.ignore_eos and graph.model.llama.llama_vocab_is_eog(
+                graph.model.vocab, token):
+            return token, piece, Errno.END_OF_SEQUENCE
+        if context.used + 1 > context.n_ctx:
+            return token, piece, Errno.CONTEXT_FULL
+        context.decode_one(token)
+        return token, piece, None
+
+    def _drop_ahead(self) -> None:
+        """Forget the steps made ahead: the cache is decoded again up to the last step taken
+        when the stream goes on."""
+        if self._ahead:
+            self._ahead.clear()
+            context = self.graph._context
+            if context is not None and context.owner is self._cache_token:
+                context.owner = None
 
     def _replay(self, context: _LlamaContext) -> None:
-        """Another context used the shared cache since our last step: decode ours again."""
+        """Another context used the shared cache since our last step (or steps made ahead
+        were dropped): decode ours again, with the steps still ahead."""
         context.clear(self._cache_token)
         context.decode(self.prompt)
-        if self.tokens:
-            generated = (context.llama.llama_token * len(self.tokens))(*self.tokens)
-            context.decode(generated)
+        generated = self.tokens + [token for token, _, error in self._ahead if error is None]
+        if generated:
+            context.decode((context.llama.llama_token * len(generated))(*generated))
 
     def close(self) -> None:
         """Free the sampler now (finalize_execution_context), not at garbage collection."""
         with self.graph.lock:
             self._sampler = None
+            self._ahead.clear()
             self.prompt = None
             self.output = bytearray()
             self.tokens = []
@@ -487,6 +555,7 @@ class GgmlContext(Context):
             self.tokens.clear()
             self.piece = b""
             self.streaming = False
+            self._ahead.clear()
             if self._sampler is not None:
                 self.graph.model.llama.llama_sampler_reset(self._sampler.handle)
 
