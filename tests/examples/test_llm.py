@@ -182,3 +182,32 @@ def test_llm_benchmark_script_runs(tiny_gguf):
     rows = [line for line in lines if line.startswith(("| direct", "| Llama", "| wasm",
                                                        "| native"))]
     assert len(rows) == 4 and "generation 8 tokens after a 52-token prompt" in lines[0]
+
+
+STREAMER = '''
+import json
+import wasi_nn
+
+ctx = wasi_nn.init_execution_context(wasi_nn.load_by_name_with_config(
+    "default", json.dumps({"temp": 0, "n-predict": 5, "stream-stdout": True})))
+prompt = %r.encode()
+wasi_nn.set_input(ctx, 0, wasi_nn.Tensor([len(prompt)], wasi_nn.TENSOR_TYPE_U8, prompt))
+wasi_nn.compute(ctx)
+out = bytearray(4096)
+print("|" + bytes(out[:wasi_nn.get_output(ctx, 0, out)]).decode() + "|")
+'''
+
+
+@pytest.mark.parametrize("where", [(), ("--in-process",)], ids=["worker", "in-process"])
+def test_stream_stdout_goes_to_the_guests_stdout(workdir, tmp_path, where):
+    """WasmEdge prints stream-stdout pieces on stdout; through the worker too (whose own
+    stdout is the host's stderr)."""
+    guest = tmp_path / "streamer"
+    guest.mkdir()
+    (guest / "main.py").write_text(STREAMER % TAIL_PROMPT)
+    module = build(guest, tmp_path / "streamer.wasm")
+    result = wasinn("run", *where, "--nn-preload", PRELOAD[0], module, cwd=workdir)
+    ok(result)
+    streamed, _, printed = result.stdout.partition("|")
+    assert streamed and printed == streamed + "|\n"          # the pieces, then the whole output
+    assert TAIL.startswith(streamed) and streamed not in result.stderr

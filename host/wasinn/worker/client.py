@@ -86,9 +86,11 @@ class BackendWorker:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None and self.alive else None
 
-    def _settings(self, fd: int) -> dict[str, Any]:
-        """What the worker process needs to confine itself and find its socket."""
+    def _settings(self, fd: int, guest_stdout: int | None) -> dict[str, Any]:
+        """What the worker process needs to confine itself and find its socket (and the
+        host's stdout, for output a guest asks to see there: GGML's stream-stdout)."""
         return {"max_memory": self.max_memory, "max_cpu": self.max_cpu_seconds, "fd": fd,
+                "guest_stdout": guest_stdout,
                 # wasinn's own package (an editable install lives outside sys.path)
                 "read_roots": [str(Path(__file__).resolve().parent.parent)]}
 
@@ -101,7 +103,10 @@ class BackendWorker:
             raise NnError(Errno.RUNTIME_ERROR, "the backend worker was shut down")
         self._started = time.perf_counter()
         host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        settings = json.dumps(self._settings(worker_end.fileno()))
+        # the host's stdout under a number of its own: the worker's fd 1 is the host's stderr
+        stdout = _fd_of(sys.stdout)
+        guest_stdout = os.dup(stdout) if stdout is not None else None
+        settings = json.dumps(self._settings(worker_end.fileno(), guest_stdout))
         code = (f"import sys; sys.path[:] = {_import_path()!r}; "
                 "from wasinn.worker.server import main; main()")
         try:
@@ -110,11 +115,14 @@ class BackendWorker:
             self._process = subprocess.Popen(
                 [sys.executable, "-I", "-c", code, settings], stdin=subprocess.DEVNULL,
                 stdout=_stderr_fd(),
-                pass_fds=(worker_end.fileno(),), close_fds=True, start_new_session=True)
+                pass_fds=(worker_end.fileno(),) + ((guest_stdout,) if guest_stdout else ()),
+                close_fds=True, start_new_session=True)
         except OSError as error:
             raise NnError(Errno.RUNTIME_ERROR, f"cannot start the backend worker: {error}") from None
         finally:
             worker_end.close()
+            if guest_stdout is not None:
+                os.close(guest_stdout)
         self._adopt(host_end)
         self._await_hello()
 
@@ -134,7 +142,7 @@ class BackendWorker:
         if self._channel is not None or self._closed or threading.active_count() > 1:
             return False
         host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        settings = self._settings(worker_end.fileno())
+        settings = self._settings(worker_end.fileno(), _fd_of(sys.stdout))
         stderr = _stderr_fd()
         for stream in (sys.stdout, sys.stderr):     # or the child would print them again
             try:
@@ -405,12 +413,14 @@ def _become_forked_worker(host_fd: int, worker_fd: int, stderr: int | None,
     the socket `host_fd` among the descriptors closed), then serve."""
     try:
         os.setsid()
+        if settings.get("guest_stdout") is not None:     # a number of its own, kept below
+            settings["guest_stdout"] = os.dup(settings["guest_stdout"])
         null = os.open(os.devnull, os.O_RDWR)
         os.dup2(null, 0)
         os.dup2(stderr if stderr is not None else null, 1)
         if stderr is None:
             os.dup2(null, 2)
-        keep = {0, 1, 2, worker_fd}
+        keep = {0, 1, 2, worker_fd, settings.get("guest_stdout")}
         for name in os.listdir("/proc/self/fd"):
             fd = int(name)
             if fd not in keep:
@@ -427,8 +437,12 @@ def _become_forked_worker(host_fd: int, worker_fd: int, stderr: int | None,
 
 
 def _stderr_fd() -> int | None:
+    return _fd_of(sys.stderr)
+
+
+def _fd_of(stream: Any) -> int | None:
     try:
-        return sys.stderr.fileno()
+        return stream.fileno()
     except (AttributeError, OSError, ValueError):   # a test runner's captured stream
         return None
 

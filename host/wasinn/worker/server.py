@@ -338,6 +338,10 @@ def serve_confined(settings: dict[str, Any]) -> None:
                                [str(root) for root in settings.get("read_roots", ())])
     if sandbox.private_tmp is not None:      # libraries' dot-files go to the private tmpfs
         os.environ["HOME"] = sandbox.private_tmp
+    if settings.get("guest_stdout") is not None:
+        from ..nn.backends.base import set_guest_stdout
+
+        set_guest_stdout(int(settings["guest_stdout"]))
     _exit_with_parent()
     from .transport import Channel
 

@@ -107,6 +107,26 @@ class Backend(ABC):
         """Compile the model parts in `builders` for `target`."""
 
 
+#: where a backend writes what the guest asked to see on its own stdout (GGML's
+#: stream-stdout); None: this process's stdout. The backend worker sets it to the host's
+#: stdout, handed over at its start: its own stdout is the host's stderr (for what libraries
+#: print), so that the guest's stdout carries only what was asked for.
+_guest_stdout: Any = None
+
+
+def guest_stdout() -> Any:
+    """A binary stream for output the guest asked to go to its stdout."""
+    import sys
+
+    return _guest_stdout if _guest_stdout is not None else sys.stdout.buffer
+
+
+def set_guest_stdout(fd: int) -> None:
+    """Send `guest_stdout()` to descriptor `fd` (the backend worker, at its start)."""
+    global _guest_stdout
+    _guest_stdout = open(fd, "wb", buffering=0, closefd=True)
+
+
 def install_hint(extra: str) -> str:
     """What really installs an extra's libraries: the pinned requirements themselves
     (`pip install 'onnxruntime==1.32.0'`), read from the installed wasinn's metadata, which

@@ -20,7 +20,6 @@ import ctypes
 import json
 import logging
 import os
-import sys
 import threading
 import time
 from collections import deque
@@ -31,7 +30,7 @@ import numpy as np
 from ..errors import Errno, NnError
 from ..types import ExecutionTarget
 from . import ggml_options
-from .base import Backend, Context, Graph, model_file
+from .base import Backend, Context, Graph, guest_stdout, model_file
 from .ggml_options import GraphOptions, RunOptions
 
 log = logging.getLogger("wasinn.ggml")
@@ -427,7 +426,7 @@ class GgmlContext(Context):
         output, tokens = self.output, self.tokens
         ignore_eos = graph.options.ignore_eos
         stop_text = run.reverse_prompt.encode()
-        stdout = sys.stdout.buffer if run.stream_stdout else None
+        stdout = guest_stdout() if run.stream_stdout else None
         n_ctx = context.n_ctx
         remaining = run.n_predict if run.n_predict >= 0 else -1
         while remaining != 0:
