@@ -921,6 +921,8 @@ def _boot_module(preload: tuple[str, ...], omitted: set[str],
 
 def _numpy_includes(names: list[str], state: _State) -> list[str]:
     """numpy modules asked for with include (a package brings its submodules), checked."""
+    from .numpy_build import NUMPY_VERSION
+
     if names and state.flavour != "numpy":
         reason = _load_third_party("numpy", state)
         if reason is not None:
@@ -934,8 +936,8 @@ def _numpy_includes(names: list[str], state: _State) -> list[str]:
         matches = [n for n, m in state.modules.items() if m.origin == "numpy"
                    and (n == name or n.startswith(prefix))]
         if not matches:
-            raise BuildError(f"include: no module named '{name}' in numpy "
-                             f"(the numpy flavour's numpy {state.third_party.get('numpy', '')})")
+            raise BuildError(f"include: no module named '{name}' in the numpy flavour's "
+                             f"numpy {NUMPY_VERSION}")
         found += matches
     return found
 

@@ -94,9 +94,10 @@ def attribute_uses(tree: ast.AST, modules: set[str] | dict) -> dict[str, int]:
         longest = None
         for attr in reversed(chain):
             name = f"{name}.{attr}"
-            if name in modules or unavailable_reason(name):
-                longest = name
-            else:
+            if name not in modules and not unavailable_reason(name):
+                break
+            longest = name
+            if name in UNAVAILABLE:
                 break
         if longest is not None and node.lineno < found.get(longest, node.lineno + 1):
             found[longest] = node.lineno
