@@ -86,7 +86,10 @@ def preinitialise():
         try:
             __import__(name)
         except Exception:  # noqa: BLE001 - it is imported again, for real, at run time
-            pass
+            if name.split(".")[0] == "numpy":
+                # numpy's C modules cannot be initialised a second time, so the run could
+                # not import it either: fail the build here, with the traceback.
+                raise
     import gc
 
     # Everything made so far lives as long as the run: keep the collector from walking (and
