@@ -5,7 +5,9 @@
 Needs the numpy runtime flavour (`python -m wasinn_toolchain.build_runtime --numpy`) and, for
 the end-to-end row, the road model prepared by `examples/prepare_models.py road_segmentation`.
 Native numpy should be the guest's version (2.4.6). `--write` replaces this benchmark's section
-of RESULTS.md.
+of RESULTS.md. `benchmarks/road_phases.py` breaks the road row into phases (and adds
+`--in-process`). With PYTHONDONTWRITEBYTECODE set, run `python -m compileall host sdk
+toolchain` first, or every run compiles the host's modules again (more of them in wasm mode).
 """
 
 from __future__ import annotations

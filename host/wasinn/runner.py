@@ -399,12 +399,9 @@ def _stopped(options: RunOptions, timed_out: threading.Event, interrupted: threa
 
 def _has_bundle_locator(path: Path) -> bool:
     """Whether the module carries wasinn's bundle locator (the --no-cache path's check)."""
-    from wasinn_toolchain.bundle_format import LOCATOR_MAGIC
+    from .locator_scan import has_bundle_locator
 
-    try:
-        return LOCATOR_MAGIC in path.read_bytes()   # .cwasm files keep the data segments
-    except OSError:
-        return False
+    return has_bundle_locator(path)   # .cwasm files keep the data segments
 
 
 @contextlib.contextmanager

@@ -99,7 +99,11 @@ class GraphExecutionContext:
         With `shape` or `dtype` (a `TensorType` or numpy dtype; float32 by default) it is an
         ndarray instead, a view over that bytearray (no copy); this imports numpy.
         """
-        buffer, written = self._fetch(index, bytearray, 1, False)
+        dtype = "float32" if dtype is None and shape is not None else dtype
+        # With a shape the size is known: read once, without a too_large probe of the host
+        # (a round trip to the backend worker, and the worker may fetch the tensor for it).
+        expected = _nd.byte_size(shape, dtype)
+        buffer, written = self._fetch(index, bytearray, 1, False, expected)
         if written != len(buffer):
             del buffer[written:]  # shrinks in place; no copy of the output
         if shape is None and dtype is None:
@@ -140,13 +144,15 @@ class GraphExecutionContext:
         return memoryview(self.get_output(index)).cast(fmt)
 
     def _fetch(self, index: int, make: Callable[[int], object], itemsize: int,
-               single: bool) -> tuple:
-        """Read an output into `make(size)`, learning its size from ``too_large`` if needed."""
+               single: bool, expected: int | None = None) -> tuple:
+        """Read an output into `make(size)`, learning its size from ``too_large`` if needed;
+        `expected` (the caller's idea of its size) is the first guess when in range."""
         _ll.check_index(index, "get_output")
         sizes = self._single_sizes if single else self._sizes
         call = _r.get_output_single if single else _r.get_output
         handle = self.handle
-        size = sizes.get(index) or FIRST_GUESS
+        guess = expected if expected and expected <= MAX_OUTPUT else FIRST_GUESS
+        size = sizes.get(index) or guess
         while True:
             buffer = make(size)
             try:

@@ -64,3 +64,23 @@ def as_ndarray(buffer, shape, dtype):
     if shape is not None:
         result = result.reshape(shape)  # ValueError if the element count does not match
     return result
+
+
+def byte_size(shape, dtype) -> int | None:
+    """Bytes of an array of `shape` and `dtype` (as :func:`as_ndarray` reads them), or None
+    when that cannot be told (no shape, an unknown dtype, a dimension that is not a count):
+    get_output sizes its first read with it instead of probing the host with a small buffer."""
+    if shape is None:
+        return None
+    try:
+        numpy = numpy_module()
+        if isinstance(dtype, int) and not isinstance(dtype, bool):
+            dtype = _DTYPES[TensorType(dtype)]
+        size = numpy.dtype(dtype).itemsize
+        for n in shape:
+            if not isinstance(n, int) and not isinstance(n, numpy.integer) or n < 0:
+                return None
+            size *= int(n)
+    except (TypeError, ValueError, KeyError, ImportError):
+        return None
+    return size

@@ -72,3 +72,31 @@ def test_the_sdk_never_imports_numpy_by_itself() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_get_output_with_a_shape_reads_once_at_that_size(context, input_tensor,
+                                                          monkeypatch) -> None:
+    """A shape tells the size: no first read into a small buffer that comes back too_large
+    (a round trip to the backend worker in wasm). Shapes that do not tell it still work."""
+    from wasi_nn import _context
+
+    sizes: list[int] = []
+    real = _context._r.get_output
+
+    def counting(handle, index, buffer):
+        sizes.append(len(buffer))
+        return real(handle, index, buffer)
+
+    monkeypatch.setattr(_context._r, "get_output", counting)
+    context.set_input(0, input_tensor)
+    context.compute()
+    context.get_output(0, shape=SHAPE)
+    assert sizes == [4 * int(np.prod(SHAPE))]
+    for shape in ((-1,) + SHAPE[1:], (10**12,), ("x",)):   # unknown, absurd, not a count
+        context._sizes.clear()
+        sizes.clear()
+        try:
+            out = context.get_output(0, shape=shape)
+        except (ValueError, TypeError):
+            continue
+        assert out.shape == SHAPE and sizes[0] == _context.FIRST_GUESS

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from wasinn_toolchain import build_runtime, numpy_build
+from wasinn_toolchain import build_runtime, numpy_build, numpy_parts
 
 
 def test_the_cross_file_targets_wasm32_wasi_with_the_runtimes_cpu(tmp_path: Path) -> None:
@@ -46,19 +46,37 @@ def test_the_stdlib_imports_of_numpys_compiled_modules_are_all_bundled():
     import sys
 
     from wasinn_toolchain import paths
-    from wasinn_toolchain.bundler import NUMPY_C_IMPORTS
+    from wasinn_toolchain.bundler import NUMPY_C_IMPORTS, NUMPY_RANDOM_C_IMPORTS
 
     source = paths.build_dir() / "numpy" / "src" / "numpy"
     if not source.is_dir():
         pytest.skip("the numpy flavour was not built here (no numpy sources)")
     found: set[str] = set()
     pyx = re.compile(r"^\s*(?:from|import)\s+([a-z_][\w.]*)(?:\s+(?:c?import|as)\b|\s*$)", re.M)
-    c_api = re.compile(r'PyImport_ImportModule\("([\w.]+)"')
+    c_api = re.compile(r'(?:PyImport_ImportModule|npy_cache_import_runtime|IMPORT_GLOBAL)'
+                       r'\(\s*"([\w.]+)"')
     for path in source.rglob("*.pyx"):
-        found.update(pyx.findall(path.read_text(errors="replace")))
+        if "tests" not in path.parts and "_examples" not in path.parts:
+            assert path.parent.name == "random", path   # NUMPY_RANDOM_C_IMPORTS assumes it
+            found.update(pyx.findall(path.read_text(errors="replace")))
+    from_c: set[str] = set()
     for pattern in ("*.c", "*.cpp", "*.h"):
         for path in source.rglob(pattern):
-            found.update(c_api.findall(path.read_text(errors="replace")))
+            text = path.read_text(errors="replace")
+            from_c.update(c_api.findall(text))
+            if "PyDateTime_IMPORT" in text:
+                from_c.add("datetime")
+    found |= from_c
     stdlib = {name for name in found if name.split(".")[0] in sys.stdlib_module_names}
     stdlib -= {"ctypes", "cffi"}       # optional: numpy guards them, the runtime has no ctypes
-    assert stdlib <= set(NUMPY_C_IMPORTS), sorted(stdlib - set(NUMPY_C_IMPORTS))
+    known = set(NUMPY_C_IMPORTS) | set(NUMPY_RANDOM_C_IMPORTS)
+    assert stdlib <= known, sorted(stdlib - known)
+    stdlib_from_c = {name for name in from_c if name.split(".")[0] in sys.stdlib_module_names}
+    assert stdlib_from_c <= set(NUMPY_C_IMPORTS), sorted(stdlib_from_c - set(NUMPY_C_IMPORTS))
+    # The numpy modules its C imports by name are bundled even though no Python imports them
+    # (the Cython modules' numpy imports are followed from the numpy.random package's).
+    numpy_from_c = {name for name in from_c if name.split(".")[0] == "numpy"}
+    numpy_from_c -= set(numpy_build.MODULES.values()) | {"numpy._core._multiarray_umath"}
+    numpy_from_c -= {"numpy._core._simd", "numpy._core._rational_tests"}  # test-only builds
+    missing = numpy_from_c - set(numpy_parts.C_IMPORTS)
+    assert not missing, sorted(missing)

@@ -46,11 +46,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
-from . import guest_boot, paths
+from . import guest_boot, numpy_parts, paths
 from .bundle_format import Bundle, BundleModule, read_bundle, write_bundle
 from .import_scan import ImportRef, scan_imports
 from .stdlib import manifest_path
-from .snapshot import SnapshotError, preinitialise
+from .snapshot import SnapshotError, preinitialise_with_output
+from .snapshot_trim import drop_imported_code, imported_names
 from .wasm_module import WasmFormatError, append_bundle
 
 SDK_PACKAGE = "wasi_nn"
@@ -76,13 +77,17 @@ and the common codecs; other codecs are looked up by name at run time, so they a
 ``include``d like any dynamic import (as is ``_strptime``, which ``time.strptime`` imports)."""
 
 NUMPY_C_IMPORTS = (
-    "abc", "collections", "collections.abc", "copy", "gc", "io", "itertools", "operator", "os",
-    "re", "secrets", "sys", "threading", "time", "warnings",
+    "copy", "datetime", "gc", "io", "math", "os", "pickle", "sys", "time",
 )  # fmt: skip
-"""Stdlib modules numpy's compiled modules import (Cython ``import`` lines in its ``.pyx``
-files, ``PyImport_ImportModule`` calls in its C): invisible to the scan of Python sources, so
-the numpy flavour bundles them; tests/toolchain/test_numpy_build.py checks the list against
-numpy's sources."""
+"""Stdlib modules numpy's C imports (``PyImport_ImportModule``, ``npy_cache_import_runtime``
+and ``PyDateTime_IMPORT``): invisible to the scan of Python sources, so the numpy flavour
+bundles them; tests/toolchain/test_numpy_build.py checks the list against numpy's sources."""
+NUMPY_RANDOM_C_IMPORTS = (
+    "abc", "collections", "collections.abc", "itertools", "operator", "re", "secrets", "sys",
+    "threading", "warnings",
+)  # fmt: skip
+"""Stdlib modules numpy.random's Cython modules import (its ``.pyx`` files, the only ones in
+numpy): bundled when numpy.random is (``secrets`` alone brings random, hashlib and logging)."""
 
 
 class BuildError(Exception):
@@ -471,7 +476,8 @@ def _load_numpy_flavour(state: _State) -> str | None:
             "build it with `python -m wasinn_toolchain.build_runtime --numpy`"
         )
     for name, module in _package_modules(root, "numpy", "numpy", SKIPPED_PACKAGE_DIRS).items():
-        state.modules.setdefault(name, module)
+        if numpy_parts.unavailable_reason(name) is None:   # numpy.fft: its C core is not built
+            state.modules.setdefault(name, module)
     state.modules.setdefault("numpy", SourceModule("numpy", root, True, "numpy", None))
     state.third_party["numpy"] = f"numpy {NUMPY_VERSION} for wasm32-wasi ({root})"
     state.flavour = "numpy"
@@ -526,7 +532,31 @@ class _Resolver:
             for lineno, message in bad:
                 self._problem(required, f"{where}:{lineno}: {message}")
             for ref in refs:
+                if module.origin == "numpy" and ref.in_function:
+                    self._note_lazy_stdlib(ref)  # numpy's lazy submodules come on use only
+                    continue
                 queue.extend(self._resolve(ref, required, where))
+
+    def _note_lazy_stdlib(self, ref: ImportRef) -> None:
+        """A numpy function's import: its stdlib modules are bundled as the stdlib's own lazy
+        imports are (not into LAZY_NOT_FOLLOWED); numpy modules are not followed."""
+        for candidate in (ref.module, *(f"{ref.module}.{attr}" for attr in ref.names)):
+            if (candidate in self.runtime.names and not _not_followed(candidate)
+                    and candidate not in numpy_parts.LAZY_STDLIB_NOT_FOLLOWED):
+                self.stdlib_refs.add(candidate)
+
+    def run_numpy_roots(self, names: list[str], required: bool, where: str = "numpy",
+                        lines: dict[str, int] | None = None) -> None:
+        """Bundle the numpy modules ``names`` with their closure; one the flavour cannot
+        provide (numpy.fft) is a problem at ``where``:line, an error if ``required``."""
+        for name in sorted(names):
+            reason = numpy_parts.unavailable_reason(name)
+            if reason is not None:
+                self.current_origin = "guest"
+                line = f":{lines[name]}" if lines and name in lines else ""
+                self._problem(required, f"{where}{line}: cannot use '{name}': {reason}")
+            elif name in self.state.modules:
+                self.run(name, required=required)
 
     def _problem(self, required: bool, message: str) -> None:
         # numpy's own imports that the runtime lacks (ctypes, mmap, pytest, ...) sit inside
@@ -559,6 +589,13 @@ class _Resolver:
     ) -> list[tuple[str, bool]]:
         required = parent_required and not ref.guarded
         name = ref.module
+        if self.current_origin != "numpy" and name.split(".")[0] == "numpy":
+            for candidate in (name, *(f"{name}.{attr}" for attr in ref.names)):
+                reason = numpy_parts.unavailable_reason(candidate)
+                if reason is not None:
+                    self._problem(required, f"{where}:{ref.lineno}: cannot import "
+                                            f"'{candidate}': {reason}")
+                    return []
         for candidate in (name, *(f"{name}.{attr}" for attr in ref.names)):
             if candidate in self.runtime.names and candidate not in self.state.modules:
                 self.stdlib_refs.add(candidate)
@@ -752,6 +789,8 @@ def _compile(module: SourceModule, shown: Path) -> bytes:
     """Marshaled code object of a source module (an empty one for an implicit package)."""
     filename = module.filename or f"<frozen {module.name}>"
     tree = module.parse(shown) if module.source is not None else ast.Module([], [])
+    if module.origin == "numpy":
+        tree = numpy_parts.strip_docstrings(tree)
     try:
         code = compile(tree, filename, "exec", dont_inherit=True, optimize=0)
     except SyntaxError as exc:  # checks past the parser, e.g. 'return' outside function
@@ -850,9 +889,10 @@ def _stdlib_closure(roots: set[str], info: _Runtime) -> set[str]:
 
 
 def _preload_names(entry: SourceModule, known: set[str]) -> tuple[str, ...]:
-    """The entry's own top-level, unconditional imports of stdlib or SDK modules, for the
-    snapshot to import at build time (never guest or third-party code: it could print, read
-    files or the environment, and would then do so at build time instead of at run time)."""
+    """The entry's own top-level, unconditional imports of stdlib, SDK or numpy modules, for
+    the snapshot to import at build time (never guest or other third-party code: it could
+    print, read files or the environment, and would then do so at build time instead of at
+    run time; numpy's import does none of that, see guest_boot.refresh for its random state)."""
     if entry.tree is None:
         return ()
     refs, _ = scan_imports(entry.tree, entry.name, entry.is_package)
@@ -866,12 +906,65 @@ def _preload_names(entry: SourceModule, known: set[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _boot_module(preload: tuple[str, ...], omitted: set[str]) -> BundleModule:
-    """``_wasinn_boot``: guest_boot.py with this guest's PRELOAD and OMITTED appended."""
+def _boot_module(preload: tuple[str, ...], omitted: set[str],
+                 numpy_left_out: set[str] = frozenset()) -> BundleModule:
+    """``_wasinn_boot``: guest_boot.py with this guest's PRELOAD, OMITTED (stdlib) and
+    NUMPY_LEFT_OUT (numpy modules not bundled; UNAVAILABLE ones with their reason) appended."""
     source = Path(guest_boot.__file__).read_text(encoding="utf-8")
     source += f"\nPRELOAD = {preload!r}\nOMITTED = frozenset({sorted(omitted)!r})\n"
+    if numpy_left_out:
+        source += (f"NUMPY_LEFT_OUT = frozenset({sorted(numpy_left_out)!r})\n"
+                   f"NUMPY_UNAVAILABLE = {numpy_parts.UNAVAILABLE!r}\n")
     code = compile(source, f"<frozen {BOOT_MODULE}>", "exec", dont_inherit=True, optimize=0)
     return BundleModule(BOOT_MODULE, marshal.dumps(code), False)
+
+
+def _numpy_includes(names: list[str], state: _State) -> list[str]:
+    """numpy modules asked for with include (a package brings its submodules), checked."""
+    from .numpy_build import NUMPY_VERSION
+
+    if names and state.flavour != "numpy":
+        reason = _load_third_party("numpy", state)
+        if reason is not None:
+            raise BuildError(f"include: cannot bundle numpy: {reason.removeprefix('native: ')}")
+    found: list[str] = []
+    for name in names:
+        reason = numpy_parts.unavailable_reason(name)
+        if reason is not None:
+            raise BuildError(f"include: cannot bundle '{name}': {reason}")
+        prefix = name + "."
+        matches = [n for n, m in state.modules.items() if m.origin == "numpy"
+                   and (n == name or n.startswith(prefix))]
+        if not matches:
+            raise BuildError(f"include: no module named '{name}' in the numpy flavour's "
+                             f"numpy {NUMPY_VERSION}")
+        found += matches
+    return found
+
+
+def _bundle_numpy_parts(resolver: _Resolver, includes: list[str], uses_sdk: bool) -> None:
+    """Analyse the numpy modules the guest reaches: numpy's C imports, includes, and the
+    numpy submodules bundled code names as attributes (``np.random``); see numpy_parts."""
+    state = resolver.state
+    resolver.run_numpy_roots([*numpy_parts.C_IMPORTS, *includes], True)
+    for name, module in sorted(state.modules.items()):
+        if module.origin == "numpy" or module.source is None or (
+                module.origin == "sdk" and not uses_sdk):
+            continue
+        where = resolver.shown_path(module)
+        uses = numpy_parts.attribute_uses(module.parse(where), state.modules)
+        resolver.run_numpy_roots(list(uses), resolver.analysed.get(name, False), str(where), uses)
+    # numpy's own functions reach its lazy submodules as attributes too: np.unique and
+    # np.median call np.ma.is_masked. Until nothing new is bundled.
+    scanned: set[str] = set()
+    while todo := [n for n in resolver.analysed
+                   if state.modules[n].origin == "numpy" and n not in scanned]:
+        for name in todo:
+            scanned.add(name)
+            module = state.modules[name]
+            if module.source is not None:
+                uses = numpy_parts.attribute_uses(module.parse(module.path), state.modules)
+                resolver.run_numpy_roots(list(uses), resolver.analysed[name])
 
 
 def _check_paths(src: Path, out: Path) -> None:
@@ -950,14 +1043,21 @@ def build_guest(
         module.parse(resolver.shown_path(module))
     roots = _dependency_roots(settings.dependencies, resolver, src)
     resolver.run(entry, roots)
-    included = _expand_includes([*_configured_includes(src), *include], info, state, src)
+    includes = [*_configured_includes(src), *include]
+    numpy_includes = _numpy_includes([n for n in includes if n.split(".")[0] == "numpy"], state)
+    included = _expand_includes([n for n in includes if n.split(".")[0] != "numpy"],
+                                info, state, src)
     # Modules the entry does not reach statically are still bundled (guest files, includes,
     # and the whole SDK once the guest uses it: `wasi_nn.image` etc. are imported lazily by
-    # name): their imports count too, but only as warnings, like guarded ones.
+    # name): their imports count too, but only as warnings, like guarded ones. numpy's own
+    # modules are the exception: only those reached are bundled (numpy_parts).
     uses_sdk = any(state.modules[n].origin == "sdk" for n in resolver.analysed)
     for name, module in list(state.modules.items()):
-        if name not in resolver.analysed and (module.origin != "sdk" or uses_sdk):
+        if name not in resolver.analysed and module.origin != "numpy" and (
+                module.origin != "sdk" or uses_sdk):
             resolver.run(name, required=False)
+    if state.flavour == "numpy":
+        _bundle_numpy_parts(resolver, numpy_includes, uses_sdk)
     if state.errors:
         raise BuildError("cannot build " + str(src) + ":\n  " + "\n  ".join(state.errors))
     if state.flavour == "numpy" and runtime is None:
@@ -971,21 +1071,26 @@ def build_guest(
     bundled = {
         name: module
         for name, module in state.modules.items()
-        if module.origin != "sdk" or uses_sdk
+        if (module.origin != "sdk" or uses_sdk)
+        and (module.origin != "numpy" or name in resolver.analysed)
     }
+    numpy_left_out = {n for n, m in state.modules.items() if m.origin == "numpy"} - set(bundled)
     roots = resolver.stdlib_refs | included | set(RUNTIME_ROOTS)
     if state.flavour == "numpy":
         roots |= set(NUMPY_C_IMPORTS)
+        if "numpy.random" in bundled:
+            roots |= set(NUMPY_RANDOM_C_IMPORTS)
     stdlib_names = _stdlib_closure(roots, info) - set(bundled)
     omitted = set(info.names) - stdlib_names - set(info.deep_frozen) - set(bundled)
     sdk_names = {name for name, module in bundled.items() if module.origin == "sdk"}
-    preload = _preload_names(state.modules[entry], stdlib_names | sdk_names)
+    numpy_names = {name for name, module in bundled.items() if module.origin == "numpy"}
+    preload = _preload_names(state.modules[entry], stdlib_names | sdk_names | numpy_names)
 
     records: list[BundleModule] = [
         BundleModule(name, _compile(module, resolver.shown_path(module)), module.is_package)
         for name, module in sorted(bundled.items())
     ]
-    records.append(_boot_module(preload, omitted))
+    records.append(_boot_module(preload, omitted, numpy_left_out))
     records += [
         m
         for m in info.stdlib.modules
@@ -1009,8 +1114,9 @@ def build_guest(
         if notice is not None:
             notice("pre-initialising the guest (a few seconds; --no-snapshot skips it) ...")
         try:
-            module_bytes = preinitialise(module_bytes)
-        except SnapshotError as exc:
+            module_bytes, output = preinitialise_with_output(module_bytes)
+            module_bytes = drop_imported_code(module_bytes, imported_names(output))
+        except (SnapshotError, WasmFormatError) as exc:
             raise BuildError(f"cannot pre-initialise {src}: {exc}") from None
     _write_atomic(out, module_bytes)
 

@@ -8,6 +8,8 @@ constants appended (see ``bundler._boot_module``):
   files); a snapshot build imports them in ``preinitialise``.
 * ``OMITTED``: the stdlib modules the runtime has but this guest's bundle left out (tree-shaking).
   Importing one raises an ImportError that says how to add it.
+* ``NUMPY_LEFT_OUT`` / ``NUMPY_UNAVAILABLE`` (numpy guests only): the numpy modules the build
+  left out (``numpy_parts``), and the numpy packages the wasm build of numpy lacks, with why.
 
 ``toolchain/runtime/main.c`` calls ``install()`` when the guest starts without a snapshot, or
 ``preinitialise()`` at build time (under Wizer) and ``refresh()`` at every run of a snapshot.
@@ -17,6 +19,8 @@ import sys
 
 PRELOAD: tuple = ()
 OMITTED: frozenset = frozenset()
+NUMPY_LEFT_OUT: frozenset = frozenset()
+NUMPY_UNAVAILABLE: dict = {}
 
 
 class _OmittedStdlibFinder:
@@ -32,6 +36,17 @@ class _OmittedStdlibFinder:
                 f"pyproject.toml, or `wasinn build --include {name}`",
                 name=name,
             )
+        if name in NUMPY_LEFT_OUT:
+            raise ModuleNotFoundError(
+                f"No module named {name!r}: `wasinn build` bundles only the parts of numpy the "
+                "guest names (imports and attributes such as np.random), and found no use of "
+                "this one (a dynamic import or getattr?). Add it with [tool.wasinn] include = "
+                f'["{name}"] in the guest\'s pyproject.toml, or `wasinn build --include {name}`',
+                name=name,
+            )
+        for package, reason in NUMPY_UNAVAILABLE.items():
+            if name == package or name.startswith(package + "."):
+                raise ModuleNotFoundError(f"No module named {name!r}: {reason}", name=name)
         return None
 
 
@@ -55,7 +70,7 @@ def _left_out_codec(name):
 
 def install():
     """Set up the import of left-out modules (every start without a snapshot)."""
-    if OMITTED and _OmittedStdlibFinder not in sys.meta_path:
+    if (OMITTED or NUMPY_LEFT_OUT) and _OmittedStdlibFinder not in sys.meta_path:
         import codecs
 
         sys.meta_path.append(_OmittedStdlibFinder)
@@ -71,13 +86,19 @@ def preinitialise():
         try:
             __import__(name)
         except Exception:  # noqa: BLE001 - it is imported again, for real, at run time
-            pass
+            if name.split(".")[0] == "numpy":
+                # numpy's C modules cannot be initialised a second time, so the run could
+                # not import it either: fail the build here, with the traceback.
+                raise
     import gc
 
     # Everything made so far lives as long as the run: keep the collector from walking (and
     # writing to, i.e. copying, page by page) the snapshot's objects at every full collection.
     gc.collect()
     gc.freeze()
+    # For the build (snapshot_trim): these modules' bundle code is not needed any more.
+    sys.stdout.write("wasinn-snapshot-imported: " + " ".join(sorted(sys.modules)) + "\n")
+    sys.stdout.flush()
 
 
 def refresh():
@@ -96,6 +117,9 @@ def refresh():
     random = sys.modules.get("random")
     if random is not None:  # seeded from os.urandom when imported, i.e. at build time
         random.seed()
+    mtrand = sys.modules.get("numpy.random.mtrand")
+    if mtrand is not None:  # np.random's legacy global state: the same, at import
+        mtrand.seed()
     logging = sys.modules.get("logging")
     if logging is not None:  # relativeCreated counts from the import
         import time

@@ -99,6 +99,12 @@ def trapping_stubs(module: bytes) -> bytes:
 
 def preinitialise(module: bytes, *, timeout: float = TIMEOUT_S) -> bytes:
     """Run ``module``'s ``wizer-initialize`` under Wizer and return the pre-initialised module."""
+    return preinitialise_with_output(module, timeout=timeout)[0]
+
+
+def preinitialise_with_output(module: bytes, *, timeout: float = TIMEOUT_S) -> tuple[bytes, str]:
+    """:func:`preinitialise`, plus what initialisation printed on stdout (guest_boot reports
+    the modules it imported there, see :mod:`.snapshot_trim`)."""
     if (INIT_FUNC, "func") not in exports(module):
         raise SnapshotError(
             f"the runtime exports no `{INIT_FUNC}` (built before snapshots existed?): rebuild it "
@@ -133,7 +139,7 @@ def preinitialise(module: bytes, *, timeout: float = TIMEOUT_S) -> bytes:
                 f"Wizer failed (exit {proc.returncode}); build with --no-snapshot to skip "
                 f"pre-initialisation:\n{detail}"
             )
-        return out.read_bytes()
+        return out.read_bytes(), proc.stdout
 
 
 def main(argv: list[str] | None = None) -> int:
