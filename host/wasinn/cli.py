@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from . import inspect_module, scaffold, serving_cli
-# Only what every command needs besides these small modules: `run` imports the engine, ABI and
-# backends when it runs, `build` the toolchain (docs/host.md, "Start-up").
+# Only what every command needs: `run` imports the engine, ABI and backends when it runs,
+# `build` the toolchain, the other commands their modules (docs/host.md, "Start-up").
 from .errors import EXIT_USAGE, HostError
 from .worker.options import add_worker_options, worker_run_options
 
@@ -76,7 +75,9 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only_run: bool = False) -> argparse.ArgumentParser:
+    """The whole command line; with `only_run`, the `run` command alone (what `wasinn run …`
+    needs: the other commands' parsers and modules are never built or imported for a run)."""
     parser = argparse.ArgumentParser(
         prog="wasinn",
         description="Build and run Python WASI-NN guests (core wasm32-wasi modules importing "
@@ -122,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "with --native)")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                      help="arguments passed to the guest")
+    if only_run:
+        return parser
 
     compile_ = commands.add_parser("compile", help="ahead-of-time compile a module to .cwasm",
                                    description="Compile IN.wasm to OUT.cwasm (wasmtime serialize) "
@@ -151,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also bundle MODULE (a package with its submodules), for imports "
                             "the build cannot see, e.g. importlib.import_module(name); "
                             "repeatable, like [tool.wasinn] include")
+    from . import inspect_module, scaffold, serving_cli
+
     scaffold.add_parser(commands)
     inspect_module.add_parser(commands)
     serving_cli.add_parsers(commands)
@@ -262,15 +267,25 @@ def _keep_double_dash(argv: list[str], module: str, args: list[str]) -> list[str
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    program = argv is None                    # the process's own entry point, not a caller's
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(only_run=argv[:1] == ["run"])
     options = parser.parse_args(argv)
     if options.command == "run":
         options.args = _keep_double_dash(argv, options.module, options.args)
-    handler = {"run": _run, "compile": _compile, "build": _build, **serving_cli.HANDLERS}.get(
-        options.command, getattr(options, "handler", None))
+        handler = _run
+    else:
+        from . import serving_cli
+
+        handler = {"compile": _compile, "build": _build, **serving_cli.HANDLERS}.get(
+            options.command, getattr(options, "handler", None))
     try:
-        return handler(options)
+        code = handler(options)
+        if program and options.command == "run":
+            from .process_exit import exit_now
+
+            exit_now(code)                    # a run is over: skip the interpreter's teardown
+        return code
     except HostError as error:
         print(f"wasinn {options.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
