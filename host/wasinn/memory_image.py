@@ -84,7 +84,7 @@ def apply(memory_base: int, memory_bytes: int, image: Image) -> None:
         if os.fstat(fd).st_size < image.offset + image.length:
             raise OSError(f"the memory image {image.path} is truncated")
         target = memory_base + image.address
-        if sys.platform == "linux" and target % os.sysconf("SC_PAGE_SIZE") == 0:
+        if _can_map(target):
             _map_over(target, image.length, fd, image.offset)
         else:
             buffer = (ctypes.c_ubyte * image.length).from_address(target)
@@ -92,6 +92,10 @@ def apply(memory_base: int, memory_bytes: int, image: Image) -> None:
                 raise OSError(f"the memory image {image.path} is truncated")
     finally:
         os.close(fd)
+
+
+def _can_map(target: int) -> bool:
+    return sys.platform == "linux" and target % os.sysconf("SC_PAGE_SIZE") == 0
 
 
 _mmap = None

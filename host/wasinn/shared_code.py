@@ -211,6 +211,8 @@ INDEX_DIR = "code-index"
 its data segments, so a warm start neither rebuilds nor hashes the canonical module (~25 ms for
 a 16 MB guest) nor copies the segments (~8 ms)."""
 _INDEX_MAGIC = b"WNI2"
+NOT_SHAREABLE = ""
+"""The artifact name of an index entry for a module that takes the normal compile path."""
 MAX_INDEX_ENTRIES = 200
 MAX_INDEX_BYTES = 512 << 20
 """Caps on the index folder (entries hold memory images: a few MB each, zero pages are holes);
@@ -313,6 +315,8 @@ def prepare(engine, path: Path, verbose: bool = False) -> Prepared | None:
             known = None if racy else _read_index(index)
             if known is not None:
                 artifact, init, image = known
+                if not artifact:
+                    return None           # indexed as not shareable: no need to read it again
                 module = _deserialize(engine, folder / artifact)
                 if module is not None and image is not None:
                     return Prepared(module, init, None, image)
@@ -328,6 +332,8 @@ def prepare(engine, path: Path, verbose: bool = False) -> Prepared | None:
     try:
         parts = split(data)
     except NotShareable:
+        if not racy:                      # a warm start of this file skips the split
+            _write_index(index, NOT_SHAREABLE, Initialiser(0, (), ()), b"")
         return None                       # (the map is freed with its last view)
     try:
         module, artifact_name = load_code(engine, parts, path.name, verbose)
