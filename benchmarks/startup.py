@@ -221,10 +221,17 @@ def measure(out: Path, repeat: int, failures: list[str]) -> list[Table]:
     # 2. the whole `wasinn run` process vs the bare interpreter
     whole = Table("`wasinn run hello.wasm`, whole process (module cache warm, median)",
                   ["command", "process start → exit", "÷ `python3 -c \"print(1)\"`"])
+    # the same guest as a whole-module artifact (`wasinn compile`): wasmtime's own
+    # copy-on-write memory image, against shared code + wasinn's memory image
+    hello_cwasm = out / "hello-whole.cwasm"
+    subprocess.run([*wasinn(), "compile", str(hello), str(hello_cwasm)], check=True,
+                   capture_output=True)
     commands = {
         'python3 -c "print(1)"': ([*python, "-c", "print(1)"], out),
         "wasinn run hello.wasm": ([*wasinn(), "run", str(hello)], out),
         "wasinn run hello.wasm (--no-snapshot build)": ([*wasinn(), "run", str(hello_plain)], out),
+        "wasinn run hello.cwasm (the whole module compiled on its own)":
+            ([*wasinn(), "run", str(hello_cwasm)], out),
     }
     results = time_interleaved(commands, repeat * 4, warmup=2)
     base = _get(results, 'python3 -c "print(1)"', failures)

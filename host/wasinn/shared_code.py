@@ -220,12 +220,16 @@ the least recently used entries go first."""
 
 
 def _identity(info: os.stat_result, path: Path) -> str:
-    """The file's identity, as the module cache keys it: a rewrite that keeps the size and puts
-    the mtime back still changes the ctime, and a delete-and-recreate the inode or ctime."""
-    text = "\0".join([str(path.resolve()), str(info.st_size), str(info.st_mtime_ns),
+    """The index entry's name for the file: `<path hash>-<identity hash>`. The identity is the
+    module cache's key: a rewrite that keeps the size and puts the mtime back still changes the
+    ctime, and a delete-and-recreate the inode or ctime. The path prefix lets a new entry
+    replace the entries of the file's older versions (a rebuilt guest leaves no stale image)."""
+    resolved = str(path.resolve())
+    text = "\0".join([resolved, str(info.st_size), str(info.st_mtime_ns),
                       str(info.st_ctime_ns), str(info.st_ino), str(info.st_dev),
                       _engine_identity(), sys.platform])
-    return sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:40]
+    where = sha256(resolved.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return f"{where}-{sha256(text.encode('utf-8', 'surrogateescape')).hexdigest()[:32]}"
 
 
 def _read_index(index: Path) -> tuple[str, Initialiser, memory_image.Image | None] | None:
@@ -276,10 +280,15 @@ def _write_index(index: Path, artifact: str, init: Initialiser, module) -> None:
 
 
 def _prune_index(keep: Path) -> None:
-    """Keep at most MAX_INDEX_ENTRIES entries and MAX_INDEX_BYTES on disk, newest first."""
+    """Drop the entries of the same file's older versions, then keep at most
+    MAX_INDEX_ENTRIES entries and MAX_INDEX_BYTES on disk, newest first."""
     entries = []
+    same_file = keep.name.split("-", 1)[0] + "-"
     for entry in keep.parent.glob("*.index"):
         with contextlib.suppress(OSError):
+            if entry != keep and entry.name.startswith(same_file):
+                entry.unlink()
+                continue
             info = entry.stat()
             entries.append((entry != keep, -info.st_mtime_ns, info.st_blocks * 512, entry))
     total = 0

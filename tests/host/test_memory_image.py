@@ -134,3 +134,15 @@ def test_the_index_folder_is_capped_newest_first(tmp_path, monkeypatch):
     keep = folder / "5.index"                                # the oldest, just written
     shared_code._prune_index(keep)
     assert sorted(p.name for p in folder.iterdir()) == ["0.index", "1.index", "5.index"]
+
+
+def test_a_new_version_of_a_file_replaces_its_old_entry(tmp_path):
+    folder = tmp_path / "code-index"
+    folder.mkdir()
+    old, other = folder / "aaaa-1111.index", folder / "bbbb-1111.index"
+    for entry in (old, other):
+        entry.write_bytes(b"x")
+    new = folder / "aaaa-2222.index"
+    new.write_bytes(b"y")
+    shared_code._prune_index(new)
+    assert sorted(p.name for p in folder.iterdir()) == ["aaaa-2222.index", "bbbb-1111.index"]
