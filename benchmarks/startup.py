@@ -95,6 +95,27 @@ def peak_rss_mib(command: list[str], repeat: int) -> float:
     return statistics.median(samples)
 
 
+def cpu_ms_interleaved(commands: dict[str, tuple[list[str], Path]], repeat: int,
+                       warmup: int = 1) -> dict[str, float | None]:
+    """Median CPU time (user + sys, from wait4) of each command, interleaved rounds.
+
+    A cross-check of the wall times on a busy machine: waiting for a core inflates wall time,
+    CPU time much less. None for a command that failed."""
+    samples: dict[str, list[float] | None] = {label: [] for label in commands}
+    for round_ in range(warmup + repeat):
+        for label, (command, cwd) in commands.items():
+            if samples[label] is None:
+                continue
+            process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
+            _, status, usage = os.wait4(process.pid, 0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                samples[label] = None
+            elif round_ >= warmup:
+                samples[label].append((usage.ru_utime + usage.ru_stime) * 1e3)
+    return {label: statistics.median(runs) if runs else None for label, runs in samples.items()}
+
+
 def _guest_run_once(module: Path) -> tuple[float, float]:
     """(ms from the host's "instantiate" line to the guest's first stdout line, run phase ms).
 
@@ -220,7 +241,8 @@ def measure(out: Path, repeat: int, failures: list[str]) -> list[Table]:
 
     # 2. the whole `wasinn run` process vs the bare interpreter
     whole = Table("`wasinn run hello.wasm`, whole process (module cache warm, median)",
-                  ["command", "process start → exit", "÷ `python3 -c \"print(1)\"`"])
+                  ["command", "process start → exit", "÷ `python3 -c \"print(1)\"`",
+                   "CPU time (user + sys)", "÷"])
     # the same guest as a whole-module artifact (`wasinn compile`): wasmtime's own
     # copy-on-write memory image, against shared code + wasinn's memory image
     hello_cwasm = out / "hello-whole.cwasm"
@@ -234,12 +256,15 @@ def measure(out: Path, repeat: int, failures: list[str]) -> list[Table]:
             ([*wasinn(), "run", str(hello_cwasm)], out),
     }
     results = time_interleaved(commands, repeat * 4, warmup=2)
+    cpu = cpu_ms_interleaved(commands, repeat * 4)
     base = _get(results, 'python3 -c "print(1)"', failures)
+    base_cpu = cpu['python3 -c "print(1)"']
     for label in commands:
         timed = _get(results, label, failures)
         whole.rows.append([label, ms(timed.median_ms if timed else None),
                            ratio(timed.median_ms if timed else None,
-                                 base.median_ms if base else None)])
+                                 base.median_ms if base else None),
+                           ms(cpu[label]), ratio(cpu[label], base_cpu)])
     tables.append(whole)
 
     # 3. the guest's own run inside the host

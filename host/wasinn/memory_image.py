@@ -87,9 +87,13 @@ def apply(memory_base: int, memory_bytes: int, image: Image) -> None:
         if _can_map(target):
             _map_over(target, image.length, fd, image.offset)
         else:
-            buffer = (ctypes.c_ubyte * image.length).from_address(target)
-            if os.preadv(fd, [buffer], image.offset) != image.length:
-                raise OSError(f"the memory image {image.path} is truncated")
+            view = memoryview((ctypes.c_ubyte * image.length).from_address(target)).cast("B")
+            done = 0
+            while done < image.length:          # a read may stop short of a large request
+                got = os.preadv(fd, [view[done:]], image.offset + done)
+                if got <= 0:
+                    raise OSError(f"the memory image {image.path} is truncated")
+                done += got
     finally:
         os.close(fd)
 

@@ -121,10 +121,12 @@ def test_run_builds_only_its_own_parser(tmp_path):
     time.sleep(2.1)   # past the racy window (module_cache.RACY_NS): the next run indexes it
     run = f"from wasinn.cli import main; code = main(['run', {str(module)!r}])"
     _python(run)  # fills the caches (a miss reads the module with the toolchain's parser)
-    loaded = _python(f"import sys; before = set(sys.modules); {run}; print(code, sorted(m for m "
-                     "in ('wasinn.serving_cli', 'wasinn.inspect_module', 'wasinn.scaffold', "
-                     "'wasinn.code_split') if m in sys.modules and m not in before))")
-    assert loaded.splitlines()[-1] == "7 []"
+    loaded = _python(f"import gc, sys; before = set(sys.modules); {run}; print(code, sorted(m "
+                     "for m in ('wasinn.serving_cli', 'wasinn.inspect_module', 'wasinn.scaffold', "
+                     "'wasinn.code_split') if m in sys.modules and m not in before), "
+                     "gc.isenabled())")
+    # the collector, paused while the engine is imported, is back on for the guest's run
+    assert loaded.splitlines()[-1] == "7 [] True"
     listed = subprocess.run([sys.executable, "-m", "wasinn", "--help"], capture_output=True,
                             text=True, timeout=60)
     assert all(command in listed.stdout for command in ("run", "build", "inspect", "serve"))
