@@ -248,6 +248,8 @@ def _read_index(index: Path) -> tuple[str, Initialiser, memory_image.Image | Non
         image = None
         if where is not None:
             address, length = (int(v) for v in where)
+            if address % memory_image.ALIGN or length % memory_image.ALIGN or length <= 0:
+                return None                       # never written so: damaged
             image = memory_image.Image(str(index), memory_image.align_up(8 + size), address,
                                        length)
         with contextlib.suppress(OSError):

@@ -121,6 +121,14 @@ def test_damaged_index_entries_are_misses(tmp_path):
     for damaged in (b"", b"WNI2", b"{not json", good[:20], b"WNI1" + good[4:]):
         index.write_bytes(damaged)
         assert shared_code._read_index(index) is None
+    # an image span that is not whole wasm pages (mapping it would round past the memory)
+    import marshal
+    import struct
+
+    for where in ((65536 + 4096, 65536), (65536, 65536 + 1), (65536, 0)):
+        header = marshal.dumps(("code-x.cwasm", 6, (), (), where))
+        index.write_bytes(b"WNI2" + struct.pack("<I", len(header)) + header)
+        assert shared_code._read_index(index) is None
 
 
 def test_the_index_folder_is_capped_newest_first(tmp_path, monkeypatch):
