@@ -270,14 +270,19 @@ def _write_index(index: Path, artifact: str, init: Initialiser, module) -> None:
         index.parent.mkdir(parents=True, exist_ok=True)
         import tempfile   # only when indexing a module, never on a warm start
 
-        with tempfile.NamedTemporaryFile("wb", dir=index.parent, suffix=".tmp",
-                                         delete=False) as out:
-            out.write(_INDEX_MAGIC + struct.pack("<I", len(header)) + header)
-            if where is not None:
-                memory_image.write(out, memory_image.align_up(8 + len(header)), where,
-                                   init.segments, module)
-        # a new file: a guest that has the old one mapped keeps its inode (never rewritten)
-        os.replace(out.name, index)
+        out = tempfile.NamedTemporaryFile("wb", dir=index.parent, suffix=".tmp", delete=False)
+        try:
+            with out:
+                out.write(_INDEX_MAGIC + struct.pack("<I", len(header)) + header)
+                if where is not None:
+                    memory_image.write(out, memory_image.align_up(8 + len(header)), where,
+                                       init.segments, module)
+            # a new file: a guest that has the old one mapped keeps its inode (never rewritten)
+            os.replace(out.name, index)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(out.name)               # a full disk leaves no half-written entry
+            raise
         _prune_index(index)
 
 

@@ -154,3 +154,16 @@ def test_a_new_version_of_a_file_replaces_its_old_entry(tmp_path):
     new.write_bytes(b"y")
     shared_code._prune_index(new)
     assert sorted(p.name for p in folder.iterdir()) == ["aaaa-2222.index", "bbbb-1111.index"]
+
+
+def test_a_failed_write_leaves_no_entry_and_no_temp_file(tmp_path, monkeypatch):
+    data = bytearray(wasmtime.wat2wasm(WAT))
+    parts = shared_code.split(data)
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(memory_image, "write", disk_full)
+    index = tmp_path / "code-index" / "entry.index"
+    shared_code._write_index(index, "code-x.cwasm", parts.init, data)   # no exception
+    assert list(index.parent.iterdir()) == []
