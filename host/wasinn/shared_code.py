@@ -321,8 +321,8 @@ def prepare(engine, path: Path, verbose: bool = False) -> Prepared | None:
                     or handle.read(4) != b"\0asm":
                 return None
             # code and memory images from the cache run in this process: only from a
-            # folder that is ours alone (as module_cache; it warns when it is not)
-            if not _private_folder(folder):
+            # folder that is ours alone (the normal path, module_cache, warns when it is not)
+            if not _private_folder(folder, warn=False):
                 return None
             # a file changed within the clock's granularity may change again under the same
             # identity: it is split and hashed (its code artifact is still shared), never indexed

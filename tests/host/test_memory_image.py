@@ -167,3 +167,21 @@ def test_a_failed_write_leaves_no_entry_and_no_temp_file(tmp_path, monkeypatch):
     index = tmp_path / "code-index" / "entry.index"
     shared_code._write_index(index, "code-x.cwasm", parts.init, data)   # no exception
     assert list(index.parent.iterdir()) == []
+
+
+def test_a_cache_folder_open_to_others_is_not_used_and_reported_once(tmp_path):
+    import subprocess
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    os.chmod(cache, 0o777)
+    data = wasmtime.wat2wasm(WAT.replace('(func (export "g")',
+                                         '(func (export "_start")) (func (export "g")'))
+    module = tmp_path / "m.wasm"
+    module.write_bytes(data)
+    ran = subprocess.run([sys.executable, "-m", "wasinn", "run", str(module)],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "WASINN_CACHE_DIR": str(cache)})
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stderr.count("writable by others") == 1
+    assert list(cache.iterdir()) == []                 # nothing of shared code was written
