@@ -203,7 +203,6 @@ def _run(options: argparse.Namespace) -> int:
         return run_native(Path(options.module), options.args, registry=registry, env=options.env,
                           verbose=options.verbose, max_graphs=options.max_graphs,
                           max_contexts=options.max_contexts)
-    _import_the_engine()
     from .cli_input import check_wasm_run_input
     from .runner import RunOptions, run
 
@@ -221,7 +220,8 @@ def _import_the_engine() -> None:
     process holds so far: the imports create tens of thousands of objects that live until the
     process ends (ctypes bindings, functions, classes), so collecting during them, or in the
     first collection after them, would only traverse them again (~3-5 ms of a `wasinn run`).
-    The collector is on again, for everything made from here on, before the guest runs."""
+    The collector is on again, for everything made from here on, before the guest runs.
+    Only for the program itself (`main()` without argv): a library caller's objects are its own."""
     import gc
 
     gc.disable()
@@ -293,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.command == "run":
         options.args = _keep_double_dash(argv, options.module, options.args)
         handler = _run
+        if program and not options.native:
+            _import_the_engine()             # the process is ours: its collector too
     else:
         from . import serving_cli
 

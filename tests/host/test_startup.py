@@ -83,6 +83,9 @@ def _as_the_program(tmp_path: Path, module: Path, before_run: str) -> subprocess
         "import atexit, os, sys, threading, time\n"
         "# called by a normal interpreter shutdown (threading._shutdown), never by os._exit\n"
         "threading._register_atexit(lambda: os.write(2, b'interpreter teardown\\n'))\n"
+        "import gc\n"
+        "atexit.register(lambda: print('collector on' if gc.isenabled() else 'collector off',"
+        " 'frozen' if gc.get_freeze_count() else 'nothing frozen', file=sys.stderr))\n"
         "atexit.register(lambda: print('atexit handler ran', file=sys.stderr))\n"
         "sys.stdout.write('buffered before the run|')\n"
         f"{before_run}\n"
@@ -101,6 +104,7 @@ def test_a_finished_run_skips_only_the_teardown(tmp_path):
     assert "echo.wasm\0x\0\n" in ran.stdout                     # the guest's own output
     assert "atexit handler ran" in ran.stderr
     assert "interpreter teardown" not in ran.stderr             # os._exit: no module teardown
+    assert "collector on frozen" in ran.stderr                  # back on for the guest's run
 
 
 def test_a_running_thread_keeps_the_normal_exit(tmp_path):
@@ -123,7 +127,8 @@ def test_run_builds_only_its_own_parser(tmp_path):
                      "for m in ('wasinn.serving_cli', 'wasinn.inspect_module', 'wasinn.scaffold', "
                      "'wasinn.code_split') if m in sys.modules and m not in before), "
                      "gc.isenabled())")
-    # the collector, paused while the engine is imported, is back on for the guest's run
+    # a library call of main(argv) leaves the caller's collector alone (only the program
+    # pauses it while importing the engine, and freezes what it holds)
     assert loaded.splitlines()[-1] == "7 [] True"
     listed = subprocess.run([sys.executable, "-m", "wasinn", "--help"], capture_output=True,
                             text=True, timeout=60)
