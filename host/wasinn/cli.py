@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from . import inspect_module, scaffold, serving_cli
-# Only what every command needs besides these small modules: `run` imports the engine, ABI and
-# backends when it runs, `build` the toolchain (docs/host.md, "Start-up").
+# Only what every command needs: `run` imports the engine, ABI and backends when it runs,
+# `build` the toolchain, the other commands their modules (docs/host.md, "Start-up").
 from .errors import EXIT_USAGE, HostError
 from .worker.options import add_worker_options, worker_run_options
 
@@ -76,7 +75,9 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only_run: bool = False) -> argparse.ArgumentParser:
+    """The whole command line; with `only_run`, the `run` command alone (what `wasinn run …`
+    needs: the other commands' parsers and modules are never built or imported for a run)."""
     parser = argparse.ArgumentParser(
         prog="wasinn",
         description="Build and run Python WASI-NN guests (core wasm32-wasi modules importing "
@@ -122,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "with --native)")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                      help="arguments passed to the guest")
+    if only_run:
+        return parser
 
     compile_ = commands.add_parser("compile", help="ahead-of-time compile a module to .cwasm",
                                    description="Compile IN.wasm to OUT.cwasm (wasmtime serialize) "
@@ -151,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also bundle MODULE (a package with its submodules), for imports "
                             "the build cannot see, e.g. importlib.import_module(name); "
                             "repeatable, like [tool.wasinn] include")
+    from . import inspect_module, scaffold, serving_cli
+
     scaffold.add_parser(commands)
     inspect_module.add_parser(commands)
     serving_cli.add_parsers(commands)
@@ -210,6 +215,25 @@ def _run(options: argparse.Namespace) -> int:
         start_worker_early=True, **worker_run_options(options)))
 
 
+def _import_the_engine() -> None:
+    """Import wasmtime and the runner with the garbage collector paused, then freeze what the
+    process holds so far: the imports create tens of thousands of objects that live until the
+    process ends (ctypes bindings, functions, classes), so collecting during them, or in the
+    first collection after them, would only traverse them again (~3-5 ms of a `wasinn run`).
+    The collector is on again, for everything made from here on, before the guest runs.
+    Only for the program itself (`main()` without argv): a library caller's objects are its own."""
+    import gc
+
+    gc.disable()
+    try:
+        import wasmtime  # noqa: F401
+
+        from . import runner  # noqa: F401
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
 def _compile(options: argparse.Namespace) -> int:
     from .runner import compile_module
 
@@ -262,15 +286,27 @@ def _keep_double_dash(argv: list[str], module: str, args: list[str]) -> list[str
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    program = argv is None                    # the process's own entry point, not a caller's
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(only_run=argv[:1] == ["run"])
     options = parser.parse_args(argv)
     if options.command == "run":
         options.args = _keep_double_dash(argv, options.module, options.args)
-    handler = {"run": _run, "compile": _compile, "build": _build, **serving_cli.HANDLERS}.get(
-        options.command, getattr(options, "handler", None))
+        handler = _run
+        if program and not options.native:
+            _import_the_engine()             # the process is ours: its collector too
+    else:
+        from . import serving_cli
+
+        handler = {"compile": _compile, "build": _build, **serving_cli.HANDLERS}.get(
+            options.command, getattr(options, "handler", None))
     try:
-        return handler(options)
+        code = handler(options)
+        if program and options.command == "run":
+            from .process_exit import exit_now
+
+            exit_now(code)                    # a run is over: skip the interpreter's teardown
+        return code
     except HostError as error:
         print(f"wasinn {options.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -131,21 +131,23 @@ def _cap_bytes() -> int:
     return int(megabytes * (1 << 20))
 
 
-def _private_folder(folder: Path) -> bool:
+def _private_folder(folder: Path, warn: bool = True) -> bool:
     """True when `folder` exists (created 0700 if needed), is ours and no one else may write
-    into it — else a planted artifact would run as native code. Warns when it is not."""
+    into it — else a planted artifact would run as native code. Warns when it is not (unless
+    `warn` is False: a caller whose fallback checks again and warns)."""
+    report = _warn if warn else (lambda message: None)
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         info = folder.stat()
     except OSError as error:
-        _warn(f"cannot write the module cache: {error}")
+        report(f"cannot write the module cache: {error}")
         return False
     if not stat.S_ISDIR(info.st_mode):
-        _warn(f"module cache {str(folder)!r} is not a folder; not caching")
+        report(f"module cache {str(folder)!r} is not a folder; not caching")
         return False
     if info.st_uid != os.getuid() or info.st_mode & 0o022:
-        _warn(f"module cache {str(folder)!r} is writable by others or not owned by you; "
-              "not using it (point WASINN_CACHE_DIR at a private folder)")
+        report(f"module cache {str(folder)!r} is writable by others or not owned by you; "
+               "not using it (point WASINN_CACHE_DIR at a private folder)")
         return False
     return True
 

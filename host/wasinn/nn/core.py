@@ -13,7 +13,6 @@ one more backend through the same contract (`Backend.load -> Graph -> Context`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 from ..trace import nn_logger
@@ -50,23 +49,27 @@ def _import_numpy() -> None:
     np = numpy
 
 
-@dataclass
 class _GraphEntry:
-    graph: Graph
-    backend: str
-    handle: int
-    #: live execution contexts made from this graph (they keep it alive after unload)
-    contexts: int = 0
+    __slots__ = ("graph", "backend", "handle", "contexts")
+
+    def __init__(self, graph: Graph, backend: str, handle: int) -> None:
+        self.graph = graph
+        self.backend = backend
+        self.handle = handle
+        #: live execution contexts made from this graph (they keep it alive after unload)
+        self.contexts = 0
 
 
-@dataclass
 class _ContextEntry:
-    context: Context
-    backend: str
-    graph: _GraphEntry
-    computed: bool = False
-    #: keeps every input's source object alive while the backend may reference it
-    inputs: dict[int, Any] = field(default_factory=dict)
+    __slots__ = ("context", "backend", "graph", "computed", "inputs")
+
+    def __init__(self, context: Context, backend: str, graph: _GraphEntry) -> None:
+        self.context = context
+        self.backend = backend
+        self.graph = graph
+        self.computed = False
+        #: keeps every input's source object alive while the backend may reference it
+        self.inputs: dict[int, Any] = {}
 
 
 def _as_bytes_view(buffer: Any, what: str) -> memoryview:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -41,17 +40,22 @@ class PreloadError(ValueError):
 SYNTAX = "NAME:ENCODING:TARGET:PATH[,PATH...] (e.g. demo:PyTorch:CPU:model.pt)"
 
 
-@dataclass
 class NamedModel:
     """One `--nn-preload` entry. `reads` counts how often its files were read (tests check 1)."""
 
-    name: str
-    encoding: GraphEncoding
-    target: ExecutionTarget
-    paths: list[Path]
-    reads: int = 0
-    _graph: Graph | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    def __init__(self, name: str, encoding: GraphEncoding, target: ExecutionTarget,
+                 paths: list[Path], reads: int = 0) -> None:
+        self.name = name
+        self.encoding = encoding
+        self.target = target
+        self.paths = paths
+        self.reads = reads
+        self._graph: Graph | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (f"NamedModel(name={self.name!r}, encoding={self.encoding!r}, "
+                f"target={self.target!r}, paths={self.paths!r}, reads={self.reads!r})")
 
     def graph(self) -> Graph:
         """The compiled graph, loaded on first call and shared afterwards."""
