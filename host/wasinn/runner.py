@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import stat
 import sys
 import threading
@@ -238,7 +237,7 @@ def run(options: RunOptions) -> int:
     if own_worker:
         worker = BackendWorker(max_memory=options.max_host_memory,
                                max_cpu_seconds=options.max_host_cpu, verbose=options.verbose)
-        if options.start_worker_early and _may_load_models(options.module):
+        if options.start_worker_early and _may_load_models(options):
             worker.start_early()
     engine = make_engine(options.cache)
     deadline = _Deadline(options, engine, worker)
@@ -252,10 +251,19 @@ def run(options: RunOptions) -> int:
             worker.close()
 
 
-def _may_load_models(module: Path) -> bool:
-    """Whether the module imports `wasi_ephemeral_nn`, judged from its first 256 KB (where a
-    core module's import section sits). Only a guess for starting the backend worker early: a
-    wrong one costs a fork, or a spawn at the first load, never a result."""
+def _may_load_models(options: RunOptions) -> bool:
+    """Whether the guest is likely to load a model: it can reach one (a named model, or a
+    preopened folder — models passed on stdin or in arguments are rare) and the module imports
+    `wasi_ephemeral_nn`, judged from its first 256 KB (where a core module's import section
+    sits). Only a guess for starting the backend worker early: a wrong one costs a fork (~2 ms,
+    a hello guest's start-up would feel it), or a spawn at the first load, never a result."""
+    if not (options.dirs or options.registry.names()):
+        return False
+    return _imports_wasi_nn(options.module)
+
+
+def _imports_wasi_nn(module: Path) -> bool:
+    """`_may_load_models`' look at the module file."""
     import stat
 
     try:
@@ -442,26 +450,26 @@ def _interrupt_stops_guest(engine, interrupted: threading.Event,
         yield
         return
     import signal  # here, not at the top: `wasinn` start-up imports only what a run needs
-    import socket
 
-    reader, writer = socket.socketpair()
-    reader.setblocking(True)
-    writer.setblocking(False)
+    # a pipe, not a socket pair: no socket module (~3 ms) on the way to a hello guest's line
+    reader, writer = os.pipe()
+    os.set_blocking(writer, False)
     previous_handler = signal.getsignal(signal.SIGINT)
     previous_fd = -1
     try:
-        previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        previous_fd = signal.set_wakeup_fd(writer, warn_on_full_buffer=False)
         signal.signal(signal.SIGINT, lambda signum, frame: None)   # the watcher does the work
     except (ValueError, OSError):
-        reader.close()
-        writer.close()
+        os.close(reader)
+        os.close(writer)
         yield
         return
 
     def watch() -> None:
+        """Until the write end closes (end of the run); the read end is this thread's."""
         try:
             while True:
-                data = reader.recv(64)
+                data = os.read(reader, 64)
                 if not data:
                     return
                 if signal.SIGINT in data:
@@ -471,6 +479,8 @@ def _interrupt_stops_guest(engine, interrupted: threading.Event,
                         on_interrupt()
         except OSError:
             return
+        finally:
+            os.close(reader)
 
     watcher = threading.Thread(target=watch, name="wasinn-sigint", daemon=True)
     watcher.start()
@@ -479,8 +489,7 @@ def _interrupt_stops_guest(engine, interrupted: threading.Event,
     finally:
         signal.set_wakeup_fd(previous_fd)
         signal.signal(signal.SIGINT, previous_handler)
-        writer.close()
-        reader.close()
+        os.close(writer)            # the watcher reads the end of the pipe and returns
 
 
 def compile_module(source: Path, target: Path, cache: bool = True) -> None:

@@ -576,8 +576,9 @@ def test_a_forked_worker_is_confined_tidy_and_reaped(tmp_path):
     assert report["gone"] and not report["children_left"]
 
 
-def test_the_cli_forks_its_worker_and_gets_in_process_results(probe, linear_bytes):
-    code, report, stderr = run_probe(probe, linear_bytes, 3, "f32:1,3", "--verbose")
+def test_the_cli_forks_its_worker_and_gets_in_process_results(probe, linear_bytes, tmp_path):
+    code, report, stderr = run_probe(probe, linear_bytes, 3, "f32:1,3", "--verbose",
+                                     "--dir", f".:{tmp_path}")    # a folder: it may load
     assert code == 0, stderr
     assert "backend worker started (pid " in stderr and ", forked, ready in " in stderr
     code, trusted, stderr = run_probe(probe, linear_bytes, 3, "f32:1,3", "--in-process")
@@ -622,16 +623,21 @@ def test_a_polled_receive_gets_early_and_late_messages(delay):
     theirs.close()
 
 
-def test_the_worker_is_forked_early_only_for_modules_that_import_wasi_nn(tmp_path):
-    from wasinn.runner import _may_load_models
+def test_the_worker_is_forked_early_only_for_guests_that_can_load_models(tmp_path,
+                                                                          torch_linear_path):
+    from wasinn.runner import RunOptions, _may_load_models
 
     plain = wat_module(tmp_path, "plain", '(module (func (export "_start")))')
     nn_user = wat_module(tmp_path, "nn", '''(module
         (import "wasi_ephemeral_nn" "load" (func (param i32 i32 i32 i32 i32) (result i32)))
         (func (export "_start")))''')
-    assert not _may_load_models(plain)
-    assert _may_load_models(nn_user)
-    assert not _may_load_models(tmp_path / "missing.wasm")
     fifo = tmp_path / "fifo.wasm"
     os.mkfifo(fifo)                     # no writer: a plain open would block forever
-    assert not _may_load_models(fifo)
+    folder = [(".", str(tmp_path))]
+    named = ModelRegistry.from_specs([f"m:PyTorch:CPU:{torch_linear_path}"])
+    assert not _may_load_models(RunOptions(plain, dirs=folder))
+    assert _may_load_models(RunOptions(nn_user, dirs=folder))
+    assert _may_load_models(RunOptions(nn_user, registry=named))
+    assert not _may_load_models(RunOptions(nn_user))      # no way to reach a model: a hello
+    assert not _may_load_models(RunOptions(tmp_path / "missing.wasm", dirs=folder))
+    assert not _may_load_models(RunOptions(fifo, dirs=folder))

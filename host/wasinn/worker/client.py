@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -102,7 +101,7 @@ class BackendWorker:
         if self._closed:
             raise NnError(Errno.RUNTIME_ERROR, "the backend worker was shut down")
         self._started = time.perf_counter()
-        host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        host_end, worker_end = _socket_pair()
         # the host's stdout under a number of its own: the worker's fd 1 is the host's stderr
         stdout = _fd_of(sys.stdout)
         guest_stdout = os.dup(stdout) if stdout is not None else None
@@ -141,7 +140,7 @@ class BackendWorker:
         """
         if self._channel is not None or self._closed or threading.active_count() > 1:
             return False
-        host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        host_end, worker_end = _socket_pair()
         settings = self._settings(worker_end.fileno(), _fd_of(sys.stdout))
         stderr = _stderr_fd()
         for stream in (sys.stdout, sys.stderr):     # or the child would print them again
@@ -164,7 +163,7 @@ class BackendWorker:
         self._hello_pending = True
         return True
 
-    def _adopt(self, host_end: socket.socket) -> None:
+    def _adopt(self, host_end: Any) -> None:
         """Take a freshly started process's end of the socket: a new generation begins."""
         self._channel = Channel(host_end)
         self._kill_reason = None
@@ -362,6 +361,14 @@ class BackendWorker:
             graph.named = True
             self._named[model.name] = graph
             return graph
+
+
+def _socket_pair() -> tuple[Any, Any]:
+    """(host end, worker end) of a new SOCK_SEQPACKET pair. socket is imported here, not at
+    the top: every `wasinn run` imports this module, few of them start a worker."""
+    import socket
+
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 
 
 def _import_path() -> list[str]:

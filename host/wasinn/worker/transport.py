@@ -14,10 +14,12 @@ import fcntl
 import mmap
 import os
 import select
-import socket
 import stat
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import socket
 
 #: how long a side that expects a message soon polls for it before it sleeps (see Cadence)
 POLL_WINDOW = 0.0005
@@ -38,6 +40,11 @@ class Channel:
     """Messages (a JSON object + optional fds) over one SOCK_SEQPACKET socket."""
 
     def __init__(self, sock: socket.socket) -> None:
+        # socket (and selectors, enum) imported here: every `wasinn run` imports this module,
+        # only a run whose guest uses wasi-nn makes a channel (~3 ms of start-up otherwise)
+        import socket
+
+        self._socket = socket
         self.sock = sock
         self._poller = select.poll()
         self._poller.register(sock, select.POLLIN)
@@ -49,7 +56,7 @@ class Channel:
         data = json.dumps(message, separators=(",", ":")).encode()
         try:
             if fds:
-                socket.send_fds(self.sock, [data], list(fds))
+                self._socket.send_fds(self.sock, [data], list(fds))
             else:
                 self.sock.sendall(data)
         except OSError as error:
@@ -65,14 +72,14 @@ class Channel:
             while not self._poller.poll(0) and time.perf_counter() < deadline:
                 os.sched_yield()
         try:
-            data, fds, flags, _ = socket.recv_fds(self.sock, MAX_MESSAGE, MAX_FDS)
+            data, fds, flags, _ = self._socket.recv_fds(self.sock, MAX_MESSAGE, MAX_FDS)
         except OSError as error:
             raise ChannelClosed(str(error)) from None
         if not data:
             for fd in fds:
                 os.close(fd)
             raise ChannelClosed("end of stream")
-        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+        if flags & (self._socket.MSG_TRUNC | self._socket.MSG_CTRUNC):
             for fd in fds:
                 os.close(fd)
             raise ChannelClosed("oversized message")
