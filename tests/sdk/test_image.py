@@ -50,6 +50,17 @@ def test_triangle_resize_is_exactly_the_image_crates(module, size, new):
     assert np.array_equal(np.frombuffer(got, np.uint8).reshape(new[1], new[0], 3), expected)
 
 
+@pytest.mark.parametrize("module", backends())
+@pytest.mark.parametrize("channels", [1, 2, 4])
+def test_triangle_resize_of_other_channel_counts_is_exact(module, channels):
+    """Grey, grey+alpha and RGBA take the resize's general path (RGB has its own loop)."""
+    rng = np.random.default_rng(channels)
+    img = rng.integers(0, 256, size=(11, 17, channels), dtype=np.uint8)
+    expected = imageref.resize_scalar(img, 6, 5)
+    got = module.resize(img.tobytes(), 17, 11, channels, 6, 5, "triangle")
+    assert np.array_equal(np.frombuffer(got, np.uint8).reshape(5, 6, channels), expected)
+
+
 def test_active_backend_is_reported():
     backend = wimage.image_backend()
     assert backend.__name__ in ("_wasinn_image", "wasi_nn._image_fallback")

@@ -186,11 +186,14 @@ static float *make_windows(int64_t in_size, int64_t out_size, filter_kind filter
     return weights;
 }
 
-/* Rust's f32::round (half away from zero) after clamping to 0..255. */
+/* Rust's f32::round (half away from zero) after clamping to 0..255 (NaN gives 0).
+ * Exactly roundf for 0 <= t <= 255, without its libm call (a function call per byte in
+ * wasm): `t - i` is exact there (Sterbenz: i <= t < i + 1 <= 2i, or i = 0). */
 static unsigned char to_u8(float t) {
-    if (t < 0.0f) t = 0.0f;
-    else if (t > 255.0f) t = 255.0f;
-    return (unsigned char)roundf(t);
+    if (!(t > 0.0f)) return 0;
+    if (t > 255.0f) t = 255.0f;
+    int i = (int)t;
+    return (unsigned char)(i + (t - (float)i >= 0.5f));
 }
 
 /* Runs without the GIL: only raw memory. Returns 0 on allocation failure. */
@@ -208,30 +211,65 @@ static int resize_pixels(const unsigned char *src, int64_t w, int64_t h, int64_t
     hweights = make_windows(w, nw, filter, hwin, &hstride);
     if (vweights == NULL || hweights == NULL)
         goto done;
-    /* Vertical pass: tmp[y][x][ch] = sum_k src[left+k][x][ch] * w[k], in k order, in f32. */
+    /* Vertical pass: tmp[y][x][ch] = sum_k src[left+k][x][ch] * w[k], in k order, in f32
+     * starting from 0.0f. Four columns at a time with the sums in locals: each tap is a load
+     * and a multiply-add, not a load and store of the sum too (the order of the additions,
+     * hence every bit of the result, is unchanged; this is most of the time in wasm). */
     const int64_t row = w * c;
     for (int64_t y = 0; y < nh; y++) {
         float *acc = tmp + y * row;
         const float *wy = vweights + y * vstride;
-        for (int64_t j = 0; j < row; j++)
-            acc[j] = 0.0f;
-        for (int64_t k = 0; k < vwin[y].count; k++) {
-            const unsigned char *line = src + (vwin[y].left + k) * row;
-            const float weight = wy[k];
-            for (int64_t j = 0; j < row; j++)
-                acc[j] += (float)line[j] * weight;
+        const int64_t count = vwin[y].count;
+        const unsigned char *top = src + vwin[y].left * row;
+        int64_t j = 0;
+        for (; j + 4 <= row; j += 4) {
+            float t0 = 0.0f, t1 = 0.0f, t2 = 0.0f, t3 = 0.0f;
+            const unsigned char *p = top + j;
+            for (int64_t k = 0; k < count; k++, p += row) {
+                const float weight = wy[k];
+                t0 += (float)p[0] * weight;
+                t1 += (float)p[1] * weight;
+                t2 += (float)p[2] * weight;
+                t3 += (float)p[3] * weight;
+            }
+            acc[j] = t0;
+            acc[j + 1] = t1;
+            acc[j + 2] = t2;
+            acc[j + 3] = t3;
+        }
+        for (; j < row; j++) {
+            float t = 0.0f;
+            const unsigned char *p = top + j;
+            for (int64_t k = 0; k < count; k++, p += row)
+                t += (float)*p * wy[k];
+            acc[j] = t;
         }
     }
-    /* Horizontal pass over the f32 rows, then clamp and round to u8. */
+    /* Horizontal pass over the f32 rows, then clamp and round to u8 (RGB: the three
+     * channels of a pixel in one sweep of its window, each summed in k order as before). */
     for (int64_t y = 0; y < nh; y++) {
         const float *line = tmp + y * row;
         unsigned char *out = dst + y * nw * c;
         for (int64_t x = 0; x < nw; x++) {
             const float *wx = hweights + x * hstride;
             const float *base = line + hwin[x].left * c;
+            const int64_t count = hwin[x].count;
+            if (c == 3) {
+                float r = 0.0f, g = 0.0f, b = 0.0f;
+                for (int64_t k = 0; k < count; k++) {
+                    const float weight = wx[k];
+                    r += base[3 * k] * weight;
+                    g += base[3 * k + 1] * weight;
+                    b += base[3 * k + 2] * weight;
+                }
+                out[3 * x] = to_u8(r);
+                out[3 * x + 1] = to_u8(g);
+                out[3 * x + 2] = to_u8(b);
+                continue;
+            }
             for (int64_t ch = 0; ch < c; ch++) {
                 float t = 0.0f;
-                for (int64_t k = 0; k < hwin[x].count; k++)
+                for (int64_t k = 0; k < count; k++)
                     t += base[k * c + ch] * wx[k];
                 out[x * c + ch] = to_u8(t);
             }
