@@ -12,6 +12,7 @@ main.py spin    -> loops forever (timeouts)
 main.py alloc N -> allocates N MiB
 main.py crash   -> os.abort(): a wasm trap
 main.py spam N  -> writes N MiB to stdout
+main.py quick N -> buffered stdout, an atexit handler, then wasi_nn.exit_now(N)
 """
 
 import builtins
@@ -81,6 +82,12 @@ def main(argv: list[str]) -> int:
         print(len(block))
     elif mode == "crash":
         os.abort()                      # wasi-libc's abort() is the wasm `unreachable` instruction
+    elif mode == "quick":
+        import atexit
+
+        atexit.register(lambda: print("atexit ran", file=sys.stderr))
+        sys.stdout.write("buffered, no newline")
+        wasi_nn.exit_now(int(argv[2]))
     elif mode == "spam":
         chunk = b"x" * (1 << 20)
         for _ in range(int(argv[2])):
