@@ -196,90 +196,97 @@ static unsigned char to_u8(float t) {
     return (unsigned char)(i + (t - (float)i >= 0.5f));
 }
 
-/* Runs without the GIL: only raw memory. Returns 0 on allocation failure. */
+/* Vertical pass for output row `y`: acc[x][ch] = sum_k src[left+k][x][ch] * w[k], in k order,
+ * in f32 starting from 0.0f. Four columns at a time with the sums in locals: each tap is a
+ * load and a multiply-add, not a load and store of the sum too (the order of the additions,
+ * hence every bit of the result, is the same as summing into `acc`; this loop is most of a
+ * resize, and most of the difference between wasm and native code). */
+static void vertical_row(const unsigned char *src, int64_t row, const window *win,
+                         const float *wy, float *acc) {
+    const int64_t count = win->count;
+    const unsigned char *top = src + win->left * row;
+    int64_t j = 0;
+    for (; j + 4 <= row; j += 4) {
+        float t0 = 0.0f, t1 = 0.0f, t2 = 0.0f, t3 = 0.0f;
+        const unsigned char *p = top + j;
+        for (int64_t k = 0; k < count; k++, p += row) {
+            const float weight = wy[k];
+            t0 += (float)p[0] * weight;
+            t1 += (float)p[1] * weight;
+            t2 += (float)p[2] * weight;
+            t3 += (float)p[3] * weight;
+        }
+        acc[j] = t0;
+        acc[j + 1] = t1;
+        acc[j + 2] = t2;
+        acc[j + 3] = t3;
+    }
+    for (; j < row; j++) {
+        float t = 0.0f;
+        const unsigned char *p = top + j;
+        for (int64_t k = 0; k < count; k++, p += row)
+            t += (float)*p * wy[k];
+        acc[j] = t;
+    }
+}
+
+/* Horizontal pass of one f32 row, then clamp and round to u8 (RGB: the three channels of a
+ * pixel in one sweep of its window, each summed in k order). */
+static void horizontal_row(const float *line, int64_t c, int64_t nw, const window *hwin,
+                           const float *hweights, int64_t hstride, unsigned char *out) {
+    for (int64_t x = 0; x < nw; x++) {
+        const float *wx = hweights + x * hstride;
+        const float *base = line + hwin[x].left * c;
+        const int64_t count = hwin[x].count;
+        if (c == 3) {
+            float r = 0.0f, g = 0.0f, b = 0.0f;
+            for (int64_t k = 0; k < count; k++) {
+                const float weight = wx[k];
+                r += base[3 * k] * weight;
+                g += base[3 * k + 1] * weight;
+                b += base[3 * k + 2] * weight;
+            }
+            out[3 * x] = to_u8(r);
+            out[3 * x + 1] = to_u8(g);
+            out[3 * x + 2] = to_u8(b);
+            continue;
+        }
+        for (int64_t ch = 0; ch < c; ch++) {
+            float t = 0.0f;
+            for (int64_t k = 0; k < count; k++)
+                t += base[k * c + ch] * wx[k];
+            out[x * c + ch] = to_u8(t);
+        }
+    }
+}
+
+/* Runs without the GIL: only raw memory. Returns 0 on allocation failure.  Row by row: the
+ * vertical pass of an output row goes into one f32 row that its horizontal pass consumes at
+ * once (the same arithmetic as a whole f32 intermediate image, without its megabytes: in a
+ * fresh wasm instance every page of those is a page fault). */
 static int resize_pixels(const unsigned char *src, int64_t w, int64_t h, int64_t c,
                          unsigned char *dst, int64_t nw, int64_t nh, filter_kind filter) {
     int ok = 0;
     window *vwin = PyMem_RawMalloc((size_t)nh * sizeof(window));
     window *hwin = PyMem_RawMalloc((size_t)nw * sizeof(window));
-    float *tmp = PyMem_RawMalloc((size_t)(w * nh * c) * sizeof(float));
+    float *acc = PyMem_RawMalloc((size_t)(w * c) * sizeof(float));
     float *vweights = NULL, *hweights = NULL;
     int64_t vstride = 0, hstride = 0;
-    if (vwin == NULL || hwin == NULL || tmp == NULL)
+    if (vwin == NULL || hwin == NULL || acc == NULL)
         goto done;
     vweights = make_windows(h, nh, filter, vwin, &vstride);
     hweights = make_windows(w, nw, filter, hwin, &hstride);
     if (vweights == NULL || hweights == NULL)
         goto done;
-    /* Vertical pass: tmp[y][x][ch] = sum_k src[left+k][x][ch] * w[k], in k order, in f32
-     * starting from 0.0f. Four columns at a time with the sums in locals: each tap is a load
-     * and a multiply-add, not a load and store of the sum too (the order of the additions,
-     * hence every bit of the result, is unchanged; this is most of the time in wasm). */
-    const int64_t row = w * c;
     for (int64_t y = 0; y < nh; y++) {
-        float *acc = tmp + y * row;
-        const float *wy = vweights + y * vstride;
-        const int64_t count = vwin[y].count;
-        const unsigned char *top = src + vwin[y].left * row;
-        int64_t j = 0;
-        for (; j + 4 <= row; j += 4) {
-            float t0 = 0.0f, t1 = 0.0f, t2 = 0.0f, t3 = 0.0f;
-            const unsigned char *p = top + j;
-            for (int64_t k = 0; k < count; k++, p += row) {
-                const float weight = wy[k];
-                t0 += (float)p[0] * weight;
-                t1 += (float)p[1] * weight;
-                t2 += (float)p[2] * weight;
-                t3 += (float)p[3] * weight;
-            }
-            acc[j] = t0;
-            acc[j + 1] = t1;
-            acc[j + 2] = t2;
-            acc[j + 3] = t3;
-        }
-        for (; j < row; j++) {
-            float t = 0.0f;
-            const unsigned char *p = top + j;
-            for (int64_t k = 0; k < count; k++, p += row)
-                t += (float)*p * wy[k];
-            acc[j] = t;
-        }
-    }
-    /* Horizontal pass over the f32 rows, then clamp and round to u8 (RGB: the three
-     * channels of a pixel in one sweep of its window, each summed in k order as before). */
-    for (int64_t y = 0; y < nh; y++) {
-        const float *line = tmp + y * row;
-        unsigned char *out = dst + y * nw * c;
-        for (int64_t x = 0; x < nw; x++) {
-            const float *wx = hweights + x * hstride;
-            const float *base = line + hwin[x].left * c;
-            const int64_t count = hwin[x].count;
-            if (c == 3) {
-                float r = 0.0f, g = 0.0f, b = 0.0f;
-                for (int64_t k = 0; k < count; k++) {
-                    const float weight = wx[k];
-                    r += base[3 * k] * weight;
-                    g += base[3 * k + 1] * weight;
-                    b += base[3 * k + 2] * weight;
-                }
-                out[3 * x] = to_u8(r);
-                out[3 * x + 1] = to_u8(g);
-                out[3 * x + 2] = to_u8(b);
-                continue;
-            }
-            for (int64_t ch = 0; ch < c; ch++) {
-                float t = 0.0f;
-                for (int64_t k = 0; k < count; k++)
-                    t += base[k * c + ch] * wx[k];
-                out[x * c + ch] = to_u8(t);
-            }
-        }
+        vertical_row(src, w * c, &vwin[y], vweights + y * vstride, acc);
+        horizontal_row(acc, c, nw, hwin, hweights, hstride, dst + y * nw * c);
     }
     ok = 1;
 done:
     PyMem_RawFree(vwin);
     PyMem_RawFree(hwin);
-    PyMem_RawFree(tmp);
+    PyMem_RawFree(acc);
     PyMem_RawFree(vweights);
     PyMem_RawFree(hweights);
     return ok;
@@ -311,9 +318,9 @@ static PyObject *py_resize(PyObject *self, PyObject *args, PyObject *kwargs) {
                      filter_name);
         goto done;
     }
-    /* The output, and the f32 rows of the vertical pass (resize_pixels's `tmp`). */
+    /* The output, and the f32 row of the vertical pass (resize_pixels's `acc`). */
     if (!addressable(nw * nh * c, "the resized image") ||
-        !addressable(w * nh * c * (int64_t)sizeof(float), "resizing"))
+        !addressable(w * c * (int64_t)sizeof(float), "resizing"))
         goto done;
     result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(nw * nh * c));
     if (result == NULL)
