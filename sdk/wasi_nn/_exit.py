@@ -8,8 +8,8 @@ if TYPE_CHECKING:
 
 
 def exit_now(code: int = 0) -> "NoReturn":
-    """Exit with `code` at once: atexit callbacks run and stdout/stderr are flushed, but the
-    interpreter is not finalised.
+    """Exit with `code` at once: atexit callbacks run and stdout/stderr are flushed, but inside
+    wasm the interpreter is not finalised.
 
     CPython's normal exit tears every module down and frees every object, ~3 ms inside wasm
     for a classifier guest, which a host that throws the instance away right after (a
@@ -17,13 +17,19 @@ def exit_now(code: int = 0) -> "NoReturn":
     finalisation does beyond that: objects' `__del__` methods and the flush of files still open
     — close (or `with`) every file you write before calling this. A failed flush of stdout or
     stderr gives exit status 120, as CPython's exit does.
+
+    Natively (`wasinn run --native`, plain CPython) this is `sys.exit(code)`: there the guest
+    runs inside the host's process, which must stay in control, and no teardown is per request.
     """
-    import atexit
-    import os
     import sys
 
     if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= 255:
         raise ValueError(f"exit code must be an int in 0..255, not {code!r}")
+    if sys.platform != "wasi":
+        sys.exit(code)
+    import atexit
+    import os
+
     try:
         atexit._run_exitfuncs()
     finally:

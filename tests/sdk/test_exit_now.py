@@ -1,4 +1,5 @@
-"""wasi_nn.exit_now under plain CPython (native mode); tests/host/test_pool.py runs it in wasm."""
+"""wasi_nn.exit_now under plain CPython (there: sys.exit); tests/host/test_pool.py runs it in wasm,
+where it skips the interpreter's teardown."""
 
 from __future__ import annotations
 
@@ -23,6 +24,13 @@ def test_exit_now_flushes_and_runs_atexit(code):
     done = subprocess.run([sys.executable, "-c", GUEST, str(code)], capture_output=True,
                           text=True, timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (code, "buffered", "atexit ran\n")
+
+
+def test_natively_it_is_sys_exit():
+    """`wasinn run --native` runs the guest in the host's process: it must get SystemExit."""
+    with pytest.raises(SystemExit) as exit_:
+        wasi_nn.exit_now(4)
+    assert exit_.value.code == 4
 
 
 def test_a_failed_stdout_flush_is_status_120():
