@@ -52,7 +52,7 @@ FIXTURES = REPO.parent / "shared" / "fixtures"
 POOL_ROW = "`GuestPool`, 1 thread"
 IN_PROCESS_ROW = "`GuestPool`, 1 thread, backends in-process (`in_process=True`)"
 HEADING = "## Serving and scale-out (wasinn serve, wasinn map, GuestPool)"
-NOTE = ("On a shared, loaded machine (load average ~10 on 2 cores while this ran, the benchmark under `nice`) rows measured minutes apart vary by up to 2×: compare within one run, and re-run on a quiet machine before drawing conclusions about scaling (the kernel's autogroup scheduling is on here, so the Ray rows, whose worker processes run in sessions of their own, may get a larger share of the contended CPU than one process with threads; not verified). The pool's own cost per call is small and steady: setting up the call ~0.2 ms, instantiating the module ~0.2 ms; the rest is the guest (CPython start-up in wasm, imports, decoding, inference).")
+NOTE = ("On a shared, loaded machine (load average {load} on {cores} cores while this ran) rows measured minutes apart vary by up to 2×: compare within one run, and re-run on a quiet machine before drawing conclusions about scaling (the kernel's autogroup scheduling is on here, so the Ray rows, whose worker processes run in sessions of their own, may get a larger share of the contended CPU than one process with threads; not verified). Under load, native's inference (OpenVINO's threads) slows more than the guest's single-threaded work, so the ratios to native read higher than on a quiet machine; only the interleaved rows compare like with like. The pool's own cost per call is small and steady: setting up the call ~0.2 ms, instantiating the module ~0.2 ms; the rest is the guest (CPython start-up in wasm, imports, decoding, inference).")
 
 
 def wasinn() -> list[str]:
@@ -334,6 +334,7 @@ def main() -> int:
     options = parser.parse_args()
     use_ray = not options.no_ray and importlib.util.find_spec("ray") is not None
 
+    loads = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="wasinn-serving-bench-"))
     try:
         module, preload, model, pictures = prepare(work, options.copies)
@@ -422,7 +423,8 @@ def main() -> int:
     for label, f in serve_rows:
         lines.append(f"| {label} | {f['rate']:.2f} | {f['p50']:.0f} | {f['p99']:.0f} | "
                      f"{f['ready_s']:.1f} s |")
-    lines += ["", NOTE]
+    load = f"{loads[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    lines += ["", NOTE.format(load=load, cores=os.cpu_count())]
     table = "\n".join(lines) + "\n"
     print(table)
     if options.write:
