@@ -140,7 +140,14 @@ def batched_pool_rate(module: Path, preload: str, pictures: list[Path], per_gues
 
 def _passes(kind: str, module: str, preload: str, model: str, pictures: list[str]) -> None:
     """A process that classifies every picture once per line read from stdin (one *pass*)
-    and prints `{"rate": images/s, "answers": [...], "run_ms": median}` as a JSON line.
+    and prints `{"rate": images/s, "answers": [...], "run_ms": median, "cpu_ms": mean}` as a
+    JSON line.
+
+    `cpu_ms` is the CPU time of the classifying thread per image, which load on a shared
+    machine barely changes: for the pool the whole call (the guest's wasm and the host's side
+    of its wasi-nn calls; the inference runs in the worker process), for native everything but
+    the inference (OpenVINO's threads). Both miss the same inference, so comparing them shows
+    the guest's overhead without the noise of wall-clock time.
 
     `kind` "native" (OpenVINO called directly) or "pool" (one `GuestPool`, 1 thread, a fresh
     guest per image). The model is compiled (and the pool opened) once, before the first pass,
@@ -156,13 +163,16 @@ def _passes(kind: str, module: str, preload: str, model: str, pictures: list[str
         compiled = ov.Core().compile_model(str(Path(model) / "mobilenet.xml"), "CPU")
         request = compiled.create_infer_request()
 
-        def classify(path: Path) -> tuple[int, float]:
-            begin = time.perf_counter()
+        def classify(path: Path) -> tuple[int, float, float]:
+            begin, cpu = time.perf_counter(), time.thread_time()
             tensor = np.frombuffer(image_to_tensor(path.read_bytes(), 224, 224, preset="openvino"),
                                    dtype=np.float32).reshape(1, 3, 224, 224)
+            cpu_infer = time.thread_time()
             request.infer({0: tensor})
             scores = request.get_output_tensor(0).data.reshape(-1)
-            return sort_results(scores.tolist(), skip=1)[0][0], time.perf_counter() - begin
+            cpu += time.thread_time() - cpu_infer          # without the inference (see below)
+            answer = sort_results(scores.tolist(), skip=1)[0][0]
+            return answer, time.perf_counter() - begin, time.thread_time() - cpu
         closing = None
     else:
         from wasinn import GuestPool
@@ -172,18 +182,20 @@ def _passes(kind: str, module: str, preload: str, model: str, pictures: list[str
         pool = GuestPool(module, preload=[preload], in_process=kind == "pool-in-process")
         closing = pool
 
-        def classify(path: Path) -> tuple[int, float]:
+        def classify(path: Path) -> tuple[int, float, float]:
+            cpu = time.thread_time()
             result = pool.call(["m"], stdin=path.read_bytes())
             assert result.ok, result.stderr
-            return top1(result.stdout), result.timings.run_ms / 1000
+            return top1(result.stdout), result.timings.run_ms / 1000, time.thread_time() - cpu
     classify(pictures[0])                                  # warm: imports, first inference
     print("ready", flush=True)
     for _ in sys.stdin:
         start = time.perf_counter()
         done = [classify(p) for p in pictures]
         rate = len(pictures) / (time.perf_counter() - start)
-        print(json.dumps({"rate": rate, "answers": [a for a, _ in done],
-                          "run_ms": statistics.median(t for _, t in done) * 1000}), flush=True)
+        print(json.dumps({"rate": rate, "answers": [a for a, _, _ in done],
+                          "run_ms": statistics.median(t for _, t, _ in done) * 1000,
+                          "cpu_ms": sum(c for _, _, c in done) * 1000 / len(done)}), flush=True)
     if closing is not None:
         closing.close()
 
@@ -224,6 +236,7 @@ def interleaved(module: Path, preload: str, model: Path, pictures: list[Path], r
     return {kind: {"rate": statistics.median(p["rate"] for p in runs),
                    "ratio": statistics.median(p["rate"] / n for p, n in zip(runs, native)),
                    "ms": statistics.median(p["run_ms"] for p in runs),
+                   "cpu_ms": statistics.median(p["cpu_ms"] for p in runs),
                    "rates": [round(p["rate"], 2) for p in runs],
                    "answers": runs[0]["answers"]}
             for kind, runs in passes.items()}
@@ -368,7 +381,9 @@ def main() -> int:
                  (POOL_ROW, pool1,
                   f"interleaved with native ({options.rounds} passes each; ÷ native is the "
                   f"median per-pass ratio); guest median {duel['pool']['ms']:.1f} ms vs "
-                  f"{duel['native']['ms']:.1f} ms per image natively; passes "
+                  f"{duel['native']['ms']:.1f} ms per image natively; CPU time of the "
+                  f"calling thread per image, without the inference: {duel['pool']['cpu_ms']:.1f}"
+                  f" ms vs {duel['native']['cpu_ms']:.1f} ms natively; passes "
                   f"{duel['pool']['rates']}"),
                  (IN_PROCESS_ROW, duel["pool-in-process"]["rate"],
                   "interleaved too; the backends in the pool's process: what the confined "
