@@ -225,7 +225,11 @@ for name in NAMES:
     near = _wasinn_image.resize(pixels, w, h, c, 97, 300, "nearest")
     tensor = _wasinn_image.to_tensor(small, 224, 224, c, "NCHW", "BGR" if c >= 3 else "RGB",
                                      "f32", 255.0, (0.485, 0.456, 0.406, 0.5), (0.229, 0.224, 0.225, 0.5))
-    for kind, blob in (("pixels", pixels), ("small", small), ("near", near), ("tensor", tensor)):
+    fused = _wasinn_image.decode_resize(data, c, 224, 224)[0]
+    fused_near = _wasinn_image.decode_resize(data, c, 97, 300, "nearest")[0]
+    same = _wasinn_image.decode_resize(data, c, w, h)[0]
+    for kind, blob in (("pixels", pixels), ("small", small), ("near", near), ("tensor", tensor),
+                       ("fused", fused), ("fused_near", fused_near), ("same", same)):
         open("/out/%s.%s" % (name, kind), "wb").write(blob)
     report[name] = [w, h, c]
 print(json.dumps(report))
@@ -250,7 +254,8 @@ def test_wasm_decode_resize_to_tensor_equal_native(fixtures_dir: Path, tmp_path:
                                          "f32", 255.0, (0.485, 0.456, 0.406, 0.5),
                                          (0.229, 0.224, 0.225, 0.5))
         for kind, native in (("pixels", pixels), ("small", small), ("near", near),
-                             ("tensor", tensor)):
+                             ("tensor", tensor), ("fused", small), ("fused_near", near),
+                             ("same", pixels)):
             assert (tmp_path / f"{name}.{kind}").read_bytes() == bytes(native), (name, kind)
     banana = decode_np((fixtures_dir / "images" / "banana.jpg").read_bytes())
     assert np.array_equal(

@@ -339,6 +339,82 @@ done:
     return result;
 }
 
+/* ---------------------------------------------------------------- decode + resize */
+
+/* decode(data, channels) then resize(...) to new_width x new_height, without the decoded
+ * picture ever becoming a bytes object: resized straight from stb's buffer. The same bytes as
+ * the two calls; what it saves is a copy of the whole decoded picture (~1 MB for a photo),
+ * which inside a fresh wasm instance is also that many pages faulted in. */
+static PyObject *py_decode_resize(PyObject *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"data", "channels", "new_width", "new_height", "filter", NULL};
+    Py_buffer data;
+    int channels;
+    long long nw, nh;
+    const char *filter_name = "triangle";
+    filter_kind filter;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*iLL|s:decode_resize", kwlist, &data,
+                                     &channels, &nw, &nh, &filter_name))
+        return NULL;
+    if (channels < 1 || channels > 4) {
+        PyBuffer_Release(&data);
+        return PyErr_Format(PyExc_ValueError, "channels must be 1..4, not %d", channels);
+    }
+    if (nw <= 0 || nh <= 0 || nw > (1 << 24) || nh > (1 << 24)) {
+        PyBuffer_Release(&data);
+        PyErr_SetString(PyExc_ValueError, "new_width and new_height must be in 1..2**24");
+        return NULL;
+    }
+    if (strcmp(filter_name, "triangle") == 0)
+        filter = FILTER_TRIANGLE;
+    else if (strcmp(filter_name, "nearest") == 0)
+        filter = FILTER_NEAREST;
+    else {
+        PyBuffer_Release(&data);
+        return PyErr_Format(PyExc_ValueError, "filter must be 'triangle' or 'nearest', not '%s'",
+                            filter_name);
+    }
+    if (data.len > INT_MAX) {
+        PyBuffer_Release(&data);
+        return PyErr_Format(PyExc_ValueError, "image data is too large (%zd bytes)", data.len);
+    }
+    int width = 0, height = 0, file_channels = 0;
+    unsigned char *pixels;
+    const char *reason = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    pixels = stbi_load_from_memory(data.buf, (int)data.len, &width, &height, &file_channels,
+                                   channels);
+    if (pixels == NULL)
+        reason = stbi_failure_reason();
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+    if (pixels == NULL)
+        return PyErr_Format(PyExc_ValueError, "cannot decode image: %s",
+                            reason ? reason : "unknown error");
+    PyObject *result = NULL;
+    if (nw == width && nh == height) {   /* resize() returns such a picture unchanged */
+        result = PyBytes_FromStringAndSize((const char *)pixels,
+                                           (Py_ssize_t)width * height * channels);
+    } else if (addressable(nw * nh * channels, "the resized image") &&
+               addressable((int64_t)width * channels * (int64_t)sizeof(float), "resizing")) {
+        result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(nw * nh * channels));
+        if (result != NULL) {
+            int ok;
+            unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(result);
+            Py_BEGIN_ALLOW_THREADS
+            ok = resize_pixels(pixels, width, height, channels, dst, nw, nh, filter);
+            Py_END_ALLOW_THREADS
+            if (!ok) {
+                Py_CLEAR(result);
+                PyErr_NoMemory();
+            }
+        }
+    }
+    stbi_image_free(pixels);
+    if (result == NULL)
+        return NULL;
+    return Py_BuildValue("(NLLi)", result, nw, nh, channels);
+}
+
 /* ---------------------------------------------------------------- to_tensor */
 
 /* Fill `out` (`channels` floats) from an optional sequence: absent -> fill; one value ->
@@ -446,6 +522,11 @@ static PyMethodDef methods[] = {
     {"resize", (PyCFunction)(void (*)(void))py_resize, METH_VARARGS | METH_KEYWORDS,
      "resize(pixels, width, height, channels, new_width, new_height, filter='triangle') -> bytes\n\n"
      "'triangle' is exactly the Rust image crate's resize_exact(.., Triangle); 'nearest' too."},
+    {"decode_resize", (PyCFunction)(void (*)(void))py_decode_resize, METH_VARARGS | METH_KEYWORDS,
+     "decode_resize(data, channels, new_width, new_height, filter='triangle')\n"
+     "    -> (pixels: bytes, new_width, new_height, channels)\n\n"
+     "resize(*decode(data, channels), new_width, new_height, filter) without the decoded\n"
+     "picture as an intermediate bytes object."},
     {"to_tensor", (PyCFunction)(void (*)(void))py_to_tensor, METH_VARARGS | METH_KEYWORDS,
      "to_tensor(pixels, width, height, channels, layout='NCHW', order='RGB', dtype='f32',\n"
      "          divisor=1.0, mean=(0,0,0), std=(1,1,1)) -> bytearray\n\n"
