@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Serving and scale-out benchmark: classify a folder of images, every way wasinn can, in one run.
 
-    python3 benchmarks/serving.py              # prints the table (~4 minutes on 2 cores)
+    python3 benchmarks/serving.py              # prints the table (~5 minutes on 2 cores)
     python3 benchmarks/serving.py --write      # also puts it in benchmarks/RESULTS.md
     python3 benchmarks/serving.py --no-ray     # skip the Ray rows (Ray not installed, or quick)
 
@@ -15,7 +15,10 @@ The same MobileNetV2 (OpenVINO IR from examples/prepare_models.py) and the same 
 * `wasinn map` with threads, and on a local Ray cluster with 1 and 2 actors: end to end
   (cluster start included) and steady state (between the first and the last result);
 * native Python calling OpenVINO directly: the model compiled once, each image decoded and
-  resized by the same C code natively, one inference, top-5 — what a guest cannot beat;
+  resized by the same C code natively, one inference, top-5 — what a guest cannot beat.
+  Native and the 1-thread pool (and the pool with its backends in-process) run in processes
+  of their own that take turns, pass by pass (`--rounds`, default 7): their ratio is the
+  median of the per-pass ratios, so a load change on a shared machine hits both alike;
 * `wasinn serve` (2 workers) and `wasinn serve --ray` (2 replicas): 4 concurrent loopback
   clients POSTing the images; requests/s and client-side latency percentiles.
 """
@@ -46,8 +49,10 @@ REPO = HERE.parent
 EXAMPLES = REPO / "examples"
 RESULTS = HERE / "RESULTS.md"
 FIXTURES = REPO.parent / "shared" / "fixtures"
+POOL_ROW = "`GuestPool`, 1 thread"
+IN_PROCESS_ROW = "`GuestPool`, 1 thread, backends in-process (`in_process=True`)"
 HEADING = "## Serving and scale-out (wasinn serve, wasinn map, GuestPool)"
-NOTE = ("On a shared, loaded machine (load average ~10 on 2 cores while this ran, the benchmark under `nice`) rows measured minutes apart vary by up to 2×: compare within one run, and re-run on a quiet machine before drawing conclusions about scaling (the kernel's autogroup scheduling is on here, so the Ray rows, whose worker processes run in sessions of their own, may get a larger share of the contended CPU than one process with threads; not verified). The pool's own cost per call is small and steady: setting up the call ~0.2 ms, instantiating the module ~0.2 ms; the rest is the guest (CPython start-up in wasm, imports, decoding, inference).")
+NOTE = ("On a shared, loaded machine (load average {load} on {cores} cores while this ran) rows measured minutes apart vary by up to 2×: compare within one run, and re-run on a quiet machine before drawing conclusions about scaling (the kernel's autogroup scheduling is on here, so the Ray rows, whose worker processes run in sessions of their own, may get a larger share of the contended CPU than one process with threads; not verified). Under load, native's inference (OpenVINO's threads) slows more than the guest's single-threaded work, so the ratios to native read higher than on a quiet machine; only the interleaved rows compare like with like. The pool's own cost per call is small and steady: setting up the call ~0.2 ms, instantiating the module ~0.2 ms; the rest is the guest (CPython start-up in wasm, imports, decoding, inference).")
 
 
 def wasinn() -> list[str]:
@@ -133,28 +138,108 @@ def batched_pool_rate(module: Path, preload: str, pictures: list[Path], per_gues
     return rate, [top1(line) for r in results for line in r.stdout.splitlines()]
 
 
-def native_rate(model: Path, pictures: list[Path]) -> tuple[float, list[int]]:
-    """OpenVINO called directly: compile once; per image decode+resize (same C), infer, top-5."""
-    import numpy as np
-    import openvino as ov
-    from wasi_nn.image import image_to_tensor
-    from wasi_nn.results import sort_results
+def _passes(kind: str, module: str, preload: str, model: str, pictures: list[str]) -> None:
+    """A process that classifies every picture once per line read from stdin (one *pass*)
+    and prints `{"rate": images/s, "answers": [...], "run_ms": median, "cpu_ms": mean}` as a
+    JSON line.
 
-    model, pictures = Path(model), [Path(p) for p in pictures]
-    compiled = ov.Core().compile_model(str(model / "mobilenet.xml"), "CPU")
-    request = compiled.create_infer_request()
+    `cpu_ms` is the CPU time of the classifying thread per image, which load on a shared
+    machine barely changes: for the pool the whole call (the guest's wasm and the host's side
+    of its wasi-nn calls; the inference runs in the worker process), for native everything but
+    the inference (OpenVINO's threads). Both miss the same inference, so comparing them shows
+    the guest's overhead without the noise of wall-clock time.
 
-    def classify(path: Path) -> int:
-        tensor = np.frombuffer(image_to_tensor(path.read_bytes(), 224, 224, preset="openvino"),
-                               dtype=np.float32).reshape(1, 3, 224, 224)
-        request.infer({0: tensor})
-        scores = request.get_output_tensor(0).data.reshape(-1)
-        return sort_results(scores.tolist(), skip=1)[0][0]
+    `kind` "native" (OpenVINO called directly) or "pool" (one `GuestPool`, 1 thread, a fresh
+    guest per image). The model is compiled (and the pool opened) once, before the first pass,
+    as in `pool_rate`; every pass is steady state.
+    """
+    pictures = [Path(p) for p in pictures]
+    if kind == "native":
+        import numpy as np
+        import openvino as ov
+        from wasi_nn.image import image_to_tensor
+        from wasi_nn.results import sort_results
 
-    classify(pictures[0])
-    start = time.perf_counter()
-    answers = [classify(p) for p in pictures]
-    return len(pictures) / (time.perf_counter() - start), answers
+        compiled = ov.Core().compile_model(str(Path(model) / "mobilenet.xml"), "CPU")
+        request = compiled.create_infer_request()
+
+        def classify(path: Path) -> tuple[int, float, float]:
+            begin, cpu = time.perf_counter(), time.thread_time()
+            tensor = np.frombuffer(image_to_tensor(path.read_bytes(), 224, 224, preset="openvino"),
+                                   dtype=np.float32).reshape(1, 3, 224, 224)
+            cpu_infer = time.thread_time()
+            request.infer({0: tensor})
+            scores = request.get_output_tensor(0).data.reshape(-1)
+            cpu += time.thread_time() - cpu_infer          # without the inference (see below)
+            answer = sort_results(scores.tolist(), skip=1)[0][0]
+            return answer, time.perf_counter() - begin, time.thread_time() - cpu
+        closing = None
+    else:
+        from wasinn import GuestPool
+
+        # "pool-in-process": the backends in this process instead of the pool's confined
+        # worker (trusted models only) -- shows what the worker's round trips cost
+        pool = GuestPool(module, preload=[preload], in_process=kind == "pool-in-process")
+        closing = pool
+
+        def classify(path: Path) -> tuple[int, float, float]:
+            cpu = time.thread_time()
+            result = pool.call(["m"], stdin=path.read_bytes())
+            assert result.ok, result.stderr
+            return top1(result.stdout), result.timings.run_ms / 1000, time.thread_time() - cpu
+    classify(pictures[0])                                  # warm: imports, first inference
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        start = time.perf_counter()
+        done = [classify(p) for p in pictures]
+        rate = len(pictures) / (time.perf_counter() - start)
+        print(json.dumps({"rate": rate, "answers": [a for a, _, _ in done],
+                          "run_ms": statistics.median(t for _, t, _ in done) * 1000,
+                          "cpu_ms": sum(c for _, _, c in done) * 1000 / len(done)}), flush=True)
+    if closing is not None:
+        closing.close()
+
+
+def interleaved(module: Path, preload: str, model: Path, pictures: list[Path], rounds: int,
+                kinds: tuple[str, ...] = ("native", "pool")) -> dict[str, object]:
+    """Native and the 1-thread pool (and any other `kinds` of `_passes`), each in a process of
+    its own, taking turns pass by pass -- the order rotating every round -- so that a load
+    change on the shared machine hits every kind alike. Returns, per kind, the median images/s,
+    the median of its per-round ratios to native, the median guest/image time, every pass's
+    rate, and the answers of its first pass."""
+    code = ("import json, sys; sys.path.insert(0, %r); import serving; "
+            "serving._passes(*json.loads(sys.argv[1]))") % str(HERE)
+    procs = {}
+    try:
+        for kind in kinds:
+            args = json.dumps([kind, str(module), preload, str(model), [str(p) for p in pictures]])
+            procs[kind] = subprocess.Popen([sys.executable, "-c", code, args],
+                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        passes: dict[str, list[dict]] = {kind: [] for kind in kinds}
+        for kind, proc in procs.items():
+            if proc.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"the {kind} pass process did not start")
+        for round_ in range(rounds):
+            shift = round_ % len(kinds)
+            for kind in kinds[shift:] + kinds[:shift]:
+                procs[kind].stdin.write("go\n")
+                procs[kind].stdin.flush()
+                line = procs[kind].stdout.readline()
+                if not line:
+                    raise RuntimeError(f"the {kind} pass process died")
+                passes[kind].append(json.loads(line))
+    finally:
+        for proc in procs.values():
+            proc.stdin.close()
+            proc.wait(60)
+    native = [p["rate"] for p in passes["native"]]
+    return {kind: {"rate": statistics.median(p["rate"] for p in runs),
+                   "ratio": statistics.median(p["rate"] / n for p, n in zip(runs, native)),
+                   "ms": statistics.median(p["run_ms"] for p in runs),
+                   "cpu_ms": statistics.median(p["cpu_ms"] for p in runs),
+                   "rates": [round(p["rate"], 2) for p in runs],
+                   "answers": runs[0]["answers"]}
+            for kind, runs in passes.items()}
 
 
 def map_rate(module: Path, preload: str, pictures: list[Path], out: Path, extra: list[str]
@@ -257,33 +342,54 @@ def main() -> int:
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray rows")
     parser.add_argument("--copies", type=int, default=2, help="times each picture is used")
     parser.add_argument("--requests", type=int, default=40, help="requests per serve row")
+    parser.add_argument("--rounds", type=int, default=7,
+                        help="interleaved passes of native and the pool (the target figure)")
     options = parser.parse_args()
     use_ray = not options.no_ray and importlib.util.find_spec("ray") is not None
 
+    loads = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="wasinn-serving-bench-"))
     try:
         module, preload, model, pictures = prepare(work, options.copies)
         n = len(pictures)
         print(f"{n} pictures; MobileNetV2 OpenVINO; {os.cpu_count()} cores", file=sys.stderr)
         rows: list[tuple[str, float, str]] = []
+        interleaved_ratio: dict[str, float] = {}
+        if options.rounds < 1:
+            parser.error("--rounds must be >= 1")
 
-        native, native_answers = in_fresh_process("native_rate", model, pictures)
-        print(f"native {native:.2f}/s", file=sys.stderr)
+        # The target figure: native and the 1-thread pool interleaved pass by pass (and the pool
+        # with its backends in-process, to show what the confined worker costs), medians.
+        duel = interleaved(module, preload, model, pictures, options.rounds,
+                           ("native", "pool", "pool-in-process"))
+        native_answers = duel["native"]["answers"]
+        assert all(d["answers"] == native_answers for d in duel.values()), "answers differ"
+        native, pool1 = duel["native"]["rate"], duel["pool"]["rate"]
+        print(f"interleaved: native {duel['native']['rates']}, pool {duel['pool']['rates']}, "
+              f"in-process pool {duel['pool-in-process']['rates']}", file=sys.stderr)
+        interleaved_ratio = {POOL_ROW: duel["pool"]["ratio"],
+                             IN_PROCESS_ROW: duel["pool-in-process"]["ratio"]}
         loop, loop_answers = run_loop(module, preload, pictures)
         print(f"run loop {loop:.2f}/s", file=sys.stderr)
         assert loop_answers == native_answers, "wasinn run and native disagree"
-        pool1, opened, answers, run_ms = in_fresh_process("pool_rate", module, preload, pictures, 1)
+        pool2, opened, answers, _ = in_fresh_process("pool_rate", module, preload, pictures, 2)
         assert answers == native_answers
-        pool2, _, answers, _ = in_fresh_process("pool_rate", module, preload, pictures, 2)
-        assert answers == native_answers
-        print(f"pool {pool1:.2f}/s, 2 threads {pool2:.2f}/s", file=sys.stderr)
+        print(f"pool 2 threads {pool2:.2f}/s", file=sys.stderr)
         batched, answers = in_fresh_process("batched_pool_rate", module, preload, pictures, 10)
         assert answers == native_answers
         rows += [("loop of `wasinn run` (a process per image)", loop, ""),
-                 ("`GuestPool`, 1 thread", pool1,
-                  f"pool opened (module + model compile) in {opened:.2f} s; guest run median "
-                  f"{run_ms:.0f} ms"),
-                 ("`GuestPool`, 2 threads", pool2, ""),
+                 (POOL_ROW, pool1,
+                  f"interleaved with native ({options.rounds} passes each; ÷ native is the "
+                  f"median per-pass ratio); guest median {duel['pool']['ms']:.1f} ms vs "
+                  f"{duel['native']['ms']:.1f} ms per image natively; CPU time of the "
+                  f"calling thread per image, without the inference: {duel['pool']['cpu_ms']:.1f}"
+                  f" ms vs {duel['native']['cpu_ms']:.1f} ms natively; passes "
+                  f"{duel['pool']['rates']}"),
+                 (IN_PROCESS_ROW, duel["pool-in-process"]["rate"],
+                  "interleaved too; the backends in the pool's process: what the confined "
+                  f"worker's round trips cost; passes {duel['pool-in-process']['rates']}"),
+                 ("`GuestPool`, 2 threads", pool2, f"pool opened (module + model compile) in "
+                  f"{opened:.2f} s"),
                  ("`GuestPool`, 1 thread, 10 images per guest", batched,
                   "one guest start-up per 10 images")]
         by_name = {p.name: a for p, a in zip(pictures, native_answers)}
@@ -300,17 +406,9 @@ def main() -> int:
                 rows.append((f"`wasinn map --ray --actors {actors}` (local cluster)", steady,
                              f"end to end, Ray start included: {end:.2f}/s"))
                 print(f"map ray {actors}: {steady:.2f}/s", file=sys.stderr)
-        # The machine is shared: measure native and the 1-thread pool again at the end and use
-        # the mean of both passes, so a load change during the run biases the ratio less.
-        native_end, _ = in_fresh_process("native_rate", model, pictures)
-        pool1_end, _, _, _ = in_fresh_process("pool_rate", module, preload, pictures, 1)
-        print(f"second pass: native {native_end:.2f}/s, pool {pool1_end:.2f}/s", file=sys.stderr)
-        native = (native + native_end) / 2
-        rows[1] = (rows[1][0], (pool1 + pool1_end) / 2,
-                   rows[1][2] + f"; passes {pool1:.2f} and {pool1_end:.2f}/s")
         rows.append(("native Python: OpenVINO called directly", native,
                      "model compiled once; same C decode/resize; one inference; top-5; "
-                     f"passes {native_end:.2f} and {2 * native - native_end:.2f}/s"))
+                     f"passes {duel['native']['rates']}"))
 
         serves = [("`wasinn serve --workers 2`", ["--workers", "2"])]
         if use_ray:
@@ -332,13 +430,16 @@ def main() -> int:
              "| how | images/s | ÷ `wasinn run` loop | ÷ native | notes |",
              "| --- | ---: | ---: | ---: | --- |"]
     for label, rate, note in rows:
-        lines.append(f"| {label} | {rate:.2f} | {rate / loop:.1f}× | {rate / native:.2f} | {note} |")
+        # the interleaved rows' ÷ native is the median of their per-pass ratios
+        ratio = interleaved_ratio.get(label, rate / native)
+        lines.append(f"| {label} | {rate:.2f} | {rate / loop:.1f}× | {ratio:.2f} | {note} |")
     lines += ["", "| server (4 concurrent loopback clients) | requests/s | p50 ms | p99 ms | ready after |",
               "| --- | ---: | ---: | ---: | ---: |"]
     for label, f in serve_rows:
         lines.append(f"| {label} | {f['rate']:.2f} | {f['p50']:.0f} | {f['p99']:.0f} | "
                      f"{f['ready_s']:.1f} s |")
-    lines += ["", NOTE]
+    load = f"{loads[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    lines += ["", NOTE.format(load=load, cores=os.cpu_count())]
     table = "\n".join(lines) + "\n"
     print(table)
     if options.write:

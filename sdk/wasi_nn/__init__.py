@@ -17,7 +17,7 @@ Three levels, lowest first:
   `GraphExecutionContext`; both are context managers; failures raise `WasiNnError`;
 * helpers, imported on first use: `image_to_tensor`, `decode_image`, `resize`
   (from `wasi_nn.image`), `sort_results`, `top_k`, `softmax`, `format_results` (`wasi_nn.results`),
-  `imagenet_labels` (`wasi_nn.labels`).
+  `imagenet_labels` (`wasi_nn.labels`), `exit_now` (exit without interpreter teardown).
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ _LAZY = {
     "sort_results": "results", "top_k": "results", "format_results": "results",
     "softmax": "results",
     "imagenet_labels": "labels",
+    "exit_now": "_exit",
     "image": None, "results": None, "labels": None, "llm": None,
 }
 

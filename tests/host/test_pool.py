@@ -144,6 +144,15 @@ def test_a_trap_is_exit_134_with_the_reason(pool: GuestPool):
     assert pool.call(["infer", "1"]).ok
 
 
+def test_exit_now_flushes_runs_atexit_and_keeps_its_code(pool: GuestPool):
+    """In wasm, exit_now skips the interpreter's teardown (the `__del__` never runs)."""
+    result = pool.call(["quick", "7"])
+    assert (result.exit_code, result.stdout, result.error) == (7, b"buffered, no newline", None)
+    assert result.stderr == b"atexit ran\n"
+    assert pool.call(["quick", "0"]).ok
+    assert json.loads(pool.call(["check"]).stdout)["mark"] is False
+
+
 def test_output_is_capped(probe: Path):
     with GuestPool(probe, max_output=1 << 20) as small:
         result = small.call(["spam", "3"])

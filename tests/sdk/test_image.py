@@ -50,6 +50,45 @@ def test_triangle_resize_is_exactly_the_image_crates(module, size, new):
     assert np.array_equal(np.frombuffer(got, np.uint8).reshape(new[1], new[0], 3), expected)
 
 
+@pytest.mark.parametrize("module", backends())
+@pytest.mark.parametrize("channels", [1, 2, 4])
+def test_triangle_resize_of_other_channel_counts_is_exact(module, channels):
+    """Grey, grey+alpha and RGBA take the resize's general path (RGB has its own loop)."""
+    rng = np.random.default_rng(channels)
+    img = rng.integers(0, 256, size=(11, 17, channels), dtype=np.uint8)
+    expected = imageref.resize_scalar(img, 6, 5)
+    got = module.resize(img.tobytes(), 17, 11, channels, 6, 5, "triangle")
+    assert np.array_equal(np.frombuffer(got, np.uint8).reshape(5, 6, channels), expected)
+
+
+@pytest.mark.parametrize("name", ["banana.jpg", "cat.bmp", "road_segmentation_expected.png",
+                                  "dog.jpg"])
+def test_decode_resize_is_decode_then_resize(fixtures_dir, name):
+    """The C module's one-call path (what image_to_tensor uses) gives the two calls' bytes."""
+    c_module = pytest.importorskip("_wasinn_image")
+    data = (fixtures_dir / "images" / name).read_bytes()
+    pixels, w, h, c = c_module.decode(data, 3)
+    for size, filter_ in (((224, 224), "triangle"), ((97, 300), "nearest"), ((w, h), "triangle")):
+        expected = c_module.resize(pixels, w, h, c, *size, filter_) if size != (w, h) else pixels
+        assert c_module.decode_resize(data, 3, *size, filter_) == (expected, *size, 3)
+    tensor = wimage.image_to_tensor(data, 224, 224, preset="openvino")
+    assert tensor == c_module.to_tensor(c_module.resize(pixels, w, h, c, 224, 224), 224, 224, 3,
+                                        "NCHW", "BGR", "f32", 1.0, (0, 0, 0), (1, 1, 1))
+
+
+@pytest.mark.parametrize("args, message", [
+    ((b"junk", 3, 4, 4), "cannot decode image"),
+    ((b"junk", 0, 4, 4), "channels must be 1..4"),
+    ((b"junk", 3, 0, 4), "new_width and new_height"),
+    ((b"junk", 3, 4, 1 << 25), "new_width and new_height"),
+    ((b"junk", 3, 4, 4, "cubic"), "filter must be"),
+])
+def test_decode_resize_refuses_bad_input(args, message):
+    c_module = pytest.importorskip("_wasinn_image")
+    with pytest.raises(ValueError, match=message):
+        c_module.decode_resize(*args)
+
+
 def test_active_backend_is_reported():
     backend = wimage.image_backend()
     assert backend.__name__ in ("_wasinn_image", "wasi_nn._image_fallback")

@@ -225,7 +225,11 @@ for name in NAMES:
     near = _wasinn_image.resize(pixels, w, h, c, 97, 300, "nearest")
     tensor = _wasinn_image.to_tensor(small, 224, 224, c, "NCHW", "BGR" if c >= 3 else "RGB",
                                      "f32", 255.0, (0.485, 0.456, 0.406, 0.5), (0.229, 0.224, 0.225, 0.5))
-    for kind, blob in (("pixels", pixels), ("small", small), ("near", near), ("tensor", tensor)):
+    fused = _wasinn_image.decode_resize(data, c, 224, 224)[0]
+    fused_near = _wasinn_image.decode_resize(data, c, 97, 300, "nearest")[0]
+    same = _wasinn_image.decode_resize(data, c, w, h)[0]
+    for kind, blob in (("pixels", pixels), ("small", small), ("near", near), ("tensor", tensor),
+                       ("fused", fused), ("fused_near", fused_near), ("same", same)):
         open("/out/%s.%s" % (name, kind), "wb").write(blob)
     report[name] = [w, h, c]
 print(json.dumps(report))
@@ -250,7 +254,8 @@ def test_wasm_decode_resize_to_tensor_equal_native(fixtures_dir: Path, tmp_path:
                                          "f32", 255.0, (0.485, 0.456, 0.406, 0.5),
                                          (0.229, 0.224, 0.225, 0.5))
         for kind, native in (("pixels", pixels), ("small", small), ("near", near),
-                             ("tensor", tensor)):
+                             ("tensor", tensor), ("fused", small), ("fused_near", near),
+                             ("same", pixels)):
             assert (tmp_path / f"{name}.{kind}").read_bytes() == bytes(native), (name, kind)
     banana = decode_np((fixtures_dir / "images" / "banana.jpg").read_bytes())
     assert np.array_equal(
@@ -268,12 +273,14 @@ def test_wasm_decode_error_is_value_error() -> None:
 
 @pytest.mark.runtime
 def test_wasm_sizes_past_32_bits_are_memory_errors_not_overflows() -> None:
-    """In wasm32 Py_ssize_t/size_t have 32 bits: a 65536x1 -> 1x65536 resize needs 16 GiB of
-    f32 rows and a 512 MiB image as an f32 tensor needs 2 GiB.  Computed naively the first
-    wrapped to a 0-byte allocation and the guest wrote past it (an out-of-bounds trap)."""
+    """In wasm32 Py_ssize_t/size_t have 32 bits: a 1x1 -> 65536x65536 resize needs 4 GiB of
+    output and a 512 MiB image as an f32 tensor needs 2 GiB.  Computed naively such sizes
+    wrap to a small allocation and the guest writes past it (an out-of-bounds trap).  (A
+    65536x1 -> 1x65536 resize, which once needed 16 GiB of f32 rows, now needs one row.)"""
     code = """\
 import _wasinn_image as m
-for call in (lambda: m.resize(bytes(65536), 65536, 1, 1, 1, 65536),
+print(len(m.resize(bytes(65536), 65536, 1, 1, 1, 65536)))
+for call in (lambda: m.resize(bytes(1), 1, 1, 1, 65536, 65536),
              lambda: m.to_tensor(bytearray(1 << 29), 1 << 15, 1 << 14, 1)):
     try:
         call()
@@ -283,6 +290,7 @@ for call in (lambda: m.resize(bytes(65536), 65536, 1, 1, 1, 65536),
     result = run_code(code)
     assert result.code == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "resizing needs 17179869184 bytes, more than this build can address",
+        "65536",
+        "the resized image needs 4294967296 bytes, more than this build can address",
         "the tensor needs 2147483648 bytes, more than this build can address",
     ]

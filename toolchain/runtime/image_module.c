@@ -186,62 +186,107 @@ static float *make_windows(int64_t in_size, int64_t out_size, filter_kind filter
     return weights;
 }
 
-/* Rust's f32::round (half away from zero) after clamping to 0..255. */
+/* Rust's f32::round (half away from zero) after clamping to 0..255 (NaN gives 0).
+ * Exactly roundf for 0 <= t <= 255, without its libm call (a function call per byte in
+ * wasm): `t - i` is exact there (Sterbenz: i <= t < i + 1 <= 2i, or i = 0). */
 static unsigned char to_u8(float t) {
-    if (t < 0.0f) t = 0.0f;
-    else if (t > 255.0f) t = 255.0f;
-    return (unsigned char)roundf(t);
+    if (!(t > 0.0f)) return 0;
+    if (t > 255.0f) t = 255.0f;
+    int i = (int)t;
+    return (unsigned char)(i + (t - (float)i >= 0.5f));
 }
 
-/* Runs without the GIL: only raw memory. Returns 0 on allocation failure. */
+/* Vertical pass for output row `y`: acc[x][ch] = sum_k src[left+k][x][ch] * w[k], in k order,
+ * in f32 starting from 0.0f. Four columns at a time with the sums in locals: each tap is a
+ * load and a multiply-add, not a load and store of the sum too (the order of the additions,
+ * hence every bit of the result, is the same as summing into `acc`; this loop is most of a
+ * resize, and most of the difference between wasm and native code). */
+static void vertical_row(const unsigned char *src, int64_t row, const window *win,
+                         const float *wy, float *acc) {
+    const int64_t count = win->count;
+    const unsigned char *top = src + win->left * row;
+    int64_t j = 0;
+    for (; j + 4 <= row; j += 4) {
+        float t0 = 0.0f, t1 = 0.0f, t2 = 0.0f, t3 = 0.0f;
+        const unsigned char *p = top + j;
+        for (int64_t k = 0; k < count; k++, p += row) {
+            const float weight = wy[k];
+            t0 += (float)p[0] * weight;
+            t1 += (float)p[1] * weight;
+            t2 += (float)p[2] * weight;
+            t3 += (float)p[3] * weight;
+        }
+        acc[j] = t0;
+        acc[j + 1] = t1;
+        acc[j + 2] = t2;
+        acc[j + 3] = t3;
+    }
+    for (; j < row; j++) {
+        float t = 0.0f;
+        const unsigned char *p = top + j;
+        for (int64_t k = 0; k < count; k++, p += row)
+            t += (float)*p * wy[k];
+        acc[j] = t;
+    }
+}
+
+/* Horizontal pass of one f32 row, then clamp and round to u8 (RGB: the three channels of a
+ * pixel in one sweep of its window, each summed in k order). */
+static void horizontal_row(const float *line, int64_t c, int64_t nw, const window *hwin,
+                           const float *hweights, int64_t hstride, unsigned char *out) {
+    for (int64_t x = 0; x < nw; x++) {
+        const float *wx = hweights + x * hstride;
+        const float *base = line + hwin[x].left * c;
+        const int64_t count = hwin[x].count;
+        if (c == 3) {
+            float r = 0.0f, g = 0.0f, b = 0.0f;
+            for (int64_t k = 0; k < count; k++) {
+                const float weight = wx[k];
+                r += base[3 * k] * weight;
+                g += base[3 * k + 1] * weight;
+                b += base[3 * k + 2] * weight;
+            }
+            out[3 * x] = to_u8(r);
+            out[3 * x + 1] = to_u8(g);
+            out[3 * x + 2] = to_u8(b);
+            continue;
+        }
+        for (int64_t ch = 0; ch < c; ch++) {
+            float t = 0.0f;
+            for (int64_t k = 0; k < count; k++)
+                t += base[k * c + ch] * wx[k];
+            out[x * c + ch] = to_u8(t);
+        }
+    }
+}
+
+/* Runs without the GIL: only raw memory. Returns 0 on allocation failure.  Row by row: the
+ * vertical pass of an output row goes into one f32 row that its horizontal pass consumes at
+ * once (the same arithmetic as a whole f32 intermediate image, without its megabytes: in a
+ * fresh wasm instance every page of those is a page fault). */
 static int resize_pixels(const unsigned char *src, int64_t w, int64_t h, int64_t c,
                          unsigned char *dst, int64_t nw, int64_t nh, filter_kind filter) {
     int ok = 0;
     window *vwin = PyMem_RawMalloc((size_t)nh * sizeof(window));
     window *hwin = PyMem_RawMalloc((size_t)nw * sizeof(window));
-    float *tmp = PyMem_RawMalloc((size_t)(w * nh * c) * sizeof(float));
+    float *acc = PyMem_RawMalloc((size_t)(w * c) * sizeof(float));
     float *vweights = NULL, *hweights = NULL;
     int64_t vstride = 0, hstride = 0;
-    if (vwin == NULL || hwin == NULL || tmp == NULL)
+    if (vwin == NULL || hwin == NULL || acc == NULL)
         goto done;
     vweights = make_windows(h, nh, filter, vwin, &vstride);
     hweights = make_windows(w, nw, filter, hwin, &hstride);
     if (vweights == NULL || hweights == NULL)
         goto done;
-    /* Vertical pass: tmp[y][x][ch] = sum_k src[left+k][x][ch] * w[k], in k order, in f32. */
-    const int64_t row = w * c;
     for (int64_t y = 0; y < nh; y++) {
-        float *acc = tmp + y * row;
-        const float *wy = vweights + y * vstride;
-        for (int64_t j = 0; j < row; j++)
-            acc[j] = 0.0f;
-        for (int64_t k = 0; k < vwin[y].count; k++) {
-            const unsigned char *line = src + (vwin[y].left + k) * row;
-            const float weight = wy[k];
-            for (int64_t j = 0; j < row; j++)
-                acc[j] += (float)line[j] * weight;
-        }
-    }
-    /* Horizontal pass over the f32 rows, then clamp and round to u8. */
-    for (int64_t y = 0; y < nh; y++) {
-        const float *line = tmp + y * row;
-        unsigned char *out = dst + y * nw * c;
-        for (int64_t x = 0; x < nw; x++) {
-            const float *wx = hweights + x * hstride;
-            const float *base = line + hwin[x].left * c;
-            for (int64_t ch = 0; ch < c; ch++) {
-                float t = 0.0f;
-                for (int64_t k = 0; k < hwin[x].count; k++)
-                    t += base[k * c + ch] * wx[k];
-                out[x * c + ch] = to_u8(t);
-            }
-        }
+        vertical_row(src, w * c, &vwin[y], vweights + y * vstride, acc);
+        horizontal_row(acc, c, nw, hwin, hweights, hstride, dst + y * nw * c);
     }
     ok = 1;
 done:
     PyMem_RawFree(vwin);
     PyMem_RawFree(hwin);
-    PyMem_RawFree(tmp);
+    PyMem_RawFree(acc);
     PyMem_RawFree(vweights);
     PyMem_RawFree(hweights);
     return ok;
@@ -273,9 +318,9 @@ static PyObject *py_resize(PyObject *self, PyObject *args, PyObject *kwargs) {
                      filter_name);
         goto done;
     }
-    /* The output, and the f32 rows of the vertical pass (resize_pixels's `tmp`). */
+    /* The output, and the f32 row of the vertical pass (resize_pixels's `acc`). */
     if (!addressable(nw * nh * c, "the resized image") ||
-        !addressable(w * nh * c * (int64_t)sizeof(float), "resizing"))
+        !addressable(w * c * (int64_t)sizeof(float), "resizing"))
         goto done;
     result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(nw * nh * c));
     if (result == NULL)
@@ -292,6 +337,82 @@ static PyObject *py_resize(PyObject *self, PyObject *args, PyObject *kwargs) {
 done:
     PyBuffer_Release(&pixels);
     return result;
+}
+
+/* ---------------------------------------------------------------- decode + resize */
+
+/* decode(data, channels) then resize(...) to new_width x new_height, without the decoded
+ * picture ever becoming a bytes object: resized straight from stb's buffer. The same bytes as
+ * the two calls; what it saves is a copy of the whole decoded picture (~1 MB for a photo),
+ * which inside a fresh wasm instance is also that many pages faulted in. */
+static PyObject *py_decode_resize(PyObject *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"data", "channels", "new_width", "new_height", "filter", NULL};
+    Py_buffer data;
+    int channels;
+    long long nw, nh;
+    const char *filter_name = "triangle";
+    filter_kind filter;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*iLL|s:decode_resize", kwlist, &data,
+                                     &channels, &nw, &nh, &filter_name))
+        return NULL;
+    if (channels < 1 || channels > 4) {
+        PyBuffer_Release(&data);
+        return PyErr_Format(PyExc_ValueError, "channels must be 1..4, not %d", channels);
+    }
+    if (nw <= 0 || nh <= 0 || nw > (1 << 24) || nh > (1 << 24)) {
+        PyBuffer_Release(&data);
+        PyErr_SetString(PyExc_ValueError, "new_width and new_height must be in 1..2**24");
+        return NULL;
+    }
+    if (strcmp(filter_name, "triangle") == 0)
+        filter = FILTER_TRIANGLE;
+    else if (strcmp(filter_name, "nearest") == 0)
+        filter = FILTER_NEAREST;
+    else {
+        PyBuffer_Release(&data);
+        return PyErr_Format(PyExc_ValueError, "filter must be 'triangle' or 'nearest', not '%s'",
+                            filter_name);
+    }
+    if (data.len > INT_MAX) {
+        PyBuffer_Release(&data);
+        return PyErr_Format(PyExc_ValueError, "image data is too large (%zd bytes)", data.len);
+    }
+    int width = 0, height = 0, file_channels = 0;
+    unsigned char *pixels;
+    const char *reason = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    pixels = stbi_load_from_memory(data.buf, (int)data.len, &width, &height, &file_channels,
+                                   channels);
+    if (pixels == NULL)
+        reason = stbi_failure_reason();
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+    if (pixels == NULL)
+        return PyErr_Format(PyExc_ValueError, "cannot decode image: %s",
+                            reason ? reason : "unknown error");
+    PyObject *result = NULL;
+    if (nw == width && nh == height) {   /* resize() returns such a picture unchanged */
+        result = PyBytes_FromStringAndSize((const char *)pixels,
+                                           (Py_ssize_t)width * height * channels);
+    } else if (addressable(nw * nh * channels, "the resized image") &&
+               addressable((int64_t)width * channels * (int64_t)sizeof(float), "resizing")) {
+        result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(nw * nh * channels));
+        if (result != NULL) {
+            int ok;
+            unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(result);
+            Py_BEGIN_ALLOW_THREADS
+            ok = resize_pixels(pixels, width, height, channels, dst, nw, nh, filter);
+            Py_END_ALLOW_THREADS
+            if (!ok) {
+                Py_CLEAR(result);
+                PyErr_NoMemory();
+            }
+        }
+    }
+    stbi_image_free(pixels);
+    if (result == NULL)
+        return NULL;
+    return Py_BuildValue("(NLLi)", result, nw, nh, channels);
 }
 
 /* ---------------------------------------------------------------- to_tensor */
@@ -401,6 +522,11 @@ static PyMethodDef methods[] = {
     {"resize", (PyCFunction)(void (*)(void))py_resize, METH_VARARGS | METH_KEYWORDS,
      "resize(pixels, width, height, channels, new_width, new_height, filter='triangle') -> bytes\n\n"
      "'triangle' is exactly the Rust image crate's resize_exact(.., Triangle); 'nearest' too."},
+    {"decode_resize", (PyCFunction)(void (*)(void))py_decode_resize, METH_VARARGS | METH_KEYWORDS,
+     "decode_resize(data, channels, new_width, new_height, filter='triangle')\n"
+     "    -> (pixels: bytes, new_width, new_height, channels)\n\n"
+     "resize(*decode(data, channels), new_width, new_height, filter) without the decoded\n"
+     "picture as an intermediate bytes object."},
     {"to_tensor", (PyCFunction)(void (*)(void))py_to_tensor, METH_VARARGS | METH_KEYWORDS,
      "to_tensor(pixels, width, height, channels, layout='NCHW', order='RGB', dtype='f32',\n"
      "          divisor=1.0, mean=(0,0,0), std=(1,1,1)) -> bytearray\n\n"

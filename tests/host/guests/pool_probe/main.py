@@ -12,6 +12,8 @@ main.py spin    -> loops forever (timeouts)
 main.py alloc N -> allocates N MiB
 main.py crash   -> os.abort(): a wasm trap
 main.py spam N  -> writes N MiB to stdout
+main.py quick N -> buffered stdout, an atexit handler, an object with __del__, then
+                   wasi_nn.exit_now(N)
 """
 
 import builtins
@@ -81,6 +83,17 @@ def main(argv: list[str]) -> int:
         print(len(block))
     elif mode == "crash":
         os.abort()                      # wasi-libc's abort() is the wasm `unreachable` instruction
+    elif mode == "quick":
+        import atexit
+
+        class Noisy:
+            def __del__(self):
+                print("teardown ran", file=sys.stderr)
+
+        builtins.POOL_NOISY = Noisy()   # freed only by the interpreter's teardown
+        atexit.register(lambda: print("atexit ran", file=sys.stderr))
+        sys.stdout.write("buffered, no newline")
+        wasi_nn.exit_now(int(argv[2]))
     elif mode == "spam":
         chunk = b"x" * (1 << 20)
         for _ in range(int(argv[2])):
