@@ -324,13 +324,15 @@ class BackendWorker:
              parts: Sequence[tuple[int, int]], backend_name: str) -> "ProxyGraph":
         """Load from sealed memfds [(fd, size)] (consumed: sent, then closed here)."""
         try:
-            gid, _ = self.call("load", {"encoding": int(encoding), "target": int(target),
-                                        "sizes": [size for _, size in parts]},
-                               [fd for fd, _ in parts])
+            (gid, configurable), _ = self.call(
+                "load", {"encoding": int(encoding), "target": int(target),
+                         "sizes": [size for _, size in parts]}, [fd for fd, _ in parts])
         finally:
             for fd, _ in parts:
                 os.close(fd)
-        return ProxyGraph(self, gid, backend_name)
+        graph = ProxyGraph(self, gid, backend_name)
+        graph.configurable = bool(configurable)
+        return graph
 
     def named_graph(self, model: Any) -> "ProxyGraph":
         """The preloaded model `model` (a `NamedModel`), compiled once per worker process.
@@ -484,6 +486,8 @@ class ProxyGraph(Graph):
         self.generation = worker.generation
         self.backend = backend
         self.named = False
+        #: whether the worker's graph has options (`configure` may give another graph)
+        self.configurable = True
         weakref.finalize(self, worker._defer_release, "graphs", self.generation, gid)
 
     def init_execution_context(self) -> Context:
@@ -495,6 +499,8 @@ class ProxyGraph(Graph):
         return context
 
     def configure(self, config: dict) -> Graph:
+        if not self.configurable:      # the backend's graphs take no options: itself (no trip)
+            return self
         gid, _ = self.worker.call("configure", {"graph": self.gid, "config": config},
                                   generation=self.generation)
         return self if gid == self.gid else ProxyGraph(self.worker, gid, self.backend)

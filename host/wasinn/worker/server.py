@@ -143,7 +143,11 @@ class Server:
         gid = self._new_id()
         self.graphs[gid] = graph
         self.graph_parts[gid] = fds
-        return gid
+        # whether `configure` can give anything but the graph itself (GGML's per-handle
+        # options): if not, the host answers configure without asking
+        from ..nn.backends.base import Graph
+
+        return [gid, type(graph).configure is not Graph.configure]
 
     def configure(self, request: dict[str, Any], fds: list[int]) -> int:
         gid = request["graph"]
