@@ -88,6 +88,31 @@ static int addressable(int64_t bytes, const char *what) {
 
 /* ---------------------------------------------------------------- decode */
 
+/* stb-decode `data` (released here, whatever happens) into `channels` channels (0: the
+ * file's own). NULL with ValueError set when it is too large or not a picture; free the
+ * result with stbi_image_free. */
+static unsigned char *decode_pixels(Py_buffer *data, int channels, int *width, int *height,
+                                    int *file_channels) {
+    if (data->len > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "image data is too large (%zd bytes)", data->len);
+        PyBuffer_Release(data);
+        return NULL;
+    }
+    unsigned char *pixels;
+    const char *reason = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    pixels = stbi_load_from_memory(data->buf, (int)data->len, width, height, file_channels,
+                                   channels);
+    if (pixels == NULL)
+        reason = stbi_failure_reason();
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(data);
+    if (pixels == NULL)
+        PyErr_Format(PyExc_ValueError, "cannot decode image: %s",
+                     reason ? reason : "unknown error");
+    return pixels;
+}
+
 static PyObject *py_decode(PyObject *self, PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"data", "channels", NULL};
     Py_buffer data;
@@ -98,23 +123,10 @@ static PyObject *py_decode(PyObject *self, PyObject *args, PyObject *kwargs) {
         PyBuffer_Release(&data);
         return PyErr_Format(PyExc_ValueError, "channels must be 0 (keep) or 1..4, not %d", channels);
     }
-    if (data.len > INT_MAX) {
-        PyBuffer_Release(&data);
-        return PyErr_Format(PyExc_ValueError, "image data is too large (%zd bytes)", data.len);
-    }
     int width = 0, height = 0, file_channels = 0;
-    unsigned char *pixels;
-    const char *reason = NULL;
-    Py_BEGIN_ALLOW_THREADS
-    pixels = stbi_load_from_memory(data.buf, (int)data.len, &width, &height, &file_channels,
-                                   channels);
+    unsigned char *pixels = decode_pixels(&data, channels, &width, &height, &file_channels);
     if (pixels == NULL)
-        reason = stbi_failure_reason();
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&data);
-    if (pixels == NULL)
-        return PyErr_Format(PyExc_ValueError, "cannot decode image: %s",
-                            reason ? reason : "unknown error");
+        return NULL;
     int out_channels = channels ? channels : file_channels;
     /* One copy into a bytes object: stb owns its buffer's allocator. */
     PyObject *bytes = PyBytes_FromStringAndSize(
@@ -373,23 +385,10 @@ static PyObject *py_decode_resize(PyObject *self, PyObject *args, PyObject *kwar
         return PyErr_Format(PyExc_ValueError, "filter must be 'triangle' or 'nearest', not '%s'",
                             filter_name);
     }
-    if (data.len > INT_MAX) {
-        PyBuffer_Release(&data);
-        return PyErr_Format(PyExc_ValueError, "image data is too large (%zd bytes)", data.len);
-    }
     int width = 0, height = 0, file_channels = 0;
-    unsigned char *pixels;
-    const char *reason = NULL;
-    Py_BEGIN_ALLOW_THREADS
-    pixels = stbi_load_from_memory(data.buf, (int)data.len, &width, &height, &file_channels,
-                                   channels);
+    unsigned char *pixels = decode_pixels(&data, channels, &width, &height, &file_channels);
     if (pixels == NULL)
-        reason = stbi_failure_reason();
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&data);
-    if (pixels == NULL)
-        return PyErr_Format(PyExc_ValueError, "cannot decode image: %s",
-                            reason ? reason : "unknown error");
+        return NULL;
     PyObject *result = NULL;
     if (nw == width && nh == height) {   /* resize() returns such a picture unchanged */
         result = PyBytes_FromStringAndSize((const char *)pixels,
