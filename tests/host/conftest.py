@@ -138,3 +138,27 @@ def tflite_model_bytes() -> bytes:
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+@pytest.fixture
+def requests_of():
+    """`requests_of(worker)`: a list that gets the op of every request sent to that
+    BackendWorker from then on, for tests that count round trips. The worker is given back
+    unwrapped when the test ends."""
+    wrapped = []
+
+    def install(worker) -> list[str]:
+        ops: list[str] = []
+        real_call = worker.call
+
+        def counting(op, *args, **kwargs):
+            ops.append(op)
+            return real_call(op, *args, **kwargs)
+
+        worker.call = counting
+        wrapped.append(worker)
+        return ops
+
+    yield install
+    for worker in wrapped:
+        del worker.call

@@ -83,6 +83,19 @@ def errno(call, *args) -> int:
     return int(info.value.errno)
 
 
+def stream(nn: WasiNn, ctx: int) -> list[bytes]:
+    """compute_single + get_output_single until the stream ends with end_of_sequence (100):
+    the pieces, one per step."""
+    pieces = []
+    while True:
+        try:
+            nn.compute_single(ctx)
+        except NnError as error:
+            assert error.errno == Errno.END_OF_SEQUENCE
+            return pieces
+        pieces.append(bytes(nn.get_output_single(ctx, 0)))
+
+
 def test_compute_gives_wasmedge_output_and_counts(nn):
     ctx = context(nn)
     # LlamaEdge sends dims [1] and any type with the whole prompt: GGML ignores both
@@ -128,14 +141,7 @@ def test_prompt_too_long_and_empty_prompt(nn):
 def test_streaming_one_token_per_step(nn):
     ctx = context(nn)
     set_text(nn, ctx, 0, TAIL_PROMPT)
-    pieces = []
-    while True:
-        try:
-            nn.compute_single(ctx)
-        except NnError as error:
-            assert error.errno == Errno.END_OF_SEQUENCE
-            break
-        pieces.append(bytes(nn.get_output_single(ctx, 0)))
+    pieces = stream(nn, ctx)
     assert b"".join(pieces).decode() + "</s>" == TAIL_TEXT
     assert len(pieces) == 25
     assert bytes(nn.get_output_single(ctx, 0)) == b"</s>"
@@ -170,36 +176,21 @@ def test_streamed_and_whole_outputs_read_in_any_order(nn):
     assert out(nn, ctx) == TAIL_TEXT
 
 
-def test_a_stream_through_the_worker_takes_few_round_trips(tiny_gguf, worker):
+def test_a_stream_through_the_worker_takes_few_round_trips(tiny_gguf, worker, requests_of):
     """Each compute_single brings its piece and the steps the worker could make ahead within
     its budget: never more than one round trip per token, never a get_output_single one."""
     core = _core(tiny_gguf, worker)
-    calls = []
-    real_call = worker.call
-
-    def counted(op, *args, **kwargs):
-        calls.append(op)
-        return real_call(op, *args, **kwargs)
-
-    worker.call = counted
+    calls = requests_of(worker)
     try:
         ctx = context(core)
         set_text(core, ctx, 0, TAIL_PROMPT)
         calls.clear()
-        pieces = []
-        while True:
-            try:
-                core.compute_single(ctx)
-            except NnError as error:
-                assert error.errno == Errno.END_OF_SEQUENCE
-                break
-            pieces.append(bytes(core.get_output_single(ctx, 0)))
+        pieces = stream(core, ctx)
         assert b"".join(pieces).decode() + "</s>" == TAIL_TEXT
         assert calls.count("get_output_single") == 1 and calls.count("compute_single") <= 26
         assert bytes(core.get_output_single(ctx, 0)) == b"</s>"
         assert meta(core, ctx) == (9, 26)
     finally:
-        del worker.call
         core.close()
 
 
@@ -230,12 +221,7 @@ def test_steps_made_ahead_are_taken_as_if_made_then(local_nn):
     nn.compute(other)
     backend.take_ahead(2)                       # as the worker does for steps served outside
     assert meta(nn, ctx) == (9, 4) and out(nn, ctx) == " it may be a"
-    while True:
-        try:
-            nn.compute_single(ctx)
-        except NnError as error:
-            assert error.errno == Errno.END_OF_SEQUENCE
-            break
+    stream(nn, ctx)
     assert out(nn, ctx) == TAIL_TEXT
     nn.compute_single(ctx)                      # after the end: from the prompt again
     assert bytes(nn.get_output_single(ctx, 0)) == b" it"
@@ -433,13 +419,7 @@ def test_streamed_pieces_may_split_a_character(nn):
     """get_output_single gives one token's bytes: with byte-fallback tokens, half a character."""
     ctx = context(nn, json.dumps({"temp": 0, "grammar": 'root ::= "é!"'}))
     set_text(nn, ctx, 0, "Beautiful is better than")
-    pieces = []
-    with pytest.raises(NnError) as info:
-        while True:
-            nn.compute_single(ctx)
-            pieces.append(bytes(nn.get_output_single(ctx, 0)))
-    assert info.value.errno == Errno.END_OF_SEQUENCE
-    assert pieces == [b"\xc3", b"\xa9", b"!"]
+    assert stream(nn, ctx) == [b"\xc3", b"\xa9", b"!"]
 
 
 def test_a_prompt_longer_than_any_context_is_counted_not_kept(local_nn):

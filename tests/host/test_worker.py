@@ -643,16 +643,10 @@ def test_the_worker_is_forked_early_only_for_guests_that_can_load_models(tmp_pat
     assert not _may_load_models(RunOptions(fifo, dirs=folder))
 
 
-def test_load_by_name_costs_no_round_trip_for_a_backend_without_options(torch_linear_path):
+def test_load_by_name_costs_no_round_trip_for_a_backend_without_options(torch_linear_path,
+                                                                         requests_of):
     worker = BackendWorker()
-    ops: list[str] = []
-    call = worker.call
-
-    def counting(op, *args, **kwargs):
-        ops.append(op)
-        return call(op, *args, **kwargs)
-
-    worker.call = counting
+    ops = requests_of(worker)
     nn = WasiNn(ModelRegistry.from_specs([f"m:PyTorch:CPU:{torch_linear_path}"]), worker=worker)
     try:
         first, second = nn.load_by_name("m"), nn.load_by_name("m")
