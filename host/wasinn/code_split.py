@@ -18,7 +18,7 @@ import struct
 
 from wasinn_toolchain.bundle_format import LOCATOR_MAGIC
 from wasinn_toolchain.wasm_module import (
-    WasmFormatError, parse_sections, read_sleb, read_uleb, write_uleb)
+    WasmFormatError, import_section_entries, parse_sections, read_sleb, read_uleb, write_uleb)
 
 from .shared_code import _F32, _F64, _I32, _I64, GLOBAL_EXPORT_PREFIX, Initialiser
 
@@ -77,30 +77,13 @@ def _const_value(data: memoryview, pos: int, valtype: int) -> tuple[int | float,
 
 def _imported_globals(payload: memoryview) -> tuple[int, bool]:
     """(number of imported globals, whether a memory is imported)."""
-    count, pos = read_uleb(payload, 0)
     globals_ = 0
     memory = False
-    for _ in range(count):
-        for _name in range(2):
-            length, pos = read_uleb(payload, pos)
-            pos += length
-        kind = payload[pos]
-        pos += 1
-        if kind == 0:
-            _, pos = read_uleb(payload, pos)
-        elif kind in (1, 2):
-            if kind == 1:
-                pos += 1
-            flags = payload[pos]
-            _, pos = read_uleb(payload, pos + 1)
-            if flags & 1:
-                _, pos = read_uleb(payload, pos)
-            memory = memory or kind == 2
-        elif kind == 3:
-            globals_ += 1
-            pos += 2
-        else:
-            raise NotShareable(f"import kind {kind}")
+    for _module, _name, kind, _index in import_section_entries(payload):
+        if kind == "tag":
+            raise NotShareable("import kind 4")
+        globals_ += kind == "global"
+        memory = memory or kind == "memory"
     return globals_, memory
 
 

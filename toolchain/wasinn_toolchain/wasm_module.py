@@ -12,6 +12,7 @@ is untouched. The binary format facts used here come from the WebAssembly core s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 from .bundle_format import LOCATOR_MAGIC, LOCATOR_SIZE, pack_locator
 
@@ -205,40 +206,39 @@ def _read_limits(data: memoryview, pos: int) -> tuple[Limits, int]:
     return Limits(flags, minimum, maximum), pos
 
 
-def _skip_import_desc(data: memoryview, pos: int) -> tuple[str, int]:
-    kind = data[pos]
-    pos += 1
-    if kind == 0:  # function: type index
-        _, pos = read_uleb(data, pos)
-        return "func", pos
-    if kind == 1:  # table: reftype + limits
-        _, pos = _read_limits(data, pos + 1)
-        return "table", pos
-    if kind == 2:
-        _, pos = _read_limits(data, pos)
-        return "memory", pos
-    if kind == 3:  # global: valtype + mutability
-        return "global", pos + 2
-    if kind == 4:  # tag: attribute + type index
-        _, pos = read_uleb(data, pos + 1)
-        return "tag", pos
-    raise WasmFormatError(f"unknown import kind {kind}")
+def import_section_entries(payload: memoryview) -> Iterator[tuple[str, str, str, int | None]]:
+    """The entries of an import section's payload, in order, as (module, name, kind, type
+    index); kind is func/table/memory/global/tag, the type index is a func's (else None)."""
+    count, pos = read_uleb(payload, 0)
+    for _ in range(count):
+        mod, pos = _read_name(payload, pos)
+        name, pos = _read_name(payload, pos)
+        kind = payload[pos]
+        pos += 1
+        index = None
+        if kind == 0:  # function: type index
+            index, pos = read_uleb(payload, pos)
+        elif kind == 1:  # table: reftype + limits
+            _, pos = _read_limits(payload, pos + 1)
+        elif kind == 2:
+            _, pos = _read_limits(payload, pos)
+        elif kind == 3:  # global: valtype + mutability
+            pos += 2
+        elif kind == 4:  # tag: attribute + type index
+            _, pos = read_uleb(payload, pos + 1)
+        else:
+            raise WasmFormatError(f"unknown import kind {kind}")
+        yield mod, name, _EXTERNAL_KINDS[kind], index
+
+
+#: external kinds (of imports and exports) by their byte in the binary format
+_EXTERNAL_KINDS = {0: "func", 1: "table", 2: "memory", 3: "global", 4: "tag"}
 
 
 def import_entries(module: bytes | bytearray | memoryview) -> list[tuple[str, str, str]]:
     """All imports as (module, name, kind) with kind one of func/table/memory/global/tag."""
-    result: list[tuple[str, str, str]] = []
-    for sec in parse_sections(module):
-        if sec.id != SEC_IMPORT:
-            continue
-        data = sec.payload
-        count, pos = read_uleb(data, 0)
-        for _ in range(count):
-            mod, pos = _read_name(data, pos)
-            name, pos = _read_name(data, pos)
-            kind, pos = _skip_import_desc(data, pos)
-            result.append((mod, name, kind))
-    return result
+    return [(mod, name, kind) for sec in parse_sections(module) if sec.id == SEC_IMPORT
+            for mod, name, kind, _ in import_section_entries(sec.payload)]
 
 
 _VALTYPES = {0x7F: "i32", 0x7E: "i64", 0x7D: "f32", 0x7C: "f64"}
@@ -278,22 +278,13 @@ def function_imports(
     for sec in sections:
         if sec.id != SEC_IMPORT:
             continue
-        data = sec.payload
-        count, pos = read_uleb(data, 0)
-        for _ in range(count):
-            mod, pos = _read_name(data, pos)
-            name, pos = _read_name(data, pos)
-            if data[pos] == 0:
-                index, pos = read_uleb(data, pos + 1)
-                if index >= len(types):
-                    raise WasmFormatError(f"import {mod}.{name} has no type {index}")
-                result.append((mod, name, *types[index]))
-            else:
-                _, pos = _skip_import_desc(data, pos)
+        for mod, name, _kind, index in import_section_entries(sec.payload):
+            if index is None:
+                continue
+            if index >= len(types):
+                raise WasmFormatError(f"import {mod}.{name} has no type {index}")
+            result.append((mod, name, *types[index]))
     return result
-
-
-_EXPORT_KINDS = {0: "func", 1: "table", 2: "memory", 3: "global", 4: "tag"}
 
 
 def exports(module: bytes | bytearray | memoryview) -> list[tuple[str, str]]:
@@ -306,7 +297,7 @@ def exports(module: bytes | bytearray | memoryview) -> list[tuple[str, str]]:
         count, pos = read_uleb(data, 0)
         for _ in range(count):
             name, pos = _read_name(data, pos)
-            kind = _EXPORT_KINDS.get(data[pos])
+            kind = _EXTERNAL_KINDS.get(data[pos])
             if kind is None:
                 raise WasmFormatError(f"unknown export kind {data[pos]}")
             _, pos = read_uleb(data, pos + 1)
