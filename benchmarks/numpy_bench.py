@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from run import EXAMPLES, RESULTS, Table, machine, ms, ratio, wasinn  # noqa: E402
-from timing import time_interleaved  # noqa: E402
+from timing import time_interleaved, write_results_section  # noqa: E402
 
 GUEST = HERE / "guests" / "numpy_argmax"
 ROAD_ARGS = ["road-segmentation-adas-0001.xml", "road-segmentation-adas-0001.bin", "road.jpg",
@@ -101,12 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n\n".join([SECTION, f"Machine: {machine()}", *(t.render() for t in tables)])
     print(text)
     if args.write:
-        old = RESULTS.read_text()
-        start = old.find(SECTION)
-        if start >= 0:
-            nxt = old.find("\n## ", start + len(SECTION))
-            old = old[:start].rstrip() + ("\n\n" + old[nxt + 1:] if nxt >= 0 else "")
-        RESULTS.write_text(old.rstrip() + "\n\n" + text + "\n")
+        write_results_section(RESULTS, SECTION, text)
     return 0
 
 

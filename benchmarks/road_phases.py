@@ -28,6 +28,7 @@ sys.path.insert(0, str(HERE))
 
 from numpy_bench import ROAD_ARGS  # noqa: E402
 from run import EXAMPLES, RESULTS, Table, machine, ratio, wasinn  # noqa: E402
+from timing import write_results_section  # noqa: E402
 
 GUEST = HERE / "guests" / "road_phases"
 HEADING = "### road_segmentation phase by phase (session 2)"
@@ -103,12 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             f"(`python benchmarks/road_phases.py`); {machine()}")
     print(text)
     if args.write:
-        old = RESULTS.read_text()
-        start = old.find(HEADING)
-        if start >= 0:
-            end = old.find("\n#", start + len(HEADING))
-            old = old[:start].rstrip() + "\n\n" + (old[end + 1:] if end >= 0 else "")
-        RESULTS.write_text(old.rstrip() + "\n\n" + text + "\n")
+        write_results_section(RESULTS, HEADING, text)
     return 0
 
 

@@ -32,7 +32,6 @@ import importlib.util
 import json
 import os
 import platform
-import re
 import shutil
 import socket
 import statistics
@@ -46,6 +45,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from timing import write_results_section  # noqa: E402
 EXAMPLES = REPO / "examples"
 RESULTS = HERE / "RESULTS.md"
 FIXTURES = REPO.parent / "shared" / "fixtures"
@@ -443,11 +445,7 @@ def main() -> int:
     table = "\n".join(lines) + "\n"
     print(table)
     if options.write:
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-        pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-        text = pattern.sub(table + "\n", text) if pattern.search(text) else \
-            text.rstrip("\n") + "\n\n" + table
-        RESULTS.write_text(text)
+        write_results_section(RESULTS, HEADING, table)
     return 0
 
 

@@ -6,6 +6,7 @@ waking up) does not decide the result.
 
 from __future__ import annotations
 
+import re
 import statistics
 import subprocess
 import time
@@ -92,3 +93,18 @@ def time_interleaved(commands: dict[str, tuple[Sequence[str], Path | None]], rep
             results[label] = Timed(statistics.median(r[0] for r in runs),
                                    statistics.median(r[1] for r in runs), runs[-1][2])
     return results
+
+
+def write_results_section(results: Path, heading: str, text: str) -> None:
+    """Put `text`, which starts with the markdown line `heading`, in place of that heading's
+    section of `results` (up to the next heading of the same or a higher level), or append it
+    when there is none yet; a missing file starts as "# Benchmark results"."""
+    level = len(heading) - len(heading.lstrip("#"))
+    old = results.read_text() if results.is_file() else "# Benchmark results\n"
+    section = re.compile(rf"^{re.escape(heading)}\n.*?(?=^#{{1,{level}}} |\Z)", re.S | re.M)
+    body = text.rstrip("\n") + "\n"
+    if section.search(old):
+        new = section.sub(lambda _: body + "\n", old, count=1).rstrip("\n") + "\n"
+    else:
+        new = old.rstrip("\n") + "\n\n" + body
+    results.write_text(new)

@@ -129,3 +129,20 @@ def test_only_and_write_exclude_each_other(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, str(BENCHMARKS / "run.py"), "--only", "nothing"],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_write_results_section_replaces_its_own_section_or_appends(tmp_path: Path) -> None:
+    from timing import write_results_section
+
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n## A\n\nold a\n\n### A.1\n\nold a.1\n\n"
+                       "## B\n\nb stays\n")
+    write_results_section(results, "### A.1", "### A.1\n\nnew a.1")
+    assert "\n### A.1\n\nnew a.1\n\n## B\n" in results.read_text()
+    write_results_section(results, "## A", "## A\n\nnew a")          # drops A.1 with it
+    write_results_section(results, "## C", "## C\n\nc\n")
+    assert results.read_text() == "# Benchmark results\n\n## A\n\nnew a\n\n## B\n\nb stays\n\n" \
+                                  "## C\n\nc\n"
+    missing = tmp_path / "new.md"
+    write_results_section(missing, "## D", "## D\n\nd")
+    assert missing.read_text() == "# Benchmark results\n\n## D\n\nd\n"
