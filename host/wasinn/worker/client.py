@@ -283,7 +283,9 @@ class BackendWorker:
                 self._pending = {"graphs": [], "contexts": []}
             # a quick op (an input bound again, a small model's compute) is polled for, not
             # slept on (transport.Cadence); a long compute is slept on
-            cadence = self._cadence.setdefault(op, transport.Cadence())
+            cadence = self._cadence.get(op)
+            if cadence is None:         # made once per kind, not on every call
+                cadence = self._cadence[op] = transport.Cadence()
             window = cadence.window()
             try:
                 sent = time.perf_counter()
