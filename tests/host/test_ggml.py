@@ -194,6 +194,31 @@ def test_a_stream_through_the_worker_takes_few_round_trips(tiny_gguf, worker, re
         core.close()
 
 
+def test_only_outputs_read_after_the_last_compute_come_along_with_the_next(tiny_gguf, worker,
+                                                                           requests_of):
+    """compute brings back the outputs the guest read after the compute before (no
+    get_output round trip for them); one read once and then left alone (the metadata after
+    a generation) stops coming along, so prompt-only computes do not pay for it."""
+    core = _core(tiny_gguf, worker)
+    calls = requests_of(worker)
+    try:
+        ctx = context(core, json.dumps({"temp": 0, "n-predict": 3}))
+        set_text(core, ctx, 0, TAIL_PROMPT)
+        core.compute(ctx)
+        first = (out(core, ctx), meta(core, ctx))          # asked for: two round trips
+        calls.clear()
+        core.compute(ctx)
+        assert (out(core, ctx), meta(core, ctx)) == first == (" it may be", (9, 3))
+        assert calls == ["compute"]                        # both came along
+        core.compute(ctx)                                  # read nothing after this one
+        calls.clear()
+        core.compute(ctx)
+        assert out(core, ctx) == " it may be"
+        assert calls == ["compute", "get_output"]          # so the next did not bring it
+    finally:
+        core.close()
+
+
 def test_steps_made_ahead_are_taken_as_if_made_then(local_nn):
     """The backend's read_ahead (what the worker uses): its steps come out of compute_single
     unchanged, the guest sees only the steps taken, and anything that changes the stream

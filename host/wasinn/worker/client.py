@@ -543,6 +543,10 @@ class ProxyContext(Context):
         #: the same for get_output_single after the last compute_single (segments apart:
         #: `single_key`)
         self._ready_single: dict[int, int] = {}
+        #: outputs (and single-step outputs) read since the last compute (compute_single): the
+        #: next one asks for them to be sent along
+        self._read: set[int] = set()
+        self._read_single: set[int] = set()
         #: stream steps the worker made ahead (errno or 0, piece), served by compute_single
         #: here; how many were served since the last request; the piece of the last one
         self._ahead: deque[tuple[int, bytes]] = deque()
@@ -560,7 +564,8 @@ class ProxyContext(Context):
             fields["rebind"] = sorted(self._pending)
             self._pending = set()
         return self.worker.call(op, fields, fds, generation=self.generation,
-                                accept_fds=op in ("compute", "get_output", "get_output_single"))
+                                accept_fds=op in ("compute", "compute_single", "get_output",
+                                                  "get_output_single"))
 
     def set_input(self, index: int, array: Any) -> None:
         size = array.nbytes
@@ -592,7 +597,8 @@ class ProxyContext(Context):
     def compute(self) -> None:
         self._ready.clear()
         self._ready_single.clear()
-        result, fds = self._call("compute", {})
+        result, fds = self._call("compute", {"want": sorted(self._read)})
+        self._read.clear()
         self._adopt_outputs(result, fds)
 
     def compute_single(self) -> None:
@@ -601,7 +607,8 @@ class ProxyContext(Context):
         if self._ahead:
             self._take_local_step()
             return
-        result, fds = self._call("compute_single", {})
+        result, fds = self._call("compute_single", {"want": sorted(self._read_single)})
+        self._read_single.clear()
         try:
             outputs, ahead = result["outputs"], result["ahead"]
         except (TypeError, KeyError):
@@ -617,6 +624,7 @@ class ProxyContext(Context):
         self._call("fini_single", {})
 
     def get_output(self, index: int) -> Any:
+        self._read.add(index)
         size = self._ready.get(index)
         if size is None:
             result, fds = self._call("get_output", {"index": index})
@@ -624,6 +632,7 @@ class ProxyContext(Context):
         return self._view(index, size)
 
     def get_output_single(self, index: int) -> Any:
+        self._read_single.add(index)
         if index == 0 and self._local_piece is not None:
             import numpy as np
 

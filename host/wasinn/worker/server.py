@@ -33,12 +33,8 @@ class _ContextState:
         self.context = context
         self.inputs: dict[int, Any] = {}     # input index -> Segment (host-made)
         self.outputs: dict[int, Any] = {}    # output index -> Segment (made here)
-        #: outputs the host read after a compute: the next compute sends them along
-        self.wanted: set[int] = set()
         #: input index -> the array last bound (a view of its segment), for rebinding
         self.bound: dict[int, Any] = {}
-        #: outputs the host read after a compute_single: the next one sends them along
-        self.wanted_single: set[int] = set()
 
 
 class Server:
@@ -200,19 +196,11 @@ class Server:
         state.bound[index] = array
 
     def compute(self, request: dict[str, Any], fds: list[int]) -> Any:
+        """The compute, and the outputs the host read after the previous one, sent along."""
         state = self._state(request)
         state.context.compute()
-        outputs, send = [], []
-        for index in sorted(state.wanted):
-            try:
-                (size, capacity), new = self._send_output(state, index,
-                                                          state.context.get_output(index))
-            except Exception:  # noqa: BLE001 - the host will ask for it and get the error
-                state.wanted.discard(index)
-                continue
-            outputs.append([index, size, capacity, bool(new)])
-            send += new
-        return outputs, send
+        return self._send_along(state, _wanted(request), state.context.get_output,
+                                lambda index: index)
 
     def compute_single(self, request: dict[str, Any], fds: list[int]) -> Any:
         """One step; the outputs the host read after the previous step (the token's piece)
@@ -221,7 +209,7 @@ class Server:
         serves without asking: {"outputs": [...], "ahead": [[errno, piece as latin-1], ...]}."""
         state = self._state(request)
         state.context.compute_single()
-        outputs, send = self._send_along(state, state.wanted_single,
+        outputs, send = self._send_along(state, _wanted(request),
                                          state.context.get_output_single,
                                          self.transport.single_key)
         read_ahead = getattr(state.context, "read_ahead", None)
@@ -244,7 +232,6 @@ class Server:
         state = self._state(request)
         index = request["index"]
         (size, capacity), new = self._send_output(state, index, state.context.get_output(index))
-        state.wanted.add(index)
         return {"size": size, "capacity": capacity}, new
 
     def get_output_single(self, request: dict[str, Any], fds: list[int]) -> Any:
@@ -252,20 +239,18 @@ class Server:
         index = request["index"]
         (size, capacity), new = self._send_output(state, self.transport.single_key(index),
                                                   state.context.get_output_single(index))
-        state.wanted_single.add(index)
         return {"size": size, "capacity": capacity}, new
 
     def _send_along(self, state: _ContextState, wanted: set[int], read: Callable[[int], Any],
                     key: Callable[[int], int]) -> Any:
         """The `wanted` outputs (`read(index)`) copied into their segments (under `key(index)`),
         as [[index, size, capacity, carries_fd], ...] and the new segments' fds; an output that
-        fails is dropped from `wanted` (the host asks for it and gets the error)."""
+        fails is left out (the host asks for it and gets the error)."""
         outputs, send = [], []
         for index in sorted(wanted):
             try:
                 (size, capacity), new = self._send_output(state, key(index), read(index))
             except Exception:  # noqa: BLE001 - reported when the host asks for it
-                wanted.discard(index)
                 continue
             outputs.append([index, size, capacity, bool(new)])
             send += new
@@ -291,6 +276,17 @@ class Server:
 
     def close_context(self, request: dict[str, Any], fds: list[int]) -> None:
         self._release({"contexts": [request["ctx"]]})
+
+
+def _wanted(request: dict[str, Any]) -> set[int]:
+    """The outputs to send along with a compute: those the host read after the previous one
+    ("want"), as it will most likely read them again. Only those: an output read once and
+    never again (GGML's metadata after a generation, before many prompt-only computes) must
+    not cost every later compute its making and copying."""
+    want = request.get("want")
+    if not isinstance(want, list):
+        return set()
+    return {index for index in want[:64] if isinstance(index, int) and 0 <= index < 1 << 16}
 
 
 #: id(memoryview of a model part) -> its memfd, while the backend's `load` runs
