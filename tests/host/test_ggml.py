@@ -7,6 +7,7 @@ WasmEdge-style compute (greedy): exact, not approximate.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -215,6 +216,29 @@ def test_only_outputs_read_after_the_last_compute_come_along_with_the_next(tiny_
         core.compute(ctx)
         assert out(core, ctx) == " it may be"
         assert calls == ["compute", "get_output"]          # so the next did not bring it
+    finally:
+        core.close()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs a second CPU")
+def test_a_single_threaded_compute_is_waited_for_on_a_forecast(tiny_gguf, worker):
+    """With `threads` 1 the worker says its computes run on one thread, and the host waits
+    for their replies on a Forecast (asleep until just before, then polling); with more
+    threads it sleeps as before. The text is the same either way."""
+    from wasinn.worker.transport import Forecast
+
+    core = _core(tiny_gguf, worker)
+    try:
+        texts = {}
+        for threads in (1, 2):
+            ctx = context(core, json.dumps({"temp": 0, "n-predict": 3, "threads": threads}))
+            set_text(core, ctx, 0, TAIL_PROMPT)
+            for _ in range(3):
+                core.compute(ctx)
+            proxy = core._contexts[ctx].context
+            texts[threads] = (out(core, ctx), isinstance(proxy._forecasts.get("compute"),
+                                                         Forecast))
+        assert texts == {1: (" it may be", True), 2: (" it may be", False)}
     finally:
         core.close()
 

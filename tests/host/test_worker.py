@@ -599,10 +599,63 @@ def test_cadence_polls_only_while_messages_come_quickly():
     cadence.waited(POLL_WINDOW * 10, polled=False) # a long compute: back to sleeping
     assert cadence.window() == 0.0
     cadence.waited(POLL_WINDOW / 10, polled=False)
-    cadence.waited(POLL_WINDOW * 3, polled=True)   # polled in vain: a busy machine
+    cadence.waited(POLL_WINDOW * 3, polled=True)   # in vain, on an idle machine: the other
+    cadence.waited(POLL_WINDOW / 10, polled=False) # side had other work once; go on
+    assert cadence.window() == POLL_WINDOW
+    cadence.waited(POLL_WINDOW * 3, polled=True, contended=True)   # in vain on a busy one
     cadence.waited(POLL_WINDOW / 10, polled=False)
     assert [cadence.window() for _ in range(Cadence.BACKOFF)] == [0.0] * Cadence.BACKOFF
     assert cadence.window() == POLL_WINDOW         # then it tries again
+
+
+def test_cadence_takes_its_window():
+    from wasinn.worker.transport import REQUEST_POLL_WINDOW, Cadence
+
+    cadence = Cadence(REQUEST_POLL_WINDOW)
+    cadence.waited(REQUEST_POLL_WINDOW * 0.9, polled=False)   # quick by its own window
+    assert cadence.window() == REQUEST_POLL_WINDOW
+
+
+def test_forecast_sleeps_until_just_before_the_earliest_recent_reply():
+    from wasinn.worker.transport import Forecast
+
+    forecast = Forecast()
+    assert forecast.plan() == (0.0, 0.0)                # nothing to go by: as before
+    forecast.took(0.004)
+    assert forecast.plan() == (0.0, 0.0)
+    forecast.took(0.005)
+    sleep, poll = forecast.plan()
+    assert sleep == pytest.approx(0.004 - Forecast.LEAD)
+    assert poll == pytest.approx(Forecast.LEAD + Forecast.MAX_POLL)
+    for _ in range(Forecast.KEEP):                      # only the last few count
+        forecast.took(0.020)
+    assert forecast.plan()[0] == pytest.approx(0.020 - Forecast.LEAD)
+    forecast.took(0.0001)                               # shorter than LEAD: poll at once
+    assert forecast.plan()[0] == 0.0
+
+
+@pytest.mark.parametrize("sleep_first", [0.0, 0.01, 0.2], ids=["none", "short", "past-it"])
+def test_a_forecast_receive_gets_the_message_early_or_late(sleep_first):
+    """Sleeping first never loses or delays a message that comes during the sleep."""
+    import socket
+    import threading
+
+    from wasinn.worker.transport import Channel
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    channel, peer = Channel(ours), Channel(theirs)
+    try:
+        sender = threading.Timer(0.05, peer.send, args=({"n": 7},))
+        sender.start()
+        start = time.perf_counter()
+        message, fds = channel.receive(poll_for=0.001, sleep_first=sleep_first)
+        waited = time.perf_counter() - start
+        sender.join()
+        assert message == {"n": 7} and fds == []
+        assert waited < 0.15                            # not held for the whole sleep
+    finally:
+        ours.close()
+        theirs.close()
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.05], ids=["within-the-window", "after-it"])

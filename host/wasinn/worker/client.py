@@ -267,10 +267,12 @@ class BackendWorker:
 
     # -- calls ----------------------------------------------------------------------------
     def call(self, op: str, fields: dict[str, Any], fds: Sequence[int] = (),
-             generation: int | None = None, *, accept_fds: bool = False) -> tuple[Any, list[int]]:
+             generation: int | None = None, *, accept_fds: bool = False,
+             forecast: transport.Forecast | None = None) -> tuple[Any, list[int]]:
         """One request and its reply; NnError for failures (errno kept), RuntimeError for a
         library's exception (the core adds the backend's name). Descriptors in the reply are
-        returned only with `accept_fds` (outputs); any others are closed at once."""
+        returned only with `accept_fds` (outputs); any others are closed at once. With a
+        `forecast`, the reply is waited for as it says (a single-threaded compute's)."""
         with self._lock:
             if generation is not None and generation != self.generation or (
                     generation is not None and self._channel is None):
@@ -286,12 +288,18 @@ class BackendWorker:
             cadence = self._cadence.get(op)
             if cadence is None:         # made once per kind, not on every call
                 cadence = self._cadence[op] = transport.Cadence()
-            window = cadence.window()
+            window, sleep_first = cadence.window(), 0.0
+            if forecast is not None:
+                sleep_first, window = forecast.plan()
             try:
                 sent = time.perf_counter()
                 channel.send(request, fds)
-                reply, reply_fds = channel.receive(poll_for=window)
-                cadence.waited(time.perf_counter() - sent, polled=window > 0)
+                reply, reply_fds = channel.receive(poll_for=window, sleep_first=sleep_first)
+                took = time.perf_counter() - sent
+                if forecast is not None:
+                    forecast.took(took)
+                else:
+                    cadence.waited(took, polled=window > 0, contended=channel.contended)
             except ChannelClosed:
                 raise self._died(op) from None
         if "ok" in reply and accept_fds:
@@ -365,6 +373,18 @@ class BackendWorker:
             graph.named = True
             self._named[model.name] = graph
             return graph
+
+
+def _spare_cpu() -> bool:
+    """Whether this process may run on more than one CPU (a single-threaded compute in the
+    worker then leaves one to wait on: transport.Forecast)."""
+    try:
+        return len(os.sched_getaffinity(0)) > 1
+    except (AttributeError, OSError):
+        return (os.cpu_count() or 1) > 1
+
+
+_SPARE_CPU = _spare_cpu()
 
 
 def _socket_pair() -> tuple[Any, Any]:
@@ -552,9 +572,13 @@ class ProxyContext(Context):
         self._ahead: deque[tuple[int, bytes]] = deque()
         self._taken = 0
         self._local_piece: bytes | None = None
+        #: per compute kind, when its reply comes, while the worker runs this context's
+        #: computes on one thread and this process has another CPU (transport.Forecast)
+        self._forecasts: dict[str, transport.Forecast] = {}
         self._closed = False
 
-    def _call(self, op: str, fields: dict[str, Any], fds: Sequence[int] = ()) -> tuple[Any, list[int]]:
+    def _call(self, op: str, fields: dict[str, Any], fds: Sequence[int] = (),
+              forecast: transport.Forecast | None = None) -> tuple[Any, list[int]]:
         fields["ctx"] = self.cid
         if op not in ("get_output", "get_output_single"):     # reads leave the stream as it is
             self._forget_ahead()
@@ -565,7 +589,24 @@ class ProxyContext(Context):
             self._pending = set()
         return self.worker.call(op, fields, fds, generation=self.generation,
                                 accept_fds=op in ("compute", "compute_single", "get_output",
-                                                  "get_output_single"))
+                                                  "get_output_single"),
+                                forecast=forecast)
+
+    def _compute_call(self, op: str, read: set[int]) -> tuple[dict[str, Any], list[int]]:
+        """compute or compute_single, asking for the outputs `read` since the previous one to
+        come along. The reply is {"outputs": [...], "single_threaded": bool, ...}: whether
+        the worker computed on one thread decides how the next reply is waited for."""
+        result, fds = self._call(op, {"want": sorted(read)}, forecast=self._forecasts.get(op))
+        read.clear()
+        if not isinstance(result, dict) or not isinstance(result.get("outputs"), list):
+            for fd in fds:
+                os.close(fd)
+            raise RuntimeError("malformed reply from the backend worker")
+        if result.get("single_threaded") is True and _SPARE_CPU:
+            self._forecasts.setdefault(op, transport.Forecast())
+        else:
+            self._forecasts.pop(op, None)
+        return result, fds
 
     def set_input(self, index: int, array: Any) -> None:
         size = array.nbytes
@@ -597,9 +638,8 @@ class ProxyContext(Context):
     def compute(self) -> None:
         self._ready.clear()
         self._ready_single.clear()
-        result, fds = self._call("compute", {"want": sorted(self._read)})
-        self._read.clear()
-        self._adopt_outputs(result, fds)
+        result, fds = self._compute_call("compute", self._read)
+        self._adopt_outputs(result["outputs"], fds)
 
     def compute_single(self) -> None:
         self._ready.clear()
@@ -607,16 +647,9 @@ class ProxyContext(Context):
         if self._ahead:
             self._take_local_step()
             return
-        result, fds = self._call("compute_single", {"want": sorted(self._read_single)})
-        self._read_single.clear()
-        try:
-            outputs, ahead = result["outputs"], result["ahead"]
-        except (TypeError, KeyError):
-            for fd in fds:
-                os.close(fd)
-            raise RuntimeError("malformed reply from the backend worker") from None
-        self._adopt_outputs(outputs, fds, key=single_key, ready=self._ready_single)
-        self._ahead = self._parse_ahead(ahead)
+        result, fds = self._compute_call("compute_single", self._read_single)
+        self._adopt_outputs(result["outputs"], fds, key=single_key, ready=self._ready_single)
+        self._ahead = self._parse_ahead(result.get("ahead"))
 
     def fini_single(self) -> None:
         self._ready.clear()

@@ -67,7 +67,7 @@ class Server:
 
         # After a reply, the next request of a guest's inference loop is usually a few tens of
         # microseconds away: poll for it while that holds (transport.Cadence).
-        cadence = self.transport.Cadence()
+        cadence = self.transport.Cadence(self.transport.REQUEST_POLL_WINDOW)
         replied = time.perf_counter()
         while True:
             window = cadence.window()
@@ -75,7 +75,8 @@ class Server:
                 request, fds = self.channel.receive(poll_for=window)
             except self.transport.ChannelClosed:
                 return
-            cadence.waited(time.perf_counter() - replied, polled=window > 0)
+            cadence.waited(time.perf_counter() - replied, polled=window > 0,
+                           contended=self.channel.contended)
             self._release(request.get("release"))
             reply_fds: list[int] = []
             try:
@@ -85,7 +86,8 @@ class Server:
                 result = handler(request, fds)
                 if isinstance(result, tuple):        # (value, fds to send)
                     result, reply_fds = result
-                reply = {"ok": result}
+                # a whole reply encoded ahead (compute), or the value it carries
+                reply = result if isinstance(result, self.transport.Encoded) else {"ok": result}
                 if request.get("op") in ("ping", "release"):   # handed fds nobody keeps
                     for fd in fds:
                         os.close(fd)
@@ -196,17 +198,27 @@ class Server:
         state.bound[index] = array
 
     def compute(self, request: dict[str, Any], fds: list[int]) -> Any:
-        """The compute, and the outputs the host read after the previous one, sent along."""
+        """The compute, and the outputs the host read after the previous one, sent along:
+        {"outputs": [...], "single_threaded": whether it ran on the calling thread alone}
+        (the host then waits for the next one's reply differently: transport.Forecast)."""
         state = self._state(request)
+        wanted = _wanted(request)
+        single = state.context.single_threaded()
+        if not wanted:        # the reply is known already: encoded now, sent as it is after
+            reply = self.transport.Encoded({"ok": {"outputs": [], "single_threaded": single}})
+            state.context.compute()
+            return reply
         state.context.compute()
-        return self._send_along(state, _wanted(request), state.context.get_output,
-                                lambda index: index)
+        outputs, send = self._send_along(state, wanted, state.context.get_output,
+                                         lambda index: index)
+        return {"outputs": outputs, "single_threaded": single}, send
 
     def compute_single(self, request: dict[str, Any], fds: list[int]) -> Any:
         """One step; the outputs the host read after the previous step (the token's piece)
         come back with it, so a streamed token costs one round trip, not two; and, from a
         backend that can (`read_ahead`), the next steps' pieces and errnos, which the host
-        serves without asking: {"outputs": [...], "ahead": [[errno, piece as latin-1], ...]}."""
+        serves without asking: {"outputs": [...], "ahead": [[errno, piece as latin-1], ...],
+        "single_threaded": bool} (as compute's)."""
         state = self._state(request)
         state.context.compute_single()
         outputs, send = self._send_along(state, _wanted(request),
@@ -216,7 +228,8 @@ class Server:
         steps = (read_ahead(READ_AHEAD_SECONDS, READ_AHEAD_STEPS, READ_AHEAD_BYTES)
                  if read_ahead else [])
         ahead = [[errno, piece.decode("latin-1")] for piece, errno in steps]
-        return {"outputs": outputs, "ahead": ahead}, send
+        return {"outputs": outputs, "ahead": ahead,
+                "single_threaded": state.context.single_threaded()}, send
 
     @staticmethod
     def _take_ahead(state: _ContextState, count: Any) -> None:

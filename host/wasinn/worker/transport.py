@@ -24,6 +24,14 @@ if TYPE_CHECKING:
 
 #: how long a side that expects a message soon polls for it before it sleeps (see Cadence)
 POLL_WINDOW = 0.0005
+#: the worker's window for the next request. Between two calls a guest runs its own code:
+#: a GGML guest's set_input -> compute is ~0.6 ms of wasm Python, which a 0.5 ms window
+#: missed (the worker asleep: +60-100 us on the request); 2 ms cost the pool (serving.py,
+#: where guests decode images between calls) a little of its throughput
+REQUEST_POLL_WINDOW = 0.001
+#: a sched_yield while polling that gives the CPU away for longer than this means another
+#: thread wanted it: the machine is busy (see Cadence)
+CONTENDED_YIELD = 0.00005
 #: a reply or request larger than this is a protocol violation (error messages are clipped)
 MAX_MESSAGE = 1 << 20
 MAX_FDS = 64
@@ -31,6 +39,20 @@ PAGE = mmap.PAGESIZE
 
 SIZE_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
 IMMUTABLE_SEALS = SIZE_SEALS | fcntl.F_SEAL_WRITE
+
+
+class Encoded:
+    """A message encoded ahead of time: a reply known before the work it answers (a compute
+    with no outputs to send along) is encoded while the caches are warm; after a compute
+    that evicted them, encoding a small dict costs ~30 us of cache misses."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, message: dict[str, Any]) -> None:
+        # json is imported on first use: a run whose guest never loads a model never needs it
+        import json
+
+        self.data = json.dumps(message, separators=(",", ":")).encode()
 
 
 class ChannelClosed(ConnectionError):
@@ -54,12 +76,12 @@ class Channel:
         # memory: only the pages a message reaches are ever touched
         self._buffer = mmap.mmap(-1, MAX_MESSAGE)
         self._fd_space = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize)
+        #: whether the last receive's polling gave the CPU to another thread (Cadence)
+        self.contended = False
 
-    def send(self, message: dict[str, Any], fds: list[int] | tuple[int, ...] = ()) -> None:
-        # json is imported on first use: a run whose guest never loads a model never needs it
-        import json
-
-        data = json.dumps(message, separators=(",", ":")).encode()
+    def send(self, message: dict[str, Any] | Encoded,
+             fds: list[int] | tuple[int, ...] = ()) -> None:
+        data = message.data if isinstance(message, Encoded) else Encoded(message).data
         try:
             if fds:
                 self._socket.send_fds(self.sock, [data], list(fds))
@@ -68,15 +90,24 @@ class Channel:
         except OSError as error:
             raise ChannelClosed(str(error)) from None
 
-    def receive(self, poll_for: float = 0.0) -> tuple[dict[str, Any], list[int]]:
+    def receive(self, poll_for: float = 0.0,
+                sleep_first: float = 0.0) -> tuple[dict[str, Any], list[int]]:
         """The next message; with `poll_for`, keep the CPU awake polling for that long first
-        (see Cadence) before sleeping in recvmsg."""
+        (see Cadence) before sleeping in recvmsg; with `sleep_first`, sleep that long first
+        (or until the message comes) and poll after (see Forecast)."""
+        if sleep_first > 0:
+            select.select([self.sock], [], [], sleep_first)
+        self.contended = False
         if poll_for > 0:
-            deadline = time.perf_counter() + poll_for
+            now = time.perf_counter()
+            deadline = now + poll_for
             # sched_yield: a runnable thread on this CPU (the other side, on a busy machine)
             # goes first, so polling never delays the very message it waits for
-            while not self._poller.poll(0) and time.perf_counter() < deadline:
+            while not self._poller.poll(0) and now < deadline:
                 os.sched_yield()
+                before, now = now, time.perf_counter()
+                if now - before > CONTENDED_YIELD:
+                    self.contended = True
         try:
             size, ancillary, flags, _ = self.sock.recvmsg_into([self._buffer], self._fd_space)
         except OSError as error:
@@ -122,27 +153,69 @@ class Cadence:
     sleeping and ~75 us polling. So when messages come in a tight loop (a guest's
     set_input/compute/get_output, one after the other) the waiting side polls for up to
     POLL_WINDOW first. As soon as a wait is longer than that (an idle worker, a long compute)
-    it sleeps at once again, so neither side burns CPU while nothing is coming. Polling that
-    ran out of time means the other side could not get a CPU (a busy machine: there, polling
-    made a ping ~7x slower): then it stops for the next BACKOFF messages.
+    it sleeps at once again, so neither side burns CPU while nothing is coming. Polling in
+    vain while other threads wanted the CPU (a sched_yield that gave it away for a while:
+    a busy machine, where polling made a ping ~7x slower) stops it for the next BACKOFF
+    messages. Polling in vain on an idle machine only means the other side had other work
+    this time (a guest streaming from tokens made ahead): it costs one window, no backoff.
     """
 
     BACKOFF = 64
 
-    def __init__(self) -> None:
+    def __init__(self, window: float = POLL_WINDOW) -> None:
         self.quick = False
+        self._window = window
         self._skip = 0
 
     def window(self) -> float:
         if self._skip:
             self._skip -= 1
             return 0.0
-        return POLL_WINDOW if self.quick else 0.0
+        return self._window if self.quick else 0.0
 
-    def waited(self, seconds: float, polled: bool) -> None:
-        self.quick = seconds < POLL_WINDOW
-        if polled and not self.quick:
+    def waited(self, seconds: float, polled: bool, contended: bool = False) -> None:
+        self.quick = seconds < self._window
+        if polled and not self.quick and contended:
             self._skip = self.BACKOFF
+
+
+class Forecast:
+    """When the reply to a long request (a compute) will come, judged by the last ones: wait
+    asleep until just before, then poll (Cadence's polling, started late).
+
+    Only for a compute that runs on one thread (the worker says so: GGML with `threads` 1)
+    while this process has another CPU: there the waiting thread has a CPU of its own.
+    Asleep, it would pay the wake-up of an idle vCPU when the reply comes (~60 us here, per
+    call); a timer that wakes it LEAD seconds early is paid before the reply, while the
+    worker still computes, so the reply is seen at once (measured: a loop of 4.3 ms prompt
+    decodes through the worker, 4.5 -> 4.3 ms a call). The earliest of the last few
+    durations is the forecast: a reply earlier than that is only as slow as before; polling
+    stops LEAD + MAX_POLL after the timer, and a later reply is slept on. The polling is kept
+    short because it is not free even on a CPU of its own: a vCPU here may share a physical
+    core with the worker's (the hypervisor does not say), and polling up to 3 ms after a
+    mispredicted long compute slowed GGML generation from 0.98 to 0.92 of direct. LEAD 0.3 ms
+    covers the timer's slack (50 us) and an idle vCPU's wake-up; 0.15 ms woke too late.
+    Multi-threaded computes (OpenVINO, PyTorch, ...) use every CPU: a poller there slows
+    the compute itself (measured: +10 %), so they are slept on as before.
+    """
+
+    LEAD = 0.0003
+    MAX_POLL = 0.0002
+    KEEP = 8
+
+    def __init__(self) -> None:
+        self._recent: list[float] = []
+
+    def plan(self) -> tuple[float, float]:
+        """(sleep first, then poll for): (0, 0) until there is something to go by."""
+        if len(self._recent) < 2:
+            return 0.0, 0.0
+        sleep = min(self._recent) - self.LEAD
+        return max(sleep, 0.0), self.LEAD + self.MAX_POLL
+
+    def took(self, seconds: float) -> None:
+        self._recent.append(seconds)
+        del self._recent[:-self.KEEP]
 
 
 def round_up(size: int) -> int:

@@ -48,6 +48,12 @@ class Context(ABC):
     def close(self) -> None:
         """Release what the context holds (default: nothing to do)."""
 
+    def single_threaded(self) -> bool:
+        """Whether compute runs on the calling thread alone, with no thread pool of its own:
+        the host then waits for the backend worker's reply on a CPU the compute leaves free
+        (worker/transport.Forecast). Default False: libraries with their own threads."""
+        return False
+
     # Streaming (WasmEdge's GGML extensions). A backend that produces whole outputs computes
     # everything in one step, and its single-step output is the whole output.
     def compute_single(self) -> None:

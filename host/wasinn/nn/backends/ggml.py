@@ -408,6 +408,9 @@ class GgmlContext(Context):
         context.decode(prompt)
         return context
 
+    def single_threaded(self) -> bool:
+        return (self.graph.options.threads or _default_threads()) == 1
+
     def compute(self) -> None:
         with self.graph.lock:
             self.streaming = False
