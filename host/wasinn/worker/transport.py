@@ -10,7 +10,6 @@ raise SIGBUS in the host) and is as large as claimed.
 
 from __future__ import annotations
 
-import array
 import fcntl
 import mmap
 import os
@@ -63,8 +62,10 @@ class Channel:
     """Messages (a JSON object + optional fds) over one SOCK_SEQPACKET socket."""
 
     def __init__(self, sock: socket.socket) -> None:
-        # socket (and selectors, enum) imported here: every `wasinn run` imports this module,
-        # only a run whose guest uses wasi-nn makes a channel (~3 ms of start-up otherwise)
+        # socket (and selectors, enum) and array imported here: every `wasinn run` imports
+        # this module, only a run whose guest uses wasi-nn makes a channel (~3 ms of start-up
+        # otherwise; array alone is a shared library, ~0.3 ms)
+        import array
         import socket
 
         self._socket = socket
@@ -137,6 +138,8 @@ class Channel:
 
 def _received_fds(ancillary: list, socket: Any) -> list[int]:
     """The descriptors an SCM_RIGHTS message carried (whole ints only)."""
+    import array
+
     fds = array.array("i")
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
