@@ -304,6 +304,47 @@ done:
     return ok;
 }
 
+/* The target size and filter of a resize, checked and parsed; 0 with ValueError set if bad. */
+static int resize_target(long long nw, long long nh, const char *filter_name,
+                         filter_kind *filter) {
+    if (nw <= 0 || nh <= 0 || nw > (1 << 24) || nh > (1 << 24)) {
+        PyErr_SetString(PyExc_ValueError, "new_width and new_height must be in 1..2**24");
+        return 0;
+    }
+    if (strcmp(filter_name, "triangle") == 0)
+        *filter = FILTER_TRIANGLE;
+    else if (strcmp(filter_name, "nearest") == 0)
+        *filter = FILTER_NEAREST;
+    else {
+        PyErr_Format(PyExc_ValueError, "filter must be 'triangle' or 'nearest', not '%s'",
+                     filter_name);
+        return 0;
+    }
+    return 1;
+}
+
+/* `src` (w x h x c) resized to a new bytes object of nw x nh x c; NULL with an error set. */
+static PyObject *resized_bytes(const unsigned char *src, int64_t w, int64_t h, int64_t c,
+                               int64_t nw, int64_t nh, filter_kind filter) {
+    /* The output, and the f32 row of the vertical pass (resize_pixels's `acc`). */
+    if (!addressable(nw * nh * c, "the resized image") ||
+        !addressable(w * c * (int64_t)sizeof(float), "resizing"))
+        return NULL;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(nw * nh * c));
+    if (result == NULL)
+        return NULL;
+    int ok;
+    unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(result);
+    Py_BEGIN_ALLOW_THREADS
+    ok = resize_pixels(src, w, h, c, dst, nw, nh, filter);
+    Py_END_ALLOW_THREADS
+    if (!ok) {
+        Py_CLEAR(result);
+        PyErr_NoMemory();
+    }
+    return result;
+}
+
 static PyObject *py_resize(PyObject *self, PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"pixels", "width", "height", "channels", "new_width",
                              "new_height", "filter", NULL};
@@ -315,38 +356,8 @@ static PyObject *py_resize(PyObject *self, PyObject *args, PyObject *kwargs) {
                                      &c, &nw, &nh, &filter_name))
         return NULL;
     PyObject *result = NULL;
-    if (!check_image(pixels.len, w, h, c))
-        goto done;
-    if (nw <= 0 || nh <= 0 || nw > (1 << 24) || nh > (1 << 24)) {
-        PyErr_SetString(PyExc_ValueError, "new_width and new_height must be in 1..2**24");
-        goto done;
-    }
-    if (strcmp(filter_name, "triangle") == 0)
-        filter = FILTER_TRIANGLE;
-    else if (strcmp(filter_name, "nearest") == 0)
-        filter = FILTER_NEAREST;
-    else {
-        PyErr_Format(PyExc_ValueError, "filter must be 'triangle' or 'nearest', not '%s'",
-                     filter_name);
-        goto done;
-    }
-    /* The output, and the f32 row of the vertical pass (resize_pixels's `acc`). */
-    if (!addressable(nw * nh * c, "the resized image") ||
-        !addressable(w * c * (int64_t)sizeof(float), "resizing"))
-        goto done;
-    result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(nw * nh * c));
-    if (result == NULL)
-        goto done;
-    int ok;
-    unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(result);
-    Py_BEGIN_ALLOW_THREADS
-    ok = resize_pixels(pixels.buf, w, h, c, dst, nw, nh, filter);
-    Py_END_ALLOW_THREADS
-    if (!ok) {
-        Py_CLEAR(result);
-        PyErr_NoMemory();
-    }
-done:
+    if (check_image(pixels.len, w, h, c) && resize_target(nw, nh, filter_name, &filter))
+        result = resized_bytes(pixels.buf, w, h, c, nw, nh, filter);
     PyBuffer_Release(&pixels);
     return result;
 }
@@ -371,19 +382,9 @@ static PyObject *py_decode_resize(PyObject *self, PyObject *args, PyObject *kwar
         PyBuffer_Release(&data);
         return PyErr_Format(PyExc_ValueError, "channels must be 1..4, not %d", channels);
     }
-    if (nw <= 0 || nh <= 0 || nw > (1 << 24) || nh > (1 << 24)) {
+    if (!resize_target(nw, nh, filter_name, &filter)) {
         PyBuffer_Release(&data);
-        PyErr_SetString(PyExc_ValueError, "new_width and new_height must be in 1..2**24");
         return NULL;
-    }
-    if (strcmp(filter_name, "triangle") == 0)
-        filter = FILTER_TRIANGLE;
-    else if (strcmp(filter_name, "nearest") == 0)
-        filter = FILTER_NEAREST;
-    else {
-        PyBuffer_Release(&data);
-        return PyErr_Format(PyExc_ValueError, "filter must be 'triangle' or 'nearest', not '%s'",
-                            filter_name);
     }
     int width = 0, height = 0, file_channels = 0;
     unsigned char *pixels = decode_pixels(&data, channels, &width, &height, &file_channels);
@@ -393,20 +394,8 @@ static PyObject *py_decode_resize(PyObject *self, PyObject *args, PyObject *kwar
     if (nw == width && nh == height) {   /* resize() returns such a picture unchanged */
         result = PyBytes_FromStringAndSize((const char *)pixels,
                                            (Py_ssize_t)width * height * channels);
-    } else if (addressable(nw * nh * channels, "the resized image") &&
-               addressable((int64_t)width * channels * (int64_t)sizeof(float), "resizing")) {
-        result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(nw * nh * channels));
-        if (result != NULL) {
-            int ok;
-            unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(result);
-            Py_BEGIN_ALLOW_THREADS
-            ok = resize_pixels(pixels, width, height, channels, dst, nw, nh, filter);
-            Py_END_ALLOW_THREADS
-            if (!ok) {
-                Py_CLEAR(result);
-                PyErr_NoMemory();
-            }
-        }
+    } else {
+        result = resized_bytes(pixels, width, height, channels, nw, nh, filter);
     }
     stbi_image_free(pixels);
     if (result == NULL)
