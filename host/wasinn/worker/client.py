@@ -284,13 +284,16 @@ class BackendWorker:
                 request["release"] = self._pending
                 self._pending = {"graphs": [], "contexts": []}
             # a quick op (an input bound again, a small model's compute) is polled for, not
-            # slept on (transport.Cadence); a long compute is slept on
-            cadence = self._cadence.get(op)
-            if cadence is None:         # made once per kind, not on every call
-                cadence = self._cadence[op] = transport.Cadence()
-            window, sleep_first = cadence.window(), 0.0
+            # slept on (transport.Cadence); a long compute is slept on, or with a forecast
+            # slept on until just before its reply (transport.Forecast)
+            cadence = None
             if forecast is not None:
                 sleep_first, window = forecast.plan()
+            else:
+                cadence = self._cadence.get(op)
+                if cadence is None:         # made once per kind, not on every call
+                    cadence = self._cadence[op] = transport.Cadence()
+                window, sleep_first = cadence.window(), 0.0
             try:
                 sent = time.perf_counter()
                 channel.send(request, fds)
@@ -298,7 +301,7 @@ class BackendWorker:
                 took = time.perf_counter() - sent
                 if forecast is not None:
                     forecast.took(took)
-                else:
+                elif cadence is not None:
                     cadence.waited(took, polled=window > 0, contended=channel.contended)
             except ChannelClosed:
                 raise self._died(op) from None
