@@ -143,22 +143,22 @@ def tflite_model_bytes() -> bytes:
 @pytest.fixture
 def requests_of():
     """`requests_of(worker)`: a list that gets the op of every request sent to that
-    BackendWorker from then on, for tests that count round trips. The worker is given back
-    unwrapped when the test ends."""
+    BackendWorker from then on (JSON or binary), for tests that count round trips. The
+    worker is given back unwrapped when the test ends."""
     wrapped = []
 
     def install(worker) -> list[str]:
         ops: list[str] = []
-        real_call = worker.call
+        real_exchange = worker._exchange
 
-        def counting(op, *args, **kwargs):
+        def counting(channel, op, *args, **kwargs):
             ops.append(op)
-            return real_call(op, *args, **kwargs)
+            return real_exchange(channel, op, *args, **kwargs)
 
-        worker.call = counting
+        worker._exchange = counting
         wrapped.append(worker)
         return ops
 
     yield install
     for worker in wrapped:
-        del worker.call
+        del worker._exchange

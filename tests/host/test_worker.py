@@ -329,6 +329,100 @@ def test_worker_results_equal_in_process_results(openvino_ir):
         worker.close()
 
 
+def test_the_steady_state_compute_is_binary_and_gives_in_process_results(openvino_ir):
+    """Once the inputs ride along and the outputs come along, each inference is one binary
+    round trip (transport.FastCompute), and its results are the in-process ones."""
+    pytest.importorskip("openvino")
+    xml, weights = (p.read_bytes() for p in openvino_ir)
+    worker = BackendWorker()
+    sent = []
+    real_exchange = worker._exchange
+    worker._exchange = lambda channel, op, data, *rest: (
+        sent.append((op, data[:1])), real_exchange(channel, op, data, *rest))[1]
+    try:
+        outputs = []
+        for nn in (WasiNn(worker=worker), WasiNn()):
+            context = nn.init_execution_context(nn.load([xml, bytearray(weights)], 0, 0))
+            got = []
+            for value in (1.0, 2.0, 3.0, 2.0):
+                nn.set_input(context, 0, [1, 4], 1, np.full((1, 4), value, np.float32))
+                nn.set_input(context, 1, [3], 4, np.arange(3, dtype=np.int32))
+                nn.compute(context)
+                got.append((bytes(nn.get_output(context, 0)), bytes(nn.get_output(context, 1))))
+            outputs.append(got)
+        assert outputs[0] == outputs[1] and outputs[0][0] != outputs[0][1]
+        computes = [tag for op, tag in sent if op == "compute"]
+        assert computes == [b"C"] * 4
+        # after the first inference: no set_input and no get_output of their own
+        assert [op for op, _ in sent[-3:]] == ["compute"] * 3
+    finally:
+        worker.close()
+
+
+def test_a_binary_compute_keeps_the_errno_of_its_failure(openvino_ir):
+    pytest.importorskip("openvino")
+    xml, weights = (p.read_bytes() for p in openvino_ir)
+    worker = BackendWorker()
+    nn = WasiNn(worker=worker)
+    try:
+        context = nn.init_execution_context(nn.load([xml, bytearray(weights)], 0, 0))
+        with pytest.raises(NnError) as unset:
+            nn.compute(context)                # binary: nothing to bind or send along yet
+        assert unset.value.errno == Errno.INVALID_ARGUMENT and "set_input" in unset.value.message
+        assert worker.alive
+    finally:
+        worker.close()
+
+
+@pytest.mark.parametrize("reply", [b"K\x00", b"K\x02" + bytes(8), b"K\x00" + (1 << 40).to_bytes(8, "little"),
+                                   b"K\x00" + bytes(9)],
+                         ids=["too-short", "bad-flag", "past-the-segment", "too-long"])
+def test_a_malformed_binary_reply_is_a_runtime_error(reply):
+    """The host checks a binary reply as it checks a JSON one: its length, its flag byte,
+    and that every size fits the segment the host maps."""
+    import socket
+    import threading
+
+    from wasinn.worker.client import ProxyContext, ProxyGraph
+    from wasinn.worker.transport import Channel, Segment
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    worker = BackendWorker()
+    worker._adopt(ours)
+    peer = Channel(theirs)
+    context = ProxyContext(ProxyGraph(worker, 1, "openvino"), 2)
+    context._outputs[0] = Segment.create("test-output", 64)
+    context._read.add(0)
+
+    def answer() -> None:
+        data, _ = peer.receive_any()
+        assert data[:1] == b"C"
+        peer.send(reply)
+
+    responder = threading.Thread(target=answer)
+    responder.start()
+    try:
+        with pytest.raises(RuntimeError, match="malformed|outside its segment"):
+            context.compute()
+    finally:
+        responder.join()
+        worker._channel = None
+        ours.close()
+        theirs.close()
+
+
+def test_fast_compute_messages_round_trip():
+    from wasinn.worker.transport import FastCompute, indexes, mask
+
+    assert mask([]) == 0 and mask([0, 3, 63]) == 1 | 8 | 1 << 63 and mask([64]) is None
+    assert indexes(mask([5, 0, 63])) == [0, 5, 63]
+    assert FastCompute.parse_request(FastCompute.request(7, mask([1]), mask([0, 2]))) == \
+        (7, [1], [0, 2])
+    assert FastCompute.parse_reply(FastCompute.reply(True, [10, 4096]), 2) == (True, (10, 4096))
+    with pytest.raises(ValueError):
+        FastCompute.parse_reply(FastCompute.reply(False, [10]), 2)
+
+
 def test_one_worker_serves_many_guests_and_compiles_a_preload_once(torch_linear_path):
     registry = ModelRegistry.from_specs([f"demo:PyTorch:CPU:{torch_linear_path}"])
     worker = BackendWorker()

@@ -274,37 +274,79 @@ class BackendWorker:
         returned only with `accept_fds` (outputs); any others are closed at once. With a
         `forecast`, the reply is waited for as it says (a single-threaded compute's)."""
         with self._lock:
-            if generation is not None and generation != self.generation or (
-                    generation is not None and self._channel is None):
-                raise NnError(Errno.RUNTIME_ERROR, "this graph or context was held by a backend "
-                                                   "worker that has died; load the model again")
-            channel = self._ensure()
+            channel = self._channel_of(generation)
             request = {"op": op, **fields}
             if self._pending["graphs"] or self._pending["contexts"]:
                 request["release"] = self._pending
                 self._pending = {"graphs": [], "contexts": []}
-            # a quick op (an input bound again, a small model's compute) is polled for, not
-            # slept on (transport.Cadence); a long compute is slept on, or with a forecast
-            # slept on until just before its reply (transport.Forecast)
-            cadence = None
-            if forecast is not None:
-                sleep_first, window = forecast.plan()
-            else:
-                cadence = self._cadence.get(op)
-                if cadence is None:         # made once per kind, not on every call
-                    cadence = self._cadence[op] = transport.Cadence()
-                window, sleep_first = cadence.window(), 0.0
-            try:
-                sent = time.perf_counter()
-                channel.send(request, fds)
-                reply, reply_fds = channel.receive(poll_for=window, sleep_first=sleep_first)
-                took = time.perf_counter() - sent
-                if forecast is not None:
-                    forecast.took(took)
-                elif cadence is not None:
-                    cadence.waited(took, polled=window > 0, contended=channel.contended)
-            except ChannelClosed:
-                raise self._died(op) from None
+            data, reply_fds = self._exchange(channel, op, transport.Encoded(request).data, fds,
+                                             forecast)
+            reply = self._decode(op, data, reply_fds)
+        return self.result(reply, reply_fds, accept_fds)
+
+    def fast_compute(self, context: int, rebind: int, want: int, generation: int,
+                     forecast: transport.Forecast | None
+                     ) -> tuple[bytes | dict[str, Any], list[int]] | None:
+        """A `compute` in binary (transport.FastCompute): its binary reply's bytes, or a JSON
+        reply (for `result`), and the reply's descriptors; None when a JSON request is
+        needed instead (releases to send along)."""
+        with self._lock:
+            if self._pending["graphs"] or self._pending["contexts"]:
+                return None
+            channel = self._channel_of(generation)
+            data, fds = self._exchange(channel, "compute",
+                                       transport.FastCompute.request(context, rebind, want), (),
+                                       forecast)
+            if data[:1] == transport.FastCompute.REPLY_TAG:
+                return data, fds
+            return self._decode("compute", data, fds), fds
+
+    def _decode(self, op: str, data: bytes, fds: list[int]) -> dict[str, Any]:
+        """A JSON reply's object (with the lock held); a malformed one ends the worker."""
+        try:
+            return transport.decode(data, fds)
+        except ChannelClosed:
+            raise self._died(op) from None
+
+    def _channel_of(self, generation: int | None) -> Channel:
+        """The channel to send on (the worker started if need be); an error when the
+        caller's graph or context belongs to a worker that has died since."""
+        if generation is not None and (generation != self.generation or self._channel is None):
+            raise NnError(Errno.RUNTIME_ERROR, "this graph or context was held by a backend "
+                                               "worker that has died; load the model again")
+        return self._ensure()
+
+    def _exchange(self, channel: Channel, op: str, data: bytes, fds: Sequence[int],
+                  forecast: transport.Forecast | None) -> tuple[bytes, list[int]]:
+        """Send a request and wait for its reply's bytes (with the lock held). A quick op
+        (an input bound again, a small model's compute) is polled for, not slept on
+        (transport.Cadence); a long compute is slept on, or with a forecast slept on until
+        just before its reply (transport.Forecast)."""
+        cadence = None
+        if forecast is not None:
+            sleep_first, window = forecast.plan()
+        else:
+            cadence = self._cadence.get(op)
+            if cadence is None:         # made once per kind, not on every call
+                cadence = self._cadence[op] = transport.Cadence()
+            window, sleep_first = cadence.window(), 0.0
+        try:
+            sent = time.perf_counter()
+            channel.send(data, fds)
+            reply, reply_fds = channel.receive_any(poll_for=window, sleep_first=sleep_first)
+            took = time.perf_counter() - sent
+        except ChannelClosed:
+            raise self._died(op) from None
+        if forecast is not None:
+            forecast.took(took)
+        elif cadence is not None:
+            cadence.waited(took, polled=window > 0, contended=channel.contended)
+        return reply, reply_fds
+
+    @staticmethod
+    def result(reply: dict[str, Any], reply_fds: list[int],
+               accept_fds: bool) -> tuple[Any, list[int]]:
+        """A JSON reply's value (and its descriptors, with `accept_fds`), or its error raised."""
         if "ok" in reply and accept_fds:
             return reply["ok"], reply_fds
         for fd in reply_fds:
@@ -601,15 +643,26 @@ class ProxyContext(Context):
         the worker computed on one thread decides how the next reply is waited for."""
         result, fds = self._call(op, {"want": sorted(read)}, forecast=self._forecasts.get(op))
         read.clear()
+        self._note_threading(op, self._checked(result, fds))
+        return result, fds
+
+    @staticmethod
+    def _checked(result: Any, fds: list[int]) -> bool:
+        """Whether a compute reply says its compute ran on one thread; RuntimeError (its
+        descriptors closed) when it is not {"outputs": [...], ...}."""
         if not isinstance(result, dict) or not isinstance(result.get("outputs"), list):
             for fd in fds:
                 os.close(fd)
             raise RuntimeError("malformed reply from the backend worker")
-        if result.get("single_threaded") is True and _SPARE_CPU:
+        return result.get("single_threaded") is True
+
+    def _note_threading(self, op: str, single_threaded: bool) -> None:
+        """A compute that ran on one thread is waited for by forecast next time (while this
+        process has a CPU to spare); others are slept on."""
+        if single_threaded and _SPARE_CPU:
             self._forecasts.setdefault(op, transport.Forecast())
         else:
             self._forecasts.pop(op, None)
-        return result, fds
 
     def set_input(self, index: int, array: Any) -> None:
         size = array.nbytes
@@ -641,8 +694,47 @@ class ProxyContext(Context):
     def compute(self) -> None:
         self._ready.clear()
         self._ready_single.clear()
+        if self._fast_compute():
+            return
         result, fds = self._compute_call("compute", self._read)
         self._adopt_outputs(result["outputs"], fds)
+
+    def _fast_compute(self) -> bool:
+        """The steady state's compute in binary (transport.FastCompute); False when the JSON
+        request must carry something the binary one cannot (a stream's steps taken, releases,
+        large indexes). A JSON reply to it (a new segment, an error) is handled as
+        `compute`'s."""
+        if self._taken or self._ahead or self._local_piece is not None:
+            return False
+        rebind, want = transport.mask(self._pending), transport.mask(self._read)
+        if rebind is None or want is None:
+            return False
+        forecast = self._forecasts.get("compute")
+        exchanged = self.worker.fast_compute(self.cid, rebind, want, self.generation, forecast)
+        if exchanged is None:
+            return False
+        reply, fds = exchanged
+        wanted = sorted(self._read)
+        self._pending.clear()
+        self._read.clear()
+        if isinstance(reply, dict):
+            result, fds = self.worker.result(reply, fds, accept_fds=True)
+            self._note_threading("compute", self._checked(result, fds))
+            self._adopt_outputs(result["outputs"], fds)
+            return True
+        for fd in fds:
+            os.close(fd)
+        try:
+            single, sizes = transport.FastCompute.parse_reply(reply, len(wanted))
+        except ValueError:
+            raise RuntimeError("malformed reply from the backend worker") from None
+        for index, size in zip(wanted, sizes):
+            segment = self._outputs.get(index)
+            if segment is None or size > segment.capacity:
+                raise RuntimeError("the backend worker reported an output outside its segment")
+            self._ready[index] = size
+        self._note_threading("compute", single)
+        return True
 
     def compute_single(self) -> None:
         self._ready.clear()

@@ -63,44 +63,72 @@ class Server:
         return self.next_id
 
     def serve(self) -> None:
-        from ..nn.errors import NnError
-
         # After a reply, the next request of a guest's inference loop is usually a few tens of
         # microseconds away: poll for it while that holds (transport.Cadence).
-        cadence = self.transport.Cadence(self.transport.REQUEST_POLL_WINDOW)
+        transport = self.transport
+        cadence = transport.Cadence(transport.REQUEST_POLL_WINDOW)
         replied = time.perf_counter()
         while True:
             window = cadence.window()
             try:
-                request, fds = self.channel.receive(poll_for=window)
-            except self.transport.ChannelClosed:
+                data, fds = self.channel.receive_any(poll_for=window)
+            except transport.ChannelClosed:
                 return
             cadence.waited(time.perf_counter() - replied, polled=window > 0,
                            contended=self.channel.contended)
-            self._release(request.get("release"))
-            reply_fds: list[int] = []
-            try:
-                handler = self.handlers.get(request.get("op"))
-                if handler is None:
-                    raise ValueError(f"unknown request {request.get('op')!r}")
-                result = handler(request, fds)
-                if isinstance(result, tuple):        # (value, fds to send)
-                    result, reply_fds = result
-                # a whole reply encoded ahead (compute), or the value it carries
-                reply = result if isinstance(result, self.transport.Encoded) else {"ok": result}
-                if request.get("op") in ("ping", "release"):   # handed fds nobody keeps
-                    for fd in fds:
-                        os.close(fd)
-            except NnError as error:
-                reply = {"nn": [int(error.errno), error.message[:MAX_ERROR_TEXT]],
-                         "needed": error.needed}
-            except MemoryError:
-                reply = {"error": "out of memory (the worker's --max-host-memory cap)"}
-            except Exception as error:  # noqa: BLE001 - a library's failure, with its message
-                text = str(error).strip() or type(error).__name__
-                reply = {"error": text[:MAX_ERROR_TEXT]}
+            if data[:1] == transport.FastCompute.REQUEST_TAG:
+                reply, reply_fds = self.fast_compute(data, fds)
+            else:
+                try:
+                    request = transport.decode(data, fds)
+                except transport.ChannelClosed:
+                    return
+                reply, reply_fds = self.handle(request, fds)
             self.channel.send(reply, reply_fds)
             replied = time.perf_counter()
+
+    def handle(self, request: dict[str, Any], fds: list[int]) -> tuple[Any, list[int]]:
+        """A JSON request's reply (a dict, or one encoded ahead) and the descriptors for it."""
+        self._release(request.get("release"))
+        try:
+            handler = self.handlers.get(request.get("op"))
+            if handler is None:
+                raise ValueError(f"unknown request {request.get('op')!r}")
+            result = handler(request, fds)
+            reply_fds: list[int] = []
+            if isinstance(result, tuple):        # (value, fds to send)
+                result, reply_fds = result
+            if request.get("op") in ("ping", "release"):   # handed fds nobody keeps
+                for fd in fds:
+                    os.close(fd)
+            # a whole reply encoded ahead (compute), or the value it carries
+            return (result if isinstance(result, self.transport.Encoded) else {"ok": result},
+                    reply_fds)
+        except Exception as error:  # noqa: BLE001 - every failure is a reply
+            return _error_reply(error), []
+
+    def fast_compute(self, data: bytes, fds: list[int]) -> tuple[Any, list[int]]:
+        """A binary compute (transport.FastCompute): bind again, compute, copy the wanted
+        outputs into their segments, and answer in binary — or, when an output needs a
+        segment the host does not have yet, with the JSON reply `compute` gives."""
+        for fd in fds:                 # the binary form carries none
+            os.close(fd)
+        try:
+            cid, rebind, wanted = self.transport.FastCompute.parse_request(data)
+            state = self.contexts[cid]
+            context = state.context
+            for index in rebind:
+                context.set_input(index, state.bound[index])
+            single = context.single_threaded()
+            context.compute()
+        except Exception as error:  # noqa: BLE001 - every failure is a reply
+            return _error_reply(error), []
+        sizes = _copy_into_segments(state, wanted)
+        if sizes is None:     # as `compute` answers: new segments, outputs that failed left out
+            outputs, send = self._send_along(state, set(wanted), context.get_output,
+                                             lambda index: index)
+            return {"ok": {"outputs": outputs, "single_threaded": single}}, send
+        return self.transport.FastCompute.reply(single, sizes), []
 
     def _release(self, release: Any) -> None:
         if not isinstance(release, dict):
@@ -289,6 +317,37 @@ class Server:
 
     def close_context(self, request: dict[str, Any], fds: list[int]) -> None:
         self._release({"contexts": [request["ctx"]]})
+
+
+def _copy_into_segments(state: _ContextState, wanted: list[int]) -> list[int] | None:
+    """Copy each wanted output into the segment the host already maps; their sizes, or None
+    when one does not fit (or fails to read): the JSON reply's path handles those."""
+    sizes = []
+    try:
+        for index in wanted:
+            array = state.context.get_output(index)
+            size = array.nbytes
+            segment = state.outputs.get(index)
+            if segment is None or segment.capacity < size or not array.flags.c_contiguous:
+                return None
+            segment.map[:size] = memoryview(array).cast("B")
+            sizes.append(size)
+    except Exception:  # noqa: BLE001 - the JSON path reports it when the host asks
+        return None
+    return sizes
+
+
+def _error_reply(error: Exception) -> dict[str, Any]:
+    """The reply for a request that failed: an NnError keeps its errno and message; any
+    other exception is a library's failure, sent as its message."""
+    from ..nn.errors import NnError
+
+    if isinstance(error, NnError):
+        return {"nn": [int(error.errno), error.message[:MAX_ERROR_TEXT]], "needed": error.needed}
+    if isinstance(error, MemoryError):
+        return {"error": "out of memory (the worker's --max-host-memory cap)"}
+    text = str(error).strip() or type(error).__name__
+    return {"error": text[:MAX_ERROR_TEXT]}
 
 
 def _wanted(request: dict[str, Any]) -> set[int]:
