@@ -618,8 +618,11 @@ class ProxyContext(Context):
         self._taken = 0
         self._local_piece: bytes | None = None
         #: per compute kind, when its reply comes, while the worker runs this context's
-        #: computes on one thread and this process has another CPU (transport.Forecast)
+        #: computes on one thread and this process has another CPU (transport.Forecast);
+        #: and the same per kind and input shapes, which say more (a prompt of the same
+        #: length takes as long again; a long one and a short one differ by 6x)
         self._forecasts: dict[str, transport.Forecast] = {}
+        self._shaped_forecasts: dict[tuple, transport.Forecast] = {}
         self._closed = False
 
     def _call(self, op: str, fields: dict[str, Any], fds: Sequence[int] = (),
@@ -641,7 +644,7 @@ class ProxyContext(Context):
         """compute or compute_single, asking for the outputs `read` since the previous one to
         come along. The reply is {"outputs": [...], "single_threaded": bool, ...}: whether
         the worker computed on one thread decides how the next reply is waited for."""
-        result, fds = self._call(op, {"want": sorted(read)}, forecast=self._forecasts.get(op))
+        result, fds = self._call(op, {"want": sorted(read)}, forecast=self._forecast(op))
         read.clear()
         self._note_threading(op, self._checked(result, fds))
         return result, fds
@@ -661,8 +664,25 @@ class ProxyContext(Context):
         process has a CPU to spare); others are slept on."""
         if single_threaded and _SPARE_CPU:
             self._forecasts.setdefault(op, transport.Forecast())
-        else:
-            self._forecasts.pop(op, None)
+        elif self._forecasts.pop(op, None) is not None:
+            self._shaped_forecasts.clear()
+
+    #: input shapes remembered per context for forecasts (a chat's prompts are all different)
+    MAX_SHAPED_FORECASTS = 16
+
+    def _forecast(self, op: str) -> transport.Forecast | None:
+        """The forecast for this compute: by its input shapes, falling back to every compute
+        of its kind; None when its computes are not single-threaded."""
+        general = self._forecasts.get(op)
+        if general is None:
+            return None
+        key = (op, tuple(sorted(self._accepted.items())))
+        shaped = self._shaped_forecasts.get(key)
+        if shaped is None:
+            if len(self._shaped_forecasts) >= self.MAX_SHAPED_FORECASTS:
+                self._shaped_forecasts.clear()
+            shaped = self._shaped_forecasts[key] = transport.Forecast(general)
+        return shaped
 
     def set_input(self, index: int, array: Any) -> None:
         size = array.nbytes
@@ -709,7 +729,7 @@ class ProxyContext(Context):
         rebind, want = transport.mask(self._pending), transport.mask(self._read)
         if rebind is None or want is None:
             return False
-        forecast = self._forecasts.get("compute")
+        forecast = self._forecast("compute")
         exchanged = self.worker.fast_compute(self.cid, rebind, want, self.generation, forecast)
         if exchanged is None:
             return False

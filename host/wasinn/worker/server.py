@@ -35,6 +35,9 @@ class _ContextState:
         self.outputs: dict[int, Any] = {}    # output index -> Segment (made here)
         #: input index -> the array last bound (a view of its segment), for rebinding
         self.bound: dict[int, Any] = {}
+        #: output index -> its size, for outputs the backend writes straight into their
+        #: segment (Context.output_into): nothing to copy after a compute
+        self.direct: dict[int, int] = {}
 
 
 class Server:
@@ -299,12 +302,17 @@ class Server:
 
     def _send_output(self, state: _ContextState, index: int, array: Any) -> Any:
         """Copy the output into this (context, index)'s segment; a new, larger segment
-        travels with the reply (once per size increase)."""
+        travels with the reply (once per size increase). A compute's output (index >= 0;
+        single steps' are keyed below 0) is then offered to the backend to write there
+        itself from the next compute on (Context.output_into)."""
         import numpy as np
 
-        data = memoryview(np.ascontiguousarray(array)).cast("B")
-        size = data.nbytes
         segment = state.outputs.get(index)
+        if index in state.direct:              # written there by the compute itself
+            return (state.direct[index], segment.capacity), []
+        array = np.ascontiguousarray(array)
+        data = memoryview(array).cast("B")
+        size = data.nbytes
         fds: list[int] = []
         if segment is None or segment.capacity < size:
             if segment is not None:
@@ -313,6 +321,10 @@ class Server:
             state.outputs[index] = segment
             fds = [segment.fd]
         segment.map[:size] = data
+        if index >= 0 and size and array.dtype.hasobject is False:
+            view = np.frombuffer(segment.map, dtype=array.dtype, count=array.size)
+            if state.context.output_into(index, view):
+                state.direct[index] = size
         return (size, segment.capacity), fds
 
     def close_context(self, request: dict[str, Any], fds: list[int]) -> None:
@@ -325,6 +337,10 @@ def _copy_into_segments(state: _ContextState, wanted: list[int]) -> list[int] | 
     sizes = []
     try:
         for index in wanted:
+            size = state.direct.get(index)
+            if size is not None:       # the compute wrote it into the segment itself
+                sizes.append(size)
+                continue
             array = state.context.get_output(index)
             size = array.nbytes
             segment = state.outputs.get(index)

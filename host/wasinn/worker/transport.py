@@ -80,6 +80,9 @@ class Channel:
         # memory: only the pages a message reaches are ever touched
         self._buffer = mmap.mmap(-1, MAX_MESSAGE)
         self._fd_space = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize)
+        # a plain int: OR-ing socket's enum flags runs Python code on every message (~1 us
+        # warm, several times that on the caches a compute has just evicted)
+        self._truncated = int(socket.MSG_TRUNC | socket.MSG_CTRUNC)
         #: whether the last receive's polling gave the CPU to another thread (Cadence)
         self.contended = False
 
@@ -133,7 +136,7 @@ class Channel:
             for fd in fds:
                 os.close(fd)
             raise ChannelClosed("end of stream")
-        if flags & (self._socket.MSG_TRUNC | self._socket.MSG_CTRUNC):
+        if flags & self._truncated:
             for fd in fds:
                 os.close(fd)
             raise ChannelClosed("oversized message")
@@ -225,19 +228,24 @@ class Forecast:
     MAX_POLL = 0.0002
     KEEP = 8
 
-    def __init__(self) -> None:
+    def __init__(self, fallback: "Forecast | None" = None) -> None:
         self._recent: list[float] = []
+        #: a broader forecast (every compute of the context) to go by while this one (those
+        #: with the same input shapes) has too little; it learns every duration this one does
+        self.fallback = fallback
 
     def plan(self) -> tuple[float, float]:
         """(sleep first, then poll for): (0, 0) until there is something to go by."""
         if len(self._recent) < 2:
-            return 0.0, 0.0
+            return self.fallback.plan() if self.fallback is not None else (0.0, 0.0)
         sleep = min(self._recent) - self.LEAD
         return max(sleep, 0.0), self.LEAD + self.MAX_POLL
 
     def took(self, seconds: float) -> None:
         self._recent.append(seconds)
         del self._recent[:-self.KEEP]
+        if self.fallback is not None:
+            self.fallback.took(seconds)
 
 
 class FastCompute:

@@ -48,6 +48,13 @@ class Context(ABC):
     def close(self) -> None:
         """Release what the context holds (default: nothing to do)."""
 
+    def output_into(self, index: int, array: np.ndarray) -> bool:
+        """Have every later compute write output `index` straight into `array` (C-contiguous,
+        of the output's dtype and size: the backend worker's shared segment), if the backend
+        can, so nobody copies it afterwards; True if it will. `get_output(index)` then
+        returns a view of `array`. Default False: the output is copied out after compute."""
+        return False
+
     def single_threaded(self) -> bool:
         """Whether compute runs on the calling thread alone, with no thread pool of its own:
         the host then waits for the backend worker's reply on a CPU the compute leaves free

@@ -59,6 +59,8 @@ class OpenVinoContext(Context):
         self._request = graph.compiled.create_infer_request()
         #: index -> (address, shape, dtype, tensor, array) of the bound input
         self._inputs: dict[int, tuple[Any, ...]] = {}
+        #: index -> the caller's array an output is written into (output_into)
+        self._outputs_into: dict[int, np.ndarray] = {}
 
     def set_input(self, index: int, array: np.ndarray) -> None:
         bound = self._inputs.get(index)
@@ -96,6 +98,24 @@ class OpenVinoContext(Context):
     def get_output(self, index: int) -> np.ndarray:
         check_index(index, self._graph.output_count, "output")
         return np.ascontiguousarray(self._request.get_output_tensor(index).data)
+
+    def output_into(self, index: int, array: np.ndarray) -> bool:
+        """For an output of static shape: the infer request writes it into `array` (an
+        `ov.Tensor` over that memory, as inputs are bound), measured free of cost."""
+        graph = self._graph
+        if not 0 <= index < graph.output_count:
+            return False
+        port = graph.compiled.outputs[index]
+        if port.get_partial_shape().is_dynamic or _numpy_type(port) != array.dtype:
+            return False
+        shape = tuple(port.get_shape())
+        if not array.flags.c_contiguous or not array.flags.writeable or \
+                array.size != int(np.prod(shape, dtype=np.int64)):
+            return False
+        self._request.set_output_tensor(index, graph.ov.Tensor(array.reshape(shape),
+                                                               shared_memory=True))
+        self._outputs_into[index] = array     # the memory must outlive the binding
+        return True
 
 
 def _numpy_type(port: Any) -> np.dtype | None:
