@@ -1,9 +1,11 @@
-"""Package layout and the optional native image extension.
+"""Package layout and the optional native extensions.
 
 Three import packages live in three source folders (see docs/contracts.md). The C image module
 that the guest runtime links in is also built here as a native extension, so that native mode
 decodes and resizes with exactly the same code as the wasm guest (byte-identical tensors).
 It needs Debian's `libstb-dev`; without it the build carries on and the SDK falls back to Pillow.
+The host's C trampoline for wasi-nn calls (`wasinn.abi._fastcall`) needs only Python's headers;
+without it the host uses the same trampoline written with ctypes.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def _packages() -> tuple[list[str], dict[str, str]]:
 
 
 class OptionalBuildExt(build_ext):
-    """Build `_wasinn_image` if the stb headers are there; never fail the install over it."""
+    """Build the optional extensions where they can be built; never fail the install over them."""
 
     def run(self) -> None:
         try:
@@ -88,7 +90,14 @@ setup(
             sources=["toolchain/runtime/image_module.c"],
             include_dirs=["/usr/include/stb", "toolchain/runtime"],
             extra_compile_args=["-O2"],
-        )
+        ),
+        # the host's trampoline for wasi_ephemeral_nn calls (wasinn/abi/fastcall.py falls
+        # back to a ctypes one without it)
+        Extension(
+            "wasinn.abi._fastcall",
+            sources=["host/wasinn/abi/fastcall_module.c"],
+            extra_compile_args=["-O2"],
+        ),
     ],
     cmdclass={"build_ext": OptionalBuildExt, "build_py": BuildPyWithRuntime},
 )

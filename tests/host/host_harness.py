@@ -61,13 +61,14 @@ class Guest:
     """One instantiated forwarder with a bump allocator over its memory."""
 
     def __init__(self, nn: WasiNn | None = None, *, pages: int = 2, export_memory: bool = True,
-                 tracer: Tracer = QUIET, fast: bool = True) -> None:
+                 tracer: Tracer = QUIET, fast: bool = True,
+                 native: bool = True) -> None:
         key = (pages, export_memory)
         if key not in _MODULES:
             _MODULES[key] = wasmtime.Module(engine(), forwarder_wat(pages, export_memory))
         self.nn = nn if nn is not None else WasiNn()
         linker = wasmtime.Linker(engine())
-        EphemeralNn(self.nn, tracer).define(linker, fast=fast)
+        EphemeralNn(self.nn, tracer).define(linker, fast=fast, native=native)
         self.store = wasmtime.Store(engine())
         self.store.set_epoch_deadline(1)
         self.instance = linker.instantiate(self.store, _MODULES[key])

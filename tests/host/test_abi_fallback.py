@@ -1,5 +1,7 @@
-"""The same glue through wasmtime-py's generic `define_func` path (used when the fast
-unchecked-callback path is unavailable): identical results and errnos."""
+"""The same glue through each of its three trampolines — wasmtime's unchecked callbacks in C
+(`wasinn.abi._fastcall`), the same in ctypes (when the extension is not built), and
+wasmtime-py's generic `define_func` path (when the unchecked API is unavailable): identical
+results and errnos."""
 
 from __future__ import annotations
 
@@ -13,13 +15,22 @@ from wasinn.abi import fastcall
 from wasinn.nn import VALID_ERRNOS
 
 
+PATHS = [(True, True), (True, False), (False, False)]
+PATH_IDS = ["c-trampoline", "ctypes-trampoline", "fallback"]
+
+
 def test_fast_path_is_available_with_the_pinned_wasmtime():
     assert fastcall.available()
 
 
-@pytest.mark.parametrize("fast", [True, False], ids=["fast", "fallback"])
-def test_cycle_and_errors_on_both_paths(fast, linear_bytes):
-    guest = Guest(fast=fast)
+def test_the_c_trampoline_is_built():
+    """setup.py builds it wherever Python's headers are (scripts/setup installs them)."""
+    from wasinn.abi import _fastcall  # noqa: F401
+
+
+@pytest.mark.parametrize("fast, native", PATHS, ids=PATH_IDS)
+def test_cycle_and_errors_on_all_paths(fast, native, linear_bytes):
+    guest = Guest(fast=fast, native=native)
     errno, graph = guest.load([linear_bytes], 3)
     assert errno == 0
     errno, ctx = guest.init(graph)
@@ -30,12 +41,29 @@ def test_cycle_and_errors_on_both_paths(fast, linear_bytes):
     assert guest.get_output(ctx, 0, 8)[0] == 0
     assert guest.call("load", 0xFFFFFFF0, 0x20, 3, 0, 16) == 1
     assert guest.call("compute", 99) == 1
-    assert Guest(fast=fast, export_memory=False).call("compute", 0) == 3
+    assert Guest(fast=fast, native=native, export_memory=False).call("compute", 0) == 3
 
 
-def test_fallback_fuzz(linear_bytes):
+@pytest.mark.parametrize("fast, native", PATHS, ids=PATH_IDS)
+def test_ctrl_c_inside_a_call_traps_and_is_raised_on_all_paths(fast, native, linear_bytes):
+    """A KeyboardInterrupt inside the host function stops the guest (a trap) and reaches the
+    caller as itself, whichever trampoline ran it."""
+    guest = Guest(fast=fast, native=native)
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    guest.nn.compute = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        guest.call("compute", 0)
+    del guest.nn.compute
+    assert guest.call("compute", 99) == 1         # and the next call works as before
+
+
+@pytest.mark.parametrize("fast, native", PATHS, ids=PATH_IDS)
+def test_fuzz_on_all_paths(fast, native, linear_bytes):
     rng = random.Random(7)
-    guest = Guest(fast=False)
+    guest = Guest(fast=fast, native=native)
     for name, arity in FUNCTIONS:
         for _ in range(500):
             args = [rng.choice([rng.randrange(0, 8), rng.randrange(-(2**31), 2**31),

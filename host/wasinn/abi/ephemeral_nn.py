@@ -42,17 +42,19 @@ class EphemeralNn:
         #: called as on_error(function, errno, reason) for every failed call (guest_channel)
         self.on_error = on_error
 
-    def define(self, linker: Any, *, fast: bool = True) -> None:
+    def define(self, linker: Any, *, fast: bool = True, native: bool = True) -> None:
         """Define every import on `linker` (store-independent, so one linker can serve many).
 
         `fast` uses wasmtime's unchecked callbacks (see `fastcall`), which cut the per-call
-        cost of wasmtime-py's generic trampoline; it falls back to `Linker.define_func`.
+        cost of wasmtime-py's generic trampoline, through the C trampoline where it is built
+        (`native`), else through ctypes; it falls back to `Linker.define_func`.
         """
         from . import fastcall
 
         if fast and fastcall.available():
             for name, arity in self.FUNCTIONS:
-                fastcall.define(linker, MODULE_NAME, name, arity, self._entry(name))
+                fastcall.define(linker, MODULE_NAME, name, arity, self._entry(name),
+                                native=native)
             return
         from wasmtime import FuncType, ValType
 

@@ -11,6 +11,10 @@ The callback must never let an exception reach ctypes (ctypes would print it and
 i.e. "no trap" with garbage results): the body passed in is the glue's catch-all wrapper; a
 KeyboardInterrupt/SystemExit is turned into a trap and re-raised by wasmtime-py, as its own
 trampoline does.
+
+Where the C extension `wasinn.abi._fastcall` is built (setup.py), the callback itself is C:
+it finds the caller's memory and reads the arguments without ctypes, and calls Python once
+per call. The ctypes callback below is the fallback, with the same behaviour.
 """
 
 from __future__ import annotations
@@ -64,14 +68,7 @@ def memory_of(ffi: Any, caller: Any) -> Optional[GuestMemory]:
         return None
     context = raw.context(caller)
     memory = ctypes.byref(item.of.memory)
-    base = raw.data(context, memory) or 0
-    size = raw.data_size(context, memory)
-    last = _last_view[0]
-    if last is not None and last.base == base and last.size == size:
-        return last
-    view = GuestMemory.at(base, size)
-    _last_view[0] = view
-    return view
+    return memory_at(raw.data(context, memory) or 0, raw.data_size(context, memory))
 
 
 class _RawCalls:
@@ -102,9 +99,50 @@ def _raw(ffi: Any) -> _RawCalls:
     return _RAW[0]
 
 
+def memory_at(base: Optional[int], size: int) -> Optional[GuestMemory]:
+    """The guest memory at `base` (None: the caller exports none), the last view reused
+    while its address and size stay the same (see `memory_of`)."""
+    if base is None:
+        return None
+    last = _last_view[0]
+    if last is not None and last.base == base and last.size == size:
+        return last
+    view = GuestMemory.at(base, size)
+    _last_view[0] = view
+    return view
+
+
+def _native(ffi: Any) -> Optional[Any]:
+    """The C trampoline module, configured with wasmtime's functions; None without it."""
+    if _NATIVE:
+        return _NATIVE[0]
+    try:
+        from . import _fastcall
+    except ImportError:
+        _NATIVE.append(None)
+        return None
+
+    def address(name: str) -> int:
+        return ctypes.cast(ffi.dll[name], ctypes.c_void_p).value or 0
+
+    _fastcall.configure(
+        address("wasmtime_caller_export_get"), address("wasmtime_caller_context"),
+        address("wasmtime_memory_data"), address("wasmtime_memory_data_size"),
+        address("wasmtime_trap_new"), ctypes.sizeof(ffi.wasmtime_extern_t),
+        ffi.wasmtime_extern_t.of.offset, ctypes.sizeof(ffi.wasmtime_val_raw_t),
+        ffi.WASMTIME_EXTERN_MEMORY.value)
+    _NATIVE.append(_fastcall)
+    return _fastcall
+
+
+_NATIVE: list[Optional[Any]] = []
+
+
 def define(linker: Any, module: str, name: str, arity: int,
-           body: Callable[[Optional[GuestMemory], tuple[int, ...]], int]) -> None:
-    """Define `module.name` (arity i32 params -> one i32) calling body(memory, args) -> errno."""
+           body: Callable[[Optional[GuestMemory], tuple[int, ...]], int], *,
+           native: bool = True) -> None:
+    """Define `module.name` (arity i32 params -> one i32) calling body(memory, args) -> errno
+    (through the C trampoline unless it is missing or `native` is False)."""
     from wasmtime import FuncType, Trap, ValType, WasmtimeError
     from wasmtime import _func
 
@@ -112,24 +150,37 @@ def define(linker: Any, module: str, name: str, arity: int,
     assert ffi is not None
     i32 = ValType.i32()
     functype = FuncType([i32] * arity, [i32])
+    c_module = _native(ffi) if native else None
+    if c_module is not None:
+        def entry(base: Optional[int], size: int, args: tuple[int, ...]) -> int:
+            try:
+                return body(memory_at(base, size), args)
+            except BaseException as error:  # noqa: BLE001 - only Ctrl-C/exit get here: trap
+                _func.LAST_EXCEPTION = error
+                return -1
 
-    @ffi.wasmtime_func_unchecked_callback_t
-    def callback(env: Any, caller: Any, values: Any, count: int) -> int:
-        try:
-            memory = memory_of(ffi, caller)
-            args = tuple(values[i].i32 for i in range(arity))
-            values[0].i32 = body(memory, args)
-            return 0
-        except BaseException as error:  # noqa: BLE001 - only Ctrl-C/exit get here: trap
-            _func.LAST_EXCEPTION = error
-            trap = Trap("python exception")._consume()
-            return ctypes.cast(trap, ctypes.c_void_p).value or 0
+        owner, env = c_module.entry(entry, arity)
+        callback = ctypes.cast(c_module.trampoline_address(), ffi.wasmtime_func_unchecked_callback_t)
+        _KEEP_ALIVE.append(owner)
+    else:
+        @ffi.wasmtime_func_unchecked_callback_t
+        def callback(env: Any, caller: Any, values: Any, count: int) -> int:
+            try:
+                memory = memory_of(ffi, caller)
+                args = tuple(values[i].i32 for i in range(arity))
+                values[0].i32 = body(memory, args)
+                return 0
+            except BaseException as error:  # noqa: BLE001 - only Ctrl-C/exit get here: trap
+                _func.LAST_EXCEPTION = error
+                trap = Trap("python exception")._consume()
+                return ctypes.cast(trap, ctypes.c_void_p).value or 0
 
+        env = None
     _KEEP_ALIVE.append(callback)
     module_bytes, name_bytes = module.encode(), name.encode()
     error = ffi.wasmtime_linker_define_func_unchecked(
         linker.ptr(), ctypes.create_string_buffer(module_bytes), len(module_bytes),
         ctypes.create_string_buffer(name_bytes), len(name_bytes), functype.ptr(), callback,
-        None, _NO_FINALIZER)
+        env, _NO_FINALIZER)
     if error:
         raise WasmtimeError._from_ptr(error)
