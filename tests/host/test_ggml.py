@@ -195,11 +195,11 @@ def test_a_stream_through_the_worker_takes_few_round_trips(tiny_gguf, worker, re
         core.close()
 
 
-def test_only_outputs_read_after_the_last_compute_come_along_with_the_next(tiny_gguf, worker,
-                                                                           requests_of):
-    """compute brings back the outputs the guest read after the compute before (no
-    get_output round trip for them); one read once and then left alone (the metadata after
-    a generation) stops coming along, so prompt-only computes do not pay for it."""
+def test_outputs_read_after_two_computes_in_a_row_come_along_with_the_next(tiny_gguf, worker,
+                                                                            requests_of):
+    """compute brings back the outputs the guest read after each of the two computes before
+    it (no get_output round trip for them); one read once (the metadata at the end of a chat
+    turn) does not come along, so the prompt-only computes after it do not pay for it."""
     core = _core(tiny_gguf, worker)
     calls = requests_of(worker)
     try:
@@ -210,12 +210,18 @@ def test_only_outputs_read_after_the_last_compute_come_along_with_the_next(tiny_
         calls.clear()
         core.compute(ctx)
         assert (out(core, ctx), meta(core, ctx)) == first == (" it may be", (9, 3))
-        assert calls == ["compute"]                        # both came along
-        core.compute(ctx)                                  # read nothing after this one
+        assert calls == ["compute", "get_output", "get_output"]    # read once so far
         calls.clear()
         core.compute(ctx)
-        assert out(core, ctx) == " it may be"
-        assert calls == ["compute", "get_output"]          # so the next did not bring it
+        assert (out(core, ctx), meta(core, ctx)) == first
+        assert calls == ["compute"]                        # read twice in a row: came along
+        core.compute(ctx)
+        assert out(core, ctx) == first[0]                  # the metadata left alone once ...
+        calls.clear()
+        core.compute(ctx)
+        assert out(core, ctx) == first[0] and calls == ["compute"]
+        assert meta(core, ctx) == first[1]                 # ... so it did not come along
+        assert calls == ["compute", "get_output"]
     finally:
         core.close()
 
