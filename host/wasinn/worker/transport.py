@@ -89,13 +89,17 @@ class Channel:
     def send(self, message: dict[str, Any] | Encoded | bytes,
              fds: list[int] | tuple[int, ...] = ()) -> None:
         """Send a message: a dict (as JSON), one encoded ahead, or a binary one (`FastCompute`)."""
-        if isinstance(message, dict):
+        if type(message) is bytes:                   # the binary form: the hot path first
+            data = message
+        elif isinstance(message, dict):
             data = Encoded(message).data
         else:
-            data = message if isinstance(message, bytes) else message.data
+            data = message.data
         try:
             if fds:
                 self._socket.send_fds(self.sock, [data], list(fds))
+            elif data is message:                # a binary message: a few bytes
+                self.sock.send(data)
             else:
                 self.sock.sendall(data)
         except OSError as error:
@@ -284,8 +288,13 @@ class FastCompute:
         _, context, rebind, want = cls.REQUEST.unpack(data)
         return context, indexes(rebind), indexes(want)
 
+    #: the replies with no outputs (a prompt-only compute), made once
+    BARE_REPLIES = (b"K\x00", b"K\x01")
+
     @classmethod
     def reply(cls, single_threaded: bool, sizes: list[int]) -> bytes:
+        if not sizes:
+            return cls.BARE_REPLIES[single_threaded]
         return cls.REPLY_TAG + bytes((single_threaded,)) + struct.pack(f"<{len(sizes)}Q", *sizes)
 
     @classmethod
@@ -293,7 +302,7 @@ class FastCompute:
         """(single-threaded, the `count` sizes); ValueError for any other shape of bytes."""
         if len(data) != 2 + 8 * count or data[1] > 1:
             raise ValueError("malformed fast reply")
-        return data[1] == 1, struct.unpack_from(f"<{count}Q", data, 2)
+        return data[1] == 1, struct.unpack_from(f"<{count}Q", data, 2) if count else ()
 
 
 def mask(indexes: Any) -> int | None:

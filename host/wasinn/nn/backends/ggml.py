@@ -183,13 +183,17 @@ class _LlamaContext:
         self.owner, self.used = owner, 0
 
     def decode(self, tokens: Any, start: int = 0) -> None:
-        """Decode `tokens[start:]` in batch-size chunks after what the cache holds."""
+        """Decode `tokens[start:]` in batch-size chunks after what the cache holds (a prompt
+        that fits one batch, the usual case, is passed as it is)."""
         llama = self.llama
-        token_size = ctypes.sizeof(llama.llama_token)
         total = len(tokens)
         while start < total:
             count = min(self.n_batch, total - start)
-            chunk = (llama.llama_token * count).from_buffer(tokens, start * token_size)
+            if start == 0 and count == total:
+                chunk = tokens
+            else:
+                chunk = (llama.llama_token * count).from_buffer(
+                    tokens, start * ctypes.sizeof(llama.llama_token))
             self._check(llama.llama_decode(self.handle, llama.llama_batch_get_one(chunk, count)))
             start += count
             self.used += count
@@ -391,7 +395,9 @@ class GgmlContext(Context):
         self.output.clear()
         self.tokens.clear()
         self.piece = b""
-        if self._sampler is None or self._sampler.options != graph.options:
+        sampler = self._sampler
+        if sampler is None or (sampler.options is not graph.options
+                               and sampler.options != graph.options):
             # new, or another context of this graph changed the graph's options since
             self._sampler = _Sampler(graph.model, graph.options)
         else:
@@ -417,7 +423,9 @@ class GgmlContext(Context):
             if self.graph.options.embedding:
                 self._embed()
                 return
-            self._generate(self._start())
+            context = self._start()
+            if self.run.n_predict != 0:      # 0: prompt processing only (nothing to sample)
+                self._generate(context)
 
     def _generate(self, context: _LlamaContext) -> None:
         """Sample until n-predict, a reverse prompt, end of generation or a full context."""
