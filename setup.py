@@ -95,7 +95,7 @@ setup(
         # back to a ctypes one without it)
         Extension(
             "wasinn.abi._fastcall",
-            sources=["host/wasinn/abi/fastcall_module.c"],
+            sources=["host/csrc/fastcall_module.c"],
             extra_compile_args=["-O2"],
         ),
     ],
