@@ -95,6 +95,35 @@ def test_openvino_weights_buffer_may_be_reused_after_load(openvino_ir):
     np.testing.assert_array_equal(np.frombuffer(data, np.int32), expected[1].ravel())
 
 
+def test_openvino_writes_a_static_output_into_the_array_it_is_given(openvino_ir):
+    """Context.output_into (the worker's segments): after it, every compute writes that output
+    into the caller's array, get_output returns a view of it, and the values are the
+    library's; an array of the wrong type or size is refused (the output is then copied out
+    as before)."""
+    from wasinn.nn.backends import backend_for
+    from wasinn.nn.types import ExecutionTarget, GraphEncoding
+
+    xml, weights = openvino_ir
+    graph = backend_for(GraphEncoding.OPENVINO).load(
+        [memoryview(xml.read_bytes()), memoryview(weights.read_bytes())], ExecutionTarget.CPU)
+    context = graph.init_execution_context()
+    assert not context.output_into(0, np.zeros(5, np.int32))        # wrong dtype
+    assert not context.output_into(0, np.zeros(4, np.float32))      # wrong size
+    assert not context.output_into(2, np.zeros(5, np.float32))      # no such output
+    into = np.full(5, -1.0, np.float32)
+    assert context.output_into(0, into)
+    b = np.array([1, -2, 7], np.int32)
+    for a in (np.array([[0.5, -1.0, 2.0, 3.0]], np.float32), np.array([[1.0, 2, 3, 4]], np.float32)):
+        context.set_input(0, a)
+        context.set_input(1, b)
+        context.compute()
+        expected = _openvino_direct(str(xml), [a, b])
+        np.testing.assert_array_equal(into, expected[0].ravel())
+        output = context.get_output(0)
+        assert output.ctypes.data == into.ctypes.data
+        np.testing.assert_array_equal(context.get_output(1), expected[1])
+
+
 def test_openvino_input_type_or_shape_mismatch_is_invalid(openvino_ir):
     xml, weights = openvino_ir
     guest = Guest()

@@ -321,7 +321,10 @@ class Server:
             state.outputs[index] = segment
             fds = [segment.fd]
         segment.map[:size] = data
-        if index >= 0 and size and array.dtype.hasobject is False:
+        # offered the second time an output is copied here (not in a new segment): a context
+        # that computes again, not one of a pool's one-inference guests, which would pay for
+        # the binding and never use it
+        if index >= 0 and size and not fds and array.dtype.hasobject is False:
             view = np.frombuffer(segment.map, dtype=array.dtype, count=array.size)
             if state.context.output_into(index, view):
                 state.direct[index] = size
