@@ -599,8 +599,10 @@ class ProxyContext(Context):
         self.generation = graph.generation
         self._inputs: dict[int, Segment] = {}
         self._outputs: dict[int, Segment] = {}
-        #: input index -> the set_input fields the worker accepted for it
+        #: input index -> the set_input fields the worker accepted for it; all of them as one
+        #: key (made when first needed after a change: Forecast per input shapes)
         self._accepted: dict[int, tuple] = {}
+        self._shapes: tuple | None = None
         #: input indexes to bind again (same array, new bytes) before the next request
         self._pending: set[int] = set()
         #: output index -> size, for outputs the last compute already put in shared memory
@@ -681,7 +683,9 @@ class ProxyContext(Context):
         general = self._forecasts.get(op)
         if general is None:
             return None
-        key = (op, tuple(sorted(self._accepted.items())))
+        if self._shapes is None:
+            self._shapes = tuple(sorted(self._accepted.items()))
+        key = (op, self._shapes)
         shaped = self._shaped_forecasts.get(key)
         if shaped is None:
             if len(self._shaped_forecasts) >= self.MAX_SHAPED_FORECASTS:
@@ -712,6 +716,7 @@ class ProxyContext(Context):
             self._pending.add(index)
             return
         self._accepted.pop(index, None)
+        self._shapes = None
         self._pending.discard(index)
         self._call("set_input", fields, fds)
         self._accepted[index] = key
@@ -732,8 +737,9 @@ class ProxyContext(Context):
         `compute`'s."""
         if self._taken or self._ahead or self._local_piece is not None:
             return False
-        wanted = sorted(self._read & self._read_before)
-        rebind, want = transport.mask(self._pending), transport.mask(wanted)
+        wanted = sorted(self._read & self._read_before) if self._read else []
+        rebind = transport.mask(self._pending) if self._pending else 0
+        want = transport.mask(wanted) if wanted else 0
         if rebind is None or want is None:
             return False
         forecast = self._forecast("compute")

@@ -126,7 +126,7 @@ class Server:
             context.compute()
         except Exception as error:  # noqa: BLE001 - every failure is a reply
             return _error_reply(error), []
-        sizes = _copy_into_segments(state, wanted)
+        sizes = _copy_into_segments(state, wanted) if wanted else []
         if sizes is None:     # as `compute` answers: new segments, outputs that failed left out
             outputs, send = self._send_along(state, set(wanted), context.get_output,
                                              lambda index: index)

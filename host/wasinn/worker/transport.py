@@ -286,7 +286,7 @@ class FastCompute:
     def parse_request(cls, data: bytes) -> tuple[int, list[int], list[int]]:
         """(context id, inputs to bind again, outputs to send along); struct.error if bad."""
         _, context, rebind, want = cls.REQUEST.unpack(data)
-        return context, indexes(rebind), indexes(want)
+        return context, indexes(rebind) if rebind else [], indexes(want) if want else []
 
     #: the replies with no outputs (a prompt-only compute), made once
     BARE_REPLIES = (b"K\x00", b"K\x01")
