@@ -74,12 +74,9 @@ static void *trampoline(void *env, void *caller, void *values, size_t count)
     }
     if (args != NULL)
         result = PyObject_CallFunctionObjArgs(entry->body, base, size, args, NULL);
-    long errno_value = -1;
-    if (result != NULL) {
+    long errno_value = -1;          /* -1 also when the result is not an int (error set) */
+    if (result != NULL)
         errno_value = PyLong_AsLong(result);
-        if (errno_value == -1 && PyErr_Occurred())
-            errno_value = -1;
-    }
     if (PyErr_Occurred())           /* the body catches everything: this is a bug, reported */
         PyErr_WriteUnraisable(entry->body);
     if (errno_value < 0 || count == 0)

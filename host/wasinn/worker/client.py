@@ -761,10 +761,7 @@ class ProxyContext(Context):
         except ValueError:
             raise RuntimeError("malformed reply from the backend worker") from None
         for index, size in zip(wanted, sizes):
-            segment = self._outputs.get(index)
-            if segment is None or size > segment.capacity:
-                raise RuntimeError("the backend worker reported an output outside its segment")
-            self._ready[index] = size
+            self._ready[index] = self._inside_segment(index, size)
         self._note_threading("compute", single)
         return True
 
@@ -875,6 +872,11 @@ class ProxyContext(Context):
             if old is not None:
                 old.close()
             self._outputs[index] = segment
+        return self._inside_segment(index, size)
+
+    def _inside_segment(self, index: int, size: int) -> int:
+        """`size`, when output `index` has a segment that holds that many bytes; a worker
+        that claims more is refused (RuntimeError) rather than read past its segment."""
         segment = self._outputs.get(index)
         if segment is None or not 0 <= size <= segment.capacity:
             raise RuntimeError("the backend worker reported an output outside its segment")

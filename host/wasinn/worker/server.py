@@ -370,10 +370,8 @@ def _error_reply(error: Exception) -> dict[str, Any]:
 
 
 def _wanted(request: dict[str, Any]) -> set[int]:
-    """The outputs to send along with a compute: those the host read after the previous one
-    ("want"), as it will most likely read them again. Only those: an output read once and
-    never again (GGML's metadata after a generation, before many prompt-only computes) must
-    not cost every later compute its making and copying."""
+    """The outputs to send along with a compute: those the host asks for ("want"; which ones
+    it asks for is the host's choice, see client.ProxyContext), bounded here."""
     want = request.get("want")
     if not isinstance(want, list):
         return set()
