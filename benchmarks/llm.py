@@ -207,8 +207,9 @@ def in_a_fresh_process(args: argparse.Namespace, name: str, workdir: Path) -> di
     one draw against many; each run in a process of its own draws alike on both sides.
     """
     out = workdir / "run.json"
+    # the child works in `workdir` too: the wasm guest is built there once, not per run
     command = [sys.executable, str(Path(__file__).resolve()), str(args.model), "--one", name,
-               "--out", str(out), "--rounds", str(args.rounds), "--tokens", str(args.tokens),
+               "--workdir", str(workdir), "--out", str(out), "--rounds", str(args.rounds), "--tokens", str(args.tokens),
                "--threads", str(args.threads), "--ctx-size", str(args.ctx_size)]
     subprocess.run(command, check=True)
     return json.loads(out.read_text())
@@ -228,12 +229,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="context for every run (the long prompt needs ~750 tokens)")
     parser.add_argument("--one", choices=RUNS, help=argparse.SUPPRESS)   # a child's one run
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     texts = prompts()
     if args.one:
-        with tempfile.TemporaryDirectory() as folder:
-            result = one_run(args, texts, args.one, Path(folder))
-        args.out.write_text(json.dumps(result))
+        args.out.write_text(json.dumps(one_run(args, texts, args.one, args.workdir)))
         return 0
     samples: dict[str, dict[str, list[float]]] = {}
     counts: dict = {}
