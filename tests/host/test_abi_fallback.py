@@ -29,6 +29,22 @@ def test_the_c_trampoline_is_built():
     from wasinn.abi import _fastcall  # noqa: F401
 
 
+def test_a_wasmtime_the_c_trampoline_does_not_know_falls_back_to_ctypes(monkeypatch, linear_bytes):
+    """The C trampoline refuses a wasmtime layout it was not built for; the host then serves
+    the same calls through the ctypes trampoline instead of failing every run."""
+    from wasinn.abi import _fastcall
+
+    def refuse(*args):
+        raise ValueError("unexpected wasmtime layout")
+
+    monkeypatch.setattr(fastcall, "_NATIVE", [])
+    monkeypatch.setattr(_fastcall, "configure", refuse)
+    guest = Guest(native=True)
+    assert fastcall._NATIVE == [None]
+    errno, graph = guest.load([linear_bytes], 3)
+    assert errno == 0 and guest.init(graph)[0] == 0
+
+
 @pytest.mark.parametrize("fast, native", PATHS, ids=PATH_IDS)
 def test_cycle_and_errors_on_all_paths(fast, native, linear_bytes):
     guest = Guest(fast=fast, native=native)

@@ -125,12 +125,16 @@ def _native(ffi: Any) -> Optional[Any]:
     def address(name: str) -> int:
         return ctypes.cast(ffi.dll[name], ctypes.c_void_p).value or 0
 
-    _fastcall.configure(
-        address("wasmtime_caller_export_get"), address("wasmtime_caller_context"),
-        address("wasmtime_memory_data"), address("wasmtime_memory_data_size"),
-        address("wasmtime_trap_new"), ctypes.sizeof(ffi.wasmtime_extern_t),
-        ffi.wasmtime_extern_t.of.offset, ctypes.sizeof(ffi.wasmtime_val_raw_t),
-        ffi.WASMTIME_EXTERN_MEMORY.value)
+    try:
+        _fastcall.configure(
+            address("wasmtime_caller_export_get"), address("wasmtime_caller_context"),
+            address("wasmtime_memory_data"), address("wasmtime_memory_data_size"),
+            address("wasmtime_trap_new"), ctypes.sizeof(ffi.wasmtime_extern_t),
+            ffi.wasmtime_extern_t.of.offset, ctypes.sizeof(ffi.wasmtime_val_raw_t),
+            ffi.WASMTIME_EXTERN_MEMORY.value)
+    except (AttributeError, ValueError):   # a wasmtime whose C API or layout it does not know
+        _NATIVE.append(None)
+        return None
     _NATIVE.append(_fastcall)
     return _fastcall
 
