@@ -731,6 +731,27 @@ def test_forecast_sleeps_until_just_before_the_earliest_recent_reply():
     assert forecast.plan()[0] == 0.0
 
 
+def test_a_forecast_by_input_shapes_goes_by_its_fallback_until_it_has_its_own():
+    """Per input shapes (client.ProxyContext): a new shape goes by all of the context's
+    computes until it has two durations of its own; every duration teaches both."""
+    from wasinn.worker.transport import Forecast
+
+    general = Forecast()
+    for seconds in (0.024, 0.004):                      # a long prompt, a short one
+        general.took(seconds)
+    short = Forecast(general)
+    assert short.plan() == general.plan()
+    short.took(0.0043)
+    assert short.plan() == general.plan()               # one of its own: not yet
+    short.took(0.0041)
+    assert short.plan()[0] == pytest.approx(0.0041 - Forecast.LEAD)
+    fresh = Forecast()                                  # the fallback learns from it too
+    shaped = Forecast(fresh)
+    shaped.took(0.006)
+    shaped.took(0.005)
+    assert fresh.plan()[0] == pytest.approx(0.005 - Forecast.LEAD)
+
+
 @pytest.mark.parametrize("sleep_first", [0.0, 0.01, 0.2], ids=["none", "short", "past-it"])
 def test_a_forecast_receive_gets_the_message_early_or_late(sleep_first):
     """Sleeping first never loses or delays a message that comes during the sleep."""
