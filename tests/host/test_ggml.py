@@ -119,6 +119,19 @@ def test_n_predict_and_reverse_prompt(nn):
     assert out(nn, ctx).endswith("implicit.") or "implicit." in out(nn, ctx)[-12:]
 
 
+def test_n_predict_0_only_processes_the_prompt(nn):
+    """A prompt-only compute (n-predict 0, as prompt-processing benchmarks and LlamaEdge's
+    context priming use) decodes the prompt and samples nothing; the next compute with
+    n-predict starts over from the prompt as usual."""
+    ctx = context(nn, json.dumps({"temp": 0, "n-predict": 0}))
+    set_text(nn, ctx, 0, "Beautiful is better than")
+    nn.compute(ctx)
+    assert (out(nn, ctx), meta(nn, ctx)) == ("", (5, 0))
+    set_text(nn, ctx, 1, json.dumps({"n-predict": 5}))
+    nn.compute(ctx)
+    assert (out(nn, ctx), meta(nn, ctx)) == (" ugly.\nExpl", (5, 5))
+
+
 def test_context_full_keeps_the_output(nn):
     ctx = context(nn, json.dumps({"temp": 0, "ignore-eos": True}))
     set_text(nn, ctx, 0, "The Zen of Python, by")
