@@ -42,6 +42,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from timing import speed_probe  # noqa: E402
 _quiet = None
 GUEST = HERE / "guests" / "llm_measure"
 MEASURES = ("prompt", "long_prompt", "generate", "stream")
@@ -237,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     samples: dict[str, dict[str, list[float]]] = {}
     counts: dict = {}
+    probes = [speed_probe()]
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
         # the four alternate, `--repeat` times, so that each sees the same mix of machine load,
@@ -248,9 +251,11 @@ def main(argv: list[str] | None = None) -> int:
                 kept = samples.setdefault(name, {})
                 for key in MEASURES:
                     kept.setdefault(key, []).extend(run.get(key, ()))
+    probes.append(speed_probe())
     median = {name: {key: statistics.median(values) for key, values in run.items() if values}
               for name, run in samples.items()}
     print(report(median, counts, args))
+    print(f"speed probe before / after: {probes[0]:.0f} / {probes[1]:.0f} ms (timing.speed_probe)")
     return 0
 
 

@@ -41,7 +41,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from timing import RunFailed, time_call, time_command, time_interleaved  # noqa: E402
+from timing import RunFailed, speed_probe, time_call, time_command, time_interleaved  # noqa: E402
 
 REPO = HERE.parent
 EXAMPLES = REPO / "examples"
@@ -331,7 +331,8 @@ def machine() -> str:
         except Exception:  # noqa: BLE001 - a missing package just is not listed
             pass
     return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}; " + ", ".join(versions))
+            f"Python {platform.python_version()}; " + ", ".join(versions)
+            + f"; speed probe {speed_probe():.0f} ms (timing.speed_probe)")
 
 
 #: processes per variant for the worker table: how fast OpenVINO infers differs from process

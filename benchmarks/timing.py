@@ -54,6 +54,24 @@ def time_command(command: Sequence[str], cwd: Path | None = None, repeat: int = 
                  runs[-1][2])
 
 
+def speed_probe(repeat: int = 5) -> float:
+    """Milliseconds a fixed pure-Python loop (2 M additions) takes, median of `repeat`.
+
+    This 2-vCPU VM's speed is not constant: in session 5 the loop took 73-84 ms in one hour
+    and 130-160 ms in the next, while MobileNetV2 went from 3.5 ms (session 4) to 7-11 ms. A
+    report that prints the probe beside its figures says which machine they came from;
+    ratios measured on a slowed machine are noisier, not comparable run to run.
+    """
+    def loop() -> float:
+        start = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        return time.perf_counter() - start
+
+    return statistics.median(loop() for _ in range(repeat)) * 1e3
+
+
 def time_call(call: Callable[[], object], repeat: int = 30, warmup: int = 3) -> float:
     """Median ms of an in-process call."""
     for _ in range(warmup):

@@ -182,6 +182,8 @@ def test_llm_benchmark_script_runs(tiny_gguf):
     rows = [line for line in lines if line.startswith(("| direct", "| Llama", "| wasm",
                                                        "| native"))]
     assert len(rows) == 4 and "generation 8 tokens after a 52-token prompt" in lines[0]
+    probe = [line for line in lines if line.startswith("speed probe before / after: ")]
+    assert len(probe) == 1 and probe[0].endswith(" ms (timing.speed_probe)")
 
 
 STREAMER = '''

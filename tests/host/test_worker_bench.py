@@ -19,3 +19,16 @@ def test_load_crossing_table_measures_a_real_crossing():
     assert len(table.rows) == 3
     assert all(row[1].endswith(" ms") for row in table.rows)
     assert "14 MB" in table.title
+
+
+def test_the_speed_probe_times_its_loop_and_the_report_names_it():
+    """The machine line of benchmarks/run.py carries the speed probe (timing.speed_probe)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import run
+        import timing
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    one = timing.speed_probe(repeat=1)
+    assert 1.0 < one < 60_000          # a 2 M-iteration Python loop: milliseconds, not 0
+    assert "; speed probe " in run.machine() and run.machine().endswith(" ms (timing.speed_probe)")
