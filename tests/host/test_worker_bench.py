@@ -32,3 +32,23 @@ def test_the_speed_probe_times_its_loop_and_the_report_names_it():
     one = timing.speed_probe(repeat=1)
     assert 1.0 < one < 60_000          # a 2 M-iteration Python loop: milliseconds, not 0
     assert "; speed probe " in run.machine() and run.machine().endswith(" ms (timing.speed_probe)")
+
+
+def test_the_wakeups_benchmark_times_each_placement():
+    """benchmarks/wakeups.py: a real fork and socket pair per placement; figures printed,
+    never asserted beyond being times; a bad argument is one line and exit 2."""
+    import os
+    import re
+    import subprocess
+
+    script = BENCHMARKS / "wakeups.py"
+    result = subprocess.run([sys.executable, str(script), "--work-us", "200", "--calls", "40"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = re.findall(r"^\| (free|one CPU|two CPUs) \| ([0-9.]+) µs \|$", result.stdout, re.M)
+    expected = ["free", "one CPU", "two CPUs"] if len(os.sched_getaffinity(0)) >= 2 else ["free"]
+    assert [placement for placement, _ in rows] == expected
+    assert all(float(value) > 0 for _, value in rows)
+    bad = subprocess.run([sys.executable, str(script), "--calls", "3"], capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 2 and "--calls >= 10" in bad.stderr
