@@ -211,8 +211,9 @@ def in_a_fresh_process(args: argparse.Namespace, name: str, workdir: Path) -> di
     out = workdir / "run.json"
     # the child works in `workdir` too: the wasm guest is built there once, not per run
     command = [sys.executable, str(Path(__file__).resolve()), str(args.model), "--one", name,
-               "--workdir", str(workdir), "--out", str(out), "--rounds", str(args.rounds), "--tokens", str(args.tokens),
-               "--threads", str(args.threads), "--ctx-size", str(args.ctx_size)]
+               "--workdir", str(workdir), "--out", str(out), "--rounds", str(args.rounds),
+               "--tokens", str(args.tokens), "--threads", str(args.threads),
+               "--ctx-size", str(args.ctx_size)]
     subprocess.run(command, check=True)
     return json.loads(out.read_text())
 

@@ -58,7 +58,7 @@ def speed_probe(repeat: int = 5) -> float:
     """Milliseconds a fixed pure-Python loop (2 M additions) takes, median of `repeat`.
 
     This 2-vCPU VM's speed is not constant: in session 5 the loop took 73-84 ms in one hour
-    and 130-160 ms in the next, while MobileNetV2 went from 3.5 ms (session 4) to 7-11 ms. A
+    and 117-160 ms in the next, while MobileNetV2 went from 3.5 ms (session 4) to 7-11 ms. A
     report that prints the probe beside its figures says which machine they came from;
     ratios measured on a slowed machine are noisier, not comparable run to run.
     """

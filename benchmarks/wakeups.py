@@ -9,8 +9,8 @@ for three placements:
 
 * free: where the scheduler puts them (on an idle machine: two CPUs, each side asleep while
   the other works, so every message wakes a CPU that has gone idle);
-* one CPU: both pinned to CPU 0 (every wake-up is local);
-* two CPUs: pinned apart.
+* one CPU: both pinned to the first CPU this process may use (every wake-up is local);
+* two CPUs: pinned apart, on the first two.
 
 On this 2-vCPU KVM machine (session 5) a 3 ms compute's round trip cost 70-100 us free or
 apart and 17-21 us on one CPU: waking a halted vCPU is most of it. That is why the worker's
@@ -39,13 +39,16 @@ def _busy(seconds: float) -> None:
 
 def round_trip_overhead(placement: str, work_us: float, calls: int) -> float:
     """Median microseconds a request + reply adds to `work_us` of work in the other process."""
+    mask = os.sched_getaffinity(0)
+    first, *others = sorted(mask)                  # CPU 0 may not be ours (taskset, cpusets)
+    child_cpu = first if placement == "one CPU" else (others or [first])[0]
     parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     pid = os.fork()
     if pid == 0:                                   # the child: the "worker"
         parent_end.close()
         try:
             if placement != "free":
-                os.sched_setaffinity(0, {0 if placement == "one CPU" else 1})
+                os.sched_setaffinity(0, {child_cpu})
             while child_end.recv(16):
                 started = time.perf_counter()
                 _busy(work_us * 1e-6)
@@ -53,10 +56,9 @@ def round_trip_overhead(placement: str, work_us: float, calls: int) -> float:
         finally:
             os._exit(0)
     child_end.close()
-    mask = os.sched_getaffinity(0)
     try:
         if placement != "free":
-            os.sched_setaffinity(0, {0})
+            os.sched_setaffinity(0, {first})
         overheads = []
         for _ in range(calls):
             started = time.perf_counter_ns()
