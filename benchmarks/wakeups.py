@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the child's busy compute per call, µs (3000: a MobileNetV2)")
     parser.add_argument("--calls", type=int, default=400)
     args = parser.parse_args(argv)
-    if args.work_us < 0 or args.calls < 10:
-        parser.error("--work-us must be >= 0 and --calls >= 10")
+    if not 0 <= args.work_us <= 1e6 or args.calls < 10:     # nan and inf fail too
+        parser.error("--work-us must be 0..1000000 and --calls >= 10")
     placements = PLACEMENTS if len(os.sched_getaffinity(0)) >= 2 else ("free",)
     print(f"request + reply around a {args.work_us:.0f} µs compute in another process, "
           f"median of {args.calls}:")

@@ -53,3 +53,7 @@ def test_the_wakeups_benchmark_times_each_placement():
     bad = subprocess.run([sys.executable, str(script), "--calls", "3"], capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 2 and "--calls >= 10" in bad.stderr
+    for wild in ("inf", "nan", "-1"):
+        bad = subprocess.run([sys.executable, str(script), "--work-us", wild], capture_output=True,
+                             text=True, timeout=60)
+        assert bad.returncode == 2 and "--work-us must be 0..1000000" in bad.stderr, wild
