@@ -63,8 +63,9 @@ def prompts() -> dict[str, str]:
 
 
 def direct(model: Path, texts: dict[str, str], tokens: int, threads: int, ctx_size: int,
-           rounds: int) -> dict:
-    """Seconds per round (lists) for prompt processing and prompt + generation, in-process."""
+           rounds: int | None) -> dict:
+    """Seconds per round (lists) for prompt processing and prompt + generation, in-process;
+    with `rounds` None, stepped (timing.paired_steps): a round per line of stdin, printed."""
     import llama_cpp as L
 
     global _quiet
@@ -110,15 +111,24 @@ def direct(model: Path, texts: dict[str, str], tokens: int, threads: int, ctx_si
 
     times: dict[str, list[float]] = {key: [] for key in ("prompt", "long_prompt", "generate")}
     counts = {}
-    for warm_up in [True] + [False] * rounds:      # as the guest: one unrecorded round first
+
+    def one_round() -> None:
         for key, text, work in (("long_prompt", texts["long_prompt"], decode_prompt),
                                 ("prompt", texts["prompt"], decode_prompt),
                                 ("generate", texts["gen_prompt"], generate)):
             ids, counts[key] = tokenize(text)      # untimed, as the guest's set_input
             start = time.perf_counter()
             work(ids, counts[key])
-            if not warm_up:
-                times[key].append(time.perf_counter() - start)
+            times[key].append(time.perf_counter() - start)
+
+    for _ in range(1 + (rounds or 0)):             # as the guest: one unrecorded round first
+        one_round()
+    times = {key: values[1:] for key, values in times.items()}
+    if rounds is None:                             # stepped: a round per line of stdin
+        while sys.stdin.readline():
+            one_round()
+            print(json.dumps({**{key: values[-1] for key, values in times.items()},
+                              "tokens": counts}), flush=True)
     L.llama_sampler_free(sampler)
     L.llama_free(ctx)
     L.llama_model_free(handle)
@@ -218,6 +228,57 @@ def in_a_fresh_process(args: argparse.Namespace, name: str, workdir: Path) -> di
     return json.loads(out.read_text())
 
 
+def paired(args: argparse.Namespace, texts: dict[str, str]) -> str:
+    """The `--paired` report: direct, wasm and native mode as long-lived processes, one
+    round each in turn per step (timing.paired_steps), ratios taken step by step."""
+    from timing import Stepper, paired_ratio, paired_steps
+
+    with tempfile.TemporaryDirectory() as folder:
+        module = Path(folder) / "llm_measure.wasm"
+        subprocess.run([*_wasinn_command(), "build", str(GUEST), "-o", str(module)],
+                       check=True, capture_output=True)
+        settings = [str(args.tokens), str(args.threads), str(args.ctx_size)]
+        guest_args = ["default", "stdin", *settings, texts["prompt"], texts["long_prompt"],
+                      texts["gen_prompt"]]
+        preload = ["--nn-preload", f"default:GGML:AUTO:{args.model.resolve()}"]
+        steppers = {
+            "direct": Stepper([sys.executable, str(Path(__file__).resolve()), str(args.model),
+                               "--one", "direct", "--stepped", "--tokens", settings[0],
+                               "--threads", settings[1], "--ctx-size", settings[2]]),
+            "wasm": Stepper([*_wasinn_command(), "run", *preload, str(module), *guest_args]),
+            "native": Stepper([*_wasinn_command(), "run", "--native", *preload, str(GUEST),
+                               *guest_args]),
+        }
+        answers = paired_steps(steppers, args.paired, args.sets)
+    counts = answers["direct"][0]["tokens"]
+    base = answers["direct"]
+    lines = [
+        f"model {args.model.name}: prompt processing {counts['prompt']} and "
+        f"{counts['long_prompt']} tokens; generation {args.tokens} tokens after a "
+        f"{counts['generate']}-token prompt; {args.threads} thread(s), context "
+        f"{args.ctx_size}; {args.paired} steps in {args.sets} sets of processes, interleaved "
+        "(medians; ratios step by step, interquartile range in brackets)",
+        "| run | prompt processing, tok/s (short / long prompt) | generation, tok/s "
+        "| prompt ratio, short | prompt ratio, long | generation ratio | one streamed token, µs |",
+        "| --- | --- | --- | --- | --- | --- | --- |"]
+
+    def ratio(name: str, key: str) -> str:
+        middle, low, high = paired_ratio([step[key] for step in base],
+                                         [step[key] for step in answers[name]])
+        return f"{middle:.3f} ({low:.3f}–{high:.3f})"
+
+    for name, steps in answers.items():
+        median = {key: statistics.median(step[key] for step in steps)
+                  for key in MEASURES if key in steps[0]}
+        stream = f"{median['stream'] / args.tokens * 1e6:.1f}" if "stream" in median else "—"
+        lines.append(
+            f"| {name} | {counts['prompt'] / median['prompt']:.0f} / "
+            f"{counts['long_prompt'] / median['long_prompt']:.0f} "
+            f"| {args.tokens / median['generate']:.0f} | {ratio(name, 'prompt')} "
+            f"| {ratio(name, 'long_prompt')} | {ratio(name, 'generate')} | {stream} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", type=Path, help="a GGUF model (the tiny Zen model in tests)")
@@ -230,11 +291,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--ctx-size", type=int, default=1024,
                         help="context for every run (the long prompt needs ~750 tokens)")
+    parser.add_argument("--paired", type=int, metavar="STEPS",
+                        help="instead: direct, wasm and native mode as long-lived processes, "
+                             "a round of each in turn per step, ratios step by step (steadier "
+                             "on a machine whose speed drifts)")
+    parser.add_argument("--sets", type=int, default=4,
+                        help="with --paired: fresh processes for each of this many sets of steps")
     parser.add_argument("--one", choices=RUNS, help=argparse.SUPPRESS)   # a child's one run
+    parser.add_argument("--stepped", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     texts = prompts()
+    if args.one == "direct" and args.stepped:
+        direct(args.model, texts, args.tokens, args.threads, args.ctx_size, None)
+        return 0
+    if args.paired:
+        if args.paired < 4 or args.sets < 1 or args.sets > args.paired:
+            parser.error("--paired needs at least 4 steps and 1..STEPS sets")
+        probes = [speed_probe()]
+        print(paired(args, texts))
+        probes.append(speed_probe())
+        print(f"speed probe before / after: {probes[0]:.0f} / {probes[1]:.0f} ms "
+              "(timing.speed_probe)")
+        return 0
     if args.one:
         args.out.write_text(json.dumps(one_run(args, texts, args.one, args.workdir)))
         return 0

@@ -126,3 +126,86 @@ def write_results_section(results: Path, heading: str, text: str) -> None:
     else:
         new = old.rstrip("\n") + "\n\n" + body
     results.write_text(new)
+
+
+@dataclass
+class Stepper:
+    """A long-lived benchmark process in stepped mode: every line it reads on stdin runs one
+    step of its work, and it answers with one line of JSON (its own timings of that step)."""
+
+    command: Sequence[str]
+    cwd: Path | None = None
+    env: dict[str, str] | None = None
+
+
+def paired_steps(steppers: dict[str, Stepper], steps: int, sets: int = 1) -> dict[str, list]:
+    """Interleave the steppers' steps finely: per step, each process in turn (the order
+    rotating, so none always follows the same one) runs one step. Returns each stepper's
+    answers in step order; answer `i` of every stepper was measured within the same ~0.1 s.
+
+    Why: this VM's speed drifts by ±25 % within seconds (MobileNetV2 called straight from
+    OpenVINO: 8.7-13 ms in successive seconds of one process), so fresh processes run one
+    after the other compare different machines, and a 5 % figure drowns in that. Steps a few
+    milliseconds long, interleaved, see the same machine; a ratio of two variants' answers to
+    the same step (`paired_ratio`) is then nearly free of the drift. Process-to-process
+    differences (where a process's buffers land in the caches) are averaged over `sets`:
+    fresh processes for each set of `steps // sets` steps.
+    """
+    import json
+    import os
+    import tempfile
+
+    answers: dict[str, list] = {name: [] for name in steppers}
+    names = list(steppers)
+    per_set = max(1, steps // sets)
+    for _ in range(sets):
+        # stderr to files: a chatty library (llama.cpp's log) must never fill a pipe and stall
+        errors = {name: tempfile.TemporaryFile("w+") for name in steppers}
+        processes = {
+            name: subprocess.Popen(list(s.command), cwd=s.cwd, text=True,
+                                   env={**os.environ, **(s.env or {})}, stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=errors[name])
+            for name, s in steppers.items()}
+        try:
+            for step in range(per_set):
+                shift = step % len(names)
+                for name in names[shift:] + names[:shift]:
+                    process = processes[name]
+                    assert process.stdin is not None and process.stdout is not None
+                    try:
+                        process.stdin.write("\n")
+                        process.stdin.flush()
+                    except BrokenPipeError:
+                        pass
+                    line = process.stdout.readline()
+                    if not line:
+                        process.wait()
+                        errors[name].seek(0)
+                        lines = [text for text in errors[name].read().splitlines() if text.strip()]
+                        raise RunFailed(f"{name}: " + (lines[-1] if lines else "no answer"))
+                    answers[name].append(json.loads(line))
+        finally:
+            for process in processes.values():
+                try:
+                    process.stdin.close()
+                except OSError:
+                    pass
+            for process in processes.values():
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            for file in errors.values():
+                file.close()
+    return answers
+
+
+def paired_ratio(values: Sequence[float], reference: Sequence[float]) -> tuple[float, float, float]:
+    """(median, first quartile, third quartile) of the step-by-step ratios values ÷ reference."""
+    ratios = sorted(value / base for value, base in zip(values, reference))
+    if len(ratios) < 4:
+        middle = statistics.median(ratios)
+        return middle, ratios[0], ratios[-1]
+    low, middle, high = statistics.quantiles(ratios, n=4)
+    return middle, low, high

@@ -9,6 +9,10 @@ processing), `generate` (GEN_PROMPT then GEN_TOKENS greedy tokens by one `comput
 pairs), and the token counts (to OUT.json when given, else to stdout). Each prompt is set
 (tokenised on the host) just before the `compute` that uses it, untimed, as any application
 does it; benchmarks/llm.py's direct run does the same.
+
+ROUNDS `stdin` is the stepped mode (benchmarks/timing.paired_steps): after the warm-up round,
+every line read from stdin runs one round and prints its times (seconds, one JSON object per
+line), until stdin ends.
 """
 
 import json
@@ -32,7 +36,9 @@ def timed(function, *args):
 
 
 def main(argv):
-    name, rounds, gen_tokens = argv[1], int(argv[2]), int(argv[3])
+    name, gen_tokens = argv[1], int(argv[3])
+    stepped = argv[2] == "stdin"
+    rounds = 0 if stepped else int(argv[2])
     threads, ctx_size = int(argv[4]), int(argv[5])
     prompt, long_prompt, gen_prompt = argv[6], argv[7], argv[8]
     config = {"temp": 0, "ignore-eos": True, "threads": threads, "ctx-size": ctx_size}
@@ -51,7 +57,7 @@ def main(argv):
             wasi_nn.compute_single(ctx)
             wasi_nn.get_output_single(ctx, 0, buffer)
 
-    for _ in range(rounds + 1):
+    def one_round():
         set_text(ctx, 1, '{"n-predict": 0}')
         for key, text in (("long_prompt", long_prompt), ("prompt", prompt)):
             set_text(ctx, 0, text)
@@ -63,6 +69,14 @@ def main(argv):
         meta = bytearray(256)
         counts["metadata"] = json.loads(bytes(meta[:wasi_nn.get_output(ctx, 1, meta)]))
         wasi_nn.fini_single(ctx)
+
+    for _ in range(rounds + 1):
+        one_round()
+    if stepped:
+        while sys.stdin.readline():
+            one_round()
+            print(json.dumps({key: values[-1] for key, values in times.items()}), flush=True)
+        return 0
     # the first round warms up (llama.cpp sizes its buffers on the first decodes), unrecorded
     result = {**{key: values[1:] for key, values in times.items()}, **counts}
     if len(argv) > 9:
