@@ -57,3 +57,37 @@ def test_the_wakeups_benchmark_times_each_placement():
         bad = subprocess.run([sys.executable, str(script), "--work-us", wild], capture_output=True,
                              text=True, timeout=60)
         assert bad.returncode == 2 and "--work-us must be 0..1000000" in bad.stderr, wild
+
+
+STEPPER = """
+import json, sys
+step = 0
+while sys.stdin.readline():
+    step += 1
+    print(json.dumps({"step": step, "value": %s * step}), flush=True)
+"""
+
+
+def test_paired_steps_interleave_processes_and_pair_their_answers():
+    """timing.paired_steps: one line per step to each long-lived process, fresh processes per
+    set; answers in step order; paired_ratio takes the ratios step by step. A process that
+    dies is a RunFailed naming it."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import timing
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    steppers = {name: timing.Stepper([sys.executable, "-c", STEPPER % factor])
+                for name, factor in (("one", 1), ("three", 3))}
+    answers = timing.paired_steps(steppers, steps=6, sets=2)
+    assert [a["step"] for a in answers["one"]] == [1, 2, 3, 1, 2, 3]    # two sets of three
+    middle, low, high = timing.paired_ratio([a["value"] for a in answers["three"]],
+                                            [a["value"] for a in answers["one"]])
+    assert middle == low == high == 3.0
+    dying = {"dies": timing.Stepper([sys.executable, "-c", "import sys; sys.exit('gone')"])}
+    try:
+        timing.paired_steps(dying, steps=1)
+    except timing.RunFailed as error:
+        assert str(error) == "dies: gone"
+    else:
+        raise AssertionError("a dead stepper went unnoticed")
