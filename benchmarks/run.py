@@ -335,10 +335,10 @@ def machine() -> str:
             + f"; speed probe {speed_probe():.0f} ms (timing.speed_probe)")
 
 
-#: processes per variant for the worker table: how fast OpenVINO infers differs from process
-#: to process by up to ~8 % (MobileNetV2, measured: 3.33-3.93 ms for the same guest and model),
-#: more than what the table compares, so its medians need more processes than three
-WORKER_ROUNDS = 10
+#: steps for the worker table (worker_bench.in_guest_worker): this VM's speed drifts within
+#: seconds and OpenVINO's differs from process to process by up to ~8 %, more than what the
+#: table compares; 120 interleaved steps in four sets of processes give ratios steady to ~1 %
+WORKER_STEPS = 120
 
 
 def worker_tables(measure_wasm: Path, repeat: int, rounds: int, failures: list[str]) -> list[Table]:
@@ -348,10 +348,10 @@ def worker_tables(measure_wasm: Path, repeat: int, rounds: int, failures: list[s
     example = EXAMPLE_RUNS[0]           # MobileNetV2, OpenVINO
     spec = example.measure
     args = [spec.encoding, spec.preset, ",".join(map(str, spec.dims)), spec.tensor_type,
-            str(spec.output_bytes), str(repeat), spec.image, *spec.models]
+            str(spec.output_bytes), "{burst}", spec.image, *spec.models]
     return [worker_bench.in_guest_worker(wasinn(), measure_wasm, GUESTS / "measure",
                                          example.folder, args,
-                                         rounds if rounds == 1 else WORKER_ROUNDS, failures,
+                                         4 if rounds == 1 else WORKER_STEPS, failures,
                                          Table, ms, ratio),
             worker_bench.load_crossing(max(repeat, 10), Table, ms)]
 

@@ -1,8 +1,9 @@
 """Benchmarks of the confined backend worker (issue 8), side by side in one run:
 
 * one MobileNetV2 OpenVINO inference inside the guest (set_input + compute + get_output),
-  backends in the worker (the default) vs `--in-process` vs native mode; the guest ÷ native
-  ratio with the worker is the figure that must stay ≤ 1.05;
+  backends in the worker (the default) vs `--in-process` vs native mode, the three guests
+  interleaved step by step (timing.paired_steps); the guest ÷ native ratio with the worker is
+  the figure that must stay ≤ 1.05;
 * a 14 MB `load` crossing: the host copying 14 MB of model bytes into a sealed memfd and
   handing it to the worker (one round trip) — what the worker adds to a `load`, besides the
   backend's own compile, which is the same in both places.
@@ -10,47 +11,57 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from pathlib import Path
 from typing import Callable
 
-from timing import RunFailed, time_interleaved
+from timing import RunFailed, Stepper, paired_ratio, paired_steps
 
 CROSSING_BYTES = 14 << 20
+#: inferences per step and guest, and the sets of fresh processes the steps are spread over
+BURST = 6
+SETS = 4
 
 
 def in_guest_worker(wasinn: list[str], measure_wasm: Path, measure_dir: Path, folder: Path,
-                    args: list[str], rounds: int, failures: list[str],
+                    args: list[str], steps: int, failures: list[str],
                     table_cls: Callable, ms: Callable, ratio: Callable):
-    """Rows: per variant, the guest's median one-inference and load times."""
-    commands = {
-        "wasm, worker": ([*wasinn, "run", "--dir", ".:.", str(measure_wasm), *args], folder),
-        "wasm, --in-process": ([*wasinn, "run", "--in-process", "--dir", ".:.",
-                                str(measure_wasm), *args], folder),
-        "native mode": ([*wasinn, "run", "--native", str(measure_dir), *args], folder),
+    """Rows: per variant, one inference (the median of every burst's median) and its ratio to
+    native mode taken step by step (timing.paired_steps: the three guests stay up and run a
+    burst of BURST inferences each in turn, the first of each burst left out: it follows
+    the other guests' work), and the load + init time.
+
+    `args` are the measure guest's, with "{burst}" where its REPEAT goes."""
+    repeat = f"stdin:{BURST}"
+    guest_args = [repeat if arg == "{burst}" else arg for arg in args]
+    steppers = {
+        "wasm, worker": Stepper([*wasinn, "run", "--dir", ".:.", str(measure_wasm), *guest_args],
+                                folder),
+        "wasm, --in-process": Stepper([*wasinn, "run", "--in-process", "--dir", ".:.",
+                                       str(measure_wasm), *guest_args], folder),
+        "native mode": Stepper([*wasinn, "run", "--native", str(measure_dir), *guest_args],
+                               folder),
     }
-    results: dict[str, list[dict]] = {label: [] for label in commands}
-    for _ in range(rounds):
-        timed = time_interleaved(commands, repeat=1, warmup=0)
-        for label, value in timed.items():
-            if isinstance(value, RunFailed):
-                failures.append(f"worker benchmark {label}: {value}")
-            else:
-                results[label].append(json.loads(value.stdout.strip().splitlines()[-1]))
-
-    def median(label: str, key: str) -> float | None:
-        runs = results[label]
-        return statistics.median(r[key] for r in runs) if runs else None
-
-    native_infer = median("native mode", "infer_ms")
+    try:
+        answers = paired_steps(steppers, steps, sets=max(1, min(SETS, steps // 4)))
+    except RunFailed as error:
+        failures.append(f"worker benchmark: {error}")
+        answers = {}
+    per_step = {label: [statistics.median(step["infer_ms"][1:]) for step in steps_]
+                for label, steps_ in answers.items()}
     table = table_cls("Backend worker vs in-process: MobileNetV2 OpenVINO inside the guest "
-                      "(median of the guest's own medians)",
+                      f"({steps} steps of {BURST} inferences per variant, interleaved; ratios "
+                      "step by step, interquartile range in brackets)",
                       ["variant", "one inference", "÷ native", "load + init (model read excluded)"])
-    for label in commands:
-        infer = median(label, "infer_ms")
-        table.rows.append([label, ms(infer), ratio(infer, native_infer), ms(median(label, "load_ms"))])
+    for label in steppers:
+        if label not in per_step:
+            table.rows.append([label, ms(None), ratio(None, None), ms(None)])
+            continue
+        middle, low, high = paired_ratio(per_step[label], per_step["native mode"])
+        table.rows.append([label, ms(statistics.median(per_step[label])),
+                           f"{middle:.3f} ({low:.3f}–{high:.3f})",
+                           ms(statistics.median(step["load_ms"] for step in answers[label]))])
     return table
 
 

@@ -47,6 +47,24 @@ def test_measure_guest_natively(tiny_case: Path) -> None:
     _figures(ok(run_native(BENCHMARKS / "guests" / "measure", ARGS, tiny_case)))
 
 
+def test_worker_table_interleaves_three_long_lived_guests(built, tiny_case: Path) -> None:
+    """worker_bench.in_guest_worker: the measure guest in its stepped mode as three long-lived
+    processes (worker, --in-process, native mode), bursts interleaved step by step; figures
+    are printed, never asserted beyond their form (native ÷ native is 1 at every step)."""
+    import run
+    import worker_bench
+
+    args = [*ARGS[:5], "{burst}", *ARGS[6:]]
+    failures: list[str] = []
+    table = worker_bench.in_guest_worker(run.wasinn(), built(BENCHMARKS / "guests" / "measure"),
+                                         BENCHMARKS / "guests" / "measure", tiny_case, args, 4,
+                                         failures, run.Table, run.ms, run.ratio)
+    assert failures == []
+    assert [row[0] for row in table.rows] == ["wasm, worker", "wasm, --in-process", "native mode"]
+    assert all(row[1].endswith(" ms") and row[3].endswith(" ms") for row in table.rows)
+    assert table.rows[2][2] == "1.000 (1.000–1.000)" and "4 steps of 6" in table.title
+
+
 def test_hello_guest_prints_one_line(built, tmp_path: Path) -> None:
     assert ok(run_wasm(built(BENCHMARKS / "guests" / "hello"), [], tmp_path)) == [
         "hello from a wasinn guest"]

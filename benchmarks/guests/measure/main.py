@@ -8,6 +8,11 @@ two runs is the cost of being a wasm guest and nothing else. Prints one JSON obj
 
 ENCODING is an SDK constant's suffix (OPENVINO, PYTORCH, TENSORFLOWLITE), PRESET an
 `image_to_tensor` preset, DIMS like 1,3,224,224 (NCHW) or 1,224,224,3 (NHWC), TYPE F32 or U8.
+
+REPEAT `stdin:N` is the stepped mode (benchmarks/timing.paired_steps, worker_bench.py): after
+the load, every line read from stdin runs N inferences back to back and prints their times on
+one line ({"infer_ms": [N values], "load_ms": the second load + init}), until stdin ends. A benchmark can then interleave several guests' bursts finely
+enough that a machine whose speed drifts within seconds treats them alike.
 """
 
 import json
@@ -49,6 +54,10 @@ def measure(encoding: str, preset: str, dims: list, tensor_type: str, output_byt
     load_s = clock() - start
 
     height, width = (dims[1], dims[2]) if dims[3] in (1, 3) else (dims[2], dims[3])
+    if isinstance(repeat, str):                    # stdin:N, the stepped mode
+        stepped(context, image, height, width, preset, dims, tensor_type, output_bytes,
+                int(repeat.split(":", 1)[1]), 1e3 * load_s)
+        return {}
     decode = []
     for _ in range(repeat):
         start = clock()
@@ -69,14 +78,34 @@ def measure(encoding: str, preset: str, dims: list, tensor_type: str, output_byt
             "decode_ms": 1e3 * median(decode), "infer_ms": 1e3 * median(infer)}
 
 
+def stepped(context, image: str, height: int, width: int, preset: str, dims: list,
+            tensor_type: str, output_bytes: int, burst: int, load_ms: float) -> None:
+    """The stepped mode: a burst of `burst` timed inferences per line of stdin."""
+    clock = time.perf_counter
+    tensor = wasi_nn.Tensor(dims, getattr(wasi_nn, "TENSOR_TYPE_" + tensor_type),
+                            image_to_tensor(image, height, width, preset=preset))
+    output = bytearray(output_bytes)
+    while sys.stdin.readline():
+        times = []
+        for _ in range(burst):
+            start = clock()
+            wasi_nn.set_input(context, 0, tensor)
+            wasi_nn.compute(context)
+            wasi_nn.get_output(context, 0, output)
+            times.append(1e3 * (clock() - start))
+        print(json.dumps({"infer_ms": times, "load_ms": load_ms}), flush=True)
+
+
 def main(argv: list) -> int:
     if len(argv) < 9:
         print(__doc__, file=sys.stderr)
         return 2
     encoding, preset, dims, tensor_type, output_bytes, repeat, image = argv[1:8]
+    repeat = repeat if repeat.startswith("stdin:") else int(repeat)
     result = measure(encoding, preset, [int(d) for d in dims.split(",")], tensor_type,
-                     int(output_bytes), int(repeat), image, argv[8:])
-    print(json.dumps(result))
+                     int(output_bytes), repeat, image, argv[8:])
+    if result:
+        print(json.dumps(result))
     return 0
 
 
