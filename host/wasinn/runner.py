@@ -235,10 +235,8 @@ def run(options: RunOptions) -> int:
     worker = options.worker
     own_worker = worker is None and not options.in_process
     if own_worker:
-        # one guest thread uses this worker: it may share a CPU with it (colocation.py)
         worker = BackendWorker(max_memory=options.max_host_memory,
-                               max_cpu_seconds=options.max_host_cpu, verbose=options.verbose,
-                               colocate=True)
+                               max_cpu_seconds=options.max_host_cpu, verbose=options.verbose)
         if options.start_worker_early and _may_load_models(options):
             worker.start_early()
     engine = make_engine(options.cache)

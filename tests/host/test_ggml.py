@@ -9,9 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -263,103 +260,6 @@ def test_a_single_threaded_compute_is_waited_for_on_a_forecast(tiny_gguf, worker
         assert texts == {1: (" it may be", True), 2: (" it may be", False)}
     finally:
         core.close()
-
-
-def _worker_cpus(worker) -> set[int]:
-    """The CPUs the worker's serving (main) thread may run on."""
-    return os.sched_getaffinity(worker.pid)
-
-
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
-def test_single_threaded_computes_run_the_guest_and_worker_threads_on_one_cpu(tiny_gguf):
-    """`wasinn run`'s worker (colocate=True): after a single-threaded compute the calling
-    thread and the worker's serving thread share the calling thread's CPU (no polling, every
-    hand-off local); a multi-threaded compute, a load and the end of the worker give both
-    every CPU back. The text is the same either way."""
-    from wasinn.worker import BackendWorker
-
-    everything = os.sched_getaffinity(0)
-    worker = BackendWorker(colocate=True)
-    core = _core(tiny_gguf, worker)
-    try:
-        texts = []
-        ctx = context(core, json.dumps({"temp": 0, "n-predict": 3, "threads": 1}))
-        set_text(core, ctx, 0, TAIL_PROMPT)
-        for _ in range(3):
-            core.compute(ctx)
-            texts.append(out(core, ctx))
-        pinned = os.sched_getaffinity(0)
-        assert len(pinned) == 1 and _worker_cpus(worker) == pinned
-        assert worker.colocation.active
-        proxy = core._contexts[ctx].context
-        assert "compute" not in proxy._forecasts          # nothing to poll for
-        set_text(core, ctx, 1, json.dumps({"threads": 2}))
-        core.compute(ctx)                                 # two threads: both spread again
-        texts.append(out(core, ctx))
-        assert os.sched_getaffinity(0) == everything == _worker_cpus(worker)
-        set_text(core, ctx, 1, json.dumps({"threads": 1}))
-        for _ in range(2):
-            core.compute(ctx)
-        assert len(os.sched_getaffinity(0)) == 1
-        core.load_by_name("default")                      # a load: every CPU for it
-        assert os.sched_getaffinity(0) == everything == _worker_cpus(worker)
-        assert texts == [" it may be"] * 4
-    finally:
-        core.close()
-        worker.close()
-    assert os.sched_getaffinity(0) == everything
-
-
-def test_a_shared_worker_never_pins(tiny_gguf, worker):
-    """A worker that several guest threads may use (a pool; the default) never colocates."""
-    everything = os.sched_getaffinity(0)
-    core = _core(tiny_gguf, worker)
-    try:
-        ctx = context(core, json.dumps({"temp": 0, "n-predict": 1, "threads": 1}))
-        set_text(core, ctx, 0, TAIL_PROMPT)
-        for _ in range(3):
-            core.compute(ctx)
-        assert os.sched_getaffinity(0) == everything == _worker_cpus(worker)
-    finally:
-        core.close()
-
-
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
-def test_colocation_ends_when_another_process_wants_the_cpu():
-    """A pinned thread cannot be moved: when other threads took more than
-    Colocation.CONTENDED of its CPU's time (here a busy process pinned to the same CPU),
-    the colocation gives up for good."""
-    from wasinn.worker.colocation import Colocation
-
-    everything = os.sched_getaffinity(0)
-    colocation = Colocation(True)
-    cpu = colocation.pin()
-    assert cpu is not None and os.sched_getaffinity(0) == {cpu}
-    busy = subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{cpu}}})\n"
-                             "while True: pass"])
-    try:
-        give_up_by = time.perf_counter() + Colocation.CHECK_SECONDS * 6
-        while time.perf_counter() < give_up_by:
-            end = time.perf_counter() + 0.005        # the guest's own work between computes
-            while time.perf_counter() < end:
-                pass
-            colocation.pin()
-            if colocation.given_up:
-                break
-        assert colocation.given_up
-    finally:
-        busy.kill()
-        busy.wait()
-        colocation.unpin()
-    assert os.sched_getaffinity(0) == everything
-    assert colocation.pin() is None                     # for good
-
-
-def test_the_worker_refuses_a_cpu_it_may_not_use(worker):
-    with pytest.raises(RuntimeError, match="not one this worker may use"):
-        worker.call("colocate", {"cpu": 4096})
-    with pytest.raises(RuntimeError, match="not one this worker may use"):
-        worker.call("colocate", {"cpu": "0"})
 
 
 def test_steps_made_ahead_are_taken_as_if_made_then(local_nn):

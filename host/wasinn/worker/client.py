@@ -24,7 +24,6 @@ from ..nn.backends.base import Backend, Context, Graph
 from ..nn.errors import Errno, NnError
 from ..nn.types import ExecutionTarget, GraphEncoding
 from . import transport
-from .colocation import Colocation
 from .limits import DEFAULT_MAX_HOST_MEMORY
 from .transport import Channel, ChannelClosed, Segment, single_key
 
@@ -55,10 +54,7 @@ class BackendWorker:
     """The confined process the backends run in (wasm mode). Thread-safe; one call at a time."""
 
     def __init__(self, *, max_memory: int | None = DEFAULT_MAX_HOST_MEMORY,
-                 max_cpu_seconds: int | None = None, verbose: bool = False,
-                 colocate: bool = False) -> None:
-        """`colocate`: one guest thread uses this worker (`wasinn run`): run it and the
-        worker's serving thread on one CPU while computes are single-threaded (colocation.py)."""
+                 max_cpu_seconds: int | None = None, verbose: bool = False) -> None:
         self.max_memory = max_memory
         self.max_cpu_seconds = max_cpu_seconds
         self.verbose = verbose
@@ -79,7 +75,6 @@ class BackendWorker:
         #: a worker forked by start_early() whose first message has not been read yet
         self._hello_pending = False
         self._started = 0.0
-        self.colocation = Colocation(colocate and _SPARE_CPU)
 
     # -- process ------------------------------------------------------------------------
     @property
@@ -105,7 +100,6 @@ class BackendWorker:
 
         if self._closed:
             raise NnError(Errno.RUNTIME_ERROR, "the backend worker was shut down")
-        self.colocation.unpin()          # the new process must not inherit one CPU
         self._started = time.perf_counter()
         host_end, worker_end = _socket_pair()
         # the host's stdout under a number of its own: the worker's fd 1 is the host's stderr
@@ -232,7 +226,6 @@ class BackendWorker:
     def close(self) -> None:
         """Stop the worker (end of a run or of a pool); further use is an error."""
         self._closed = True
-        self.colocation.unpin()
         self.kill("shut down")        # first: a call in flight holds the lock until it returns
         with self._lock:
             self._reap()
@@ -282,8 +275,6 @@ class BackendWorker:
         `forecast`, the reply is waited for as it says (a single-threaded compute's)."""
         with self._lock:
             channel = self._channel_of(generation)
-            if op in WIDENING_OPS:     # the worker gives its thread every CPU back for these
-                self.colocation.unpin()
             request = {"op": op, **fields}
             if self._pending["graphs"] or self._pending["contexts"]:
                 request["release"] = self._pending
@@ -332,9 +323,7 @@ class BackendWorker:
         (transport.Cadence); a long compute is slept on, or with a forecast slept on until
         just before its reply (transport.Forecast)."""
         cadence = None
-        if self.colocation.active:      # the reply comes from this CPU: sleep, poll nothing
-            window, sleep_first, forecast = 0.0, 0.0, None
-        elif forecast is not None:
+        if forecast is not None:
             sleep_first, window = forecast.plan()
         else:
             cadence = self._cadence.get(op)
@@ -353,34 +342,6 @@ class BackendWorker:
         elif cadence is not None:
             cadence.waited(took, polled=window > 0, contended=channel.contended)
         return reply, reply_fds
-
-    def note_compute(self, single_threaded: bool) -> None:
-        """After a compute: colocate while computes are single-threaded (colocation.py), and
-        stop when one is not, or when it stopped paying."""
-        colocation = self.colocation
-        if not colocation.enabled:
-            return
-        if single_threaded:
-            cpu = colocation.pin()
-            if cpu is not None:
-                pid = self.pid
-                colocation.worker_stat = f"/proc/{pid}/task/{pid}/schedstat" if pid else None
-                try:
-                    self.call("colocate", {"cpu": cpu})
-                except (NnError, RuntimeError):
-                    colocation.unpin()
-            elif colocation.given_up and colocation.cpu is not None:
-                self._spread()
-        elif colocation.cpu is not None:
-            self._spread()
-
-    def _spread(self) -> None:
-        """End the colocation on both sides."""
-        self.colocation.unpin()
-        try:
-            self.call("colocate", {"cpu": None})
-        except (NnError, RuntimeError):
-            pass                         # a worker that died starts afresh, unpinned
 
     @staticmethod
     def result(reply: dict[str, Any], reply_fds: list[int],
@@ -469,9 +430,6 @@ def _spare_cpu() -> bool:
 
 
 _SPARE_CPU = _spare_cpu()
-#: requests after which the worker's serving thread has every CPU again (colocation.py): a
-#: backend may start threads there, which would inherit one CPU
-WIDENING_OPS = frozenset({"load", "configure", "init"})
 
 
 def _socket_pair() -> tuple[Any, Any]:
@@ -710,10 +668,8 @@ class ProxyContext(Context):
 
     def _note_threading(self, op: str, single_threaded: bool) -> None:
         """A compute that ran on one thread is waited for by forecast next time (while this
-        process has a CPU to spare and this thread is not colocated with the worker's:
-        colocation.py); others are slept on."""
-        self.worker.note_compute(single_threaded)
-        if single_threaded and _SPARE_CPU and not self.worker.colocation.active:
+        process has a CPU to spare); others are slept on."""
+        if single_threaded and _SPARE_CPU:
             self._forecasts.setdefault(op, transport.Forecast())
         elif self._forecasts.pop(op, None) is not None:
             self._shaped_forecasts.clear()

@@ -58,12 +58,8 @@ class Server:
             "compute_single": self.compute_single, "fini_single": self.fini_single,
             "get_output": self.get_output, "get_output_single": self.get_output_single,
             "close": self.close_context, "release": lambda request, fds: None,
-            "ping": lambda request, fds: "pong", "colocate": self.colocate,
+            "ping": lambda request, fds: "pong",
         }
-        #: the serving thread's CPUs before any colocation; whether it is pinned to the
-        #: host thread's CPU now (client.BackendWorker.note_compute, colocation.py)
-        self._cpus: set[int] | None = None
-        self.colocated = False
 
     def _new_id(self) -> int:
         self.next_id += 1
@@ -76,8 +72,7 @@ class Server:
         cadence = transport.Cadence(transport.REQUEST_POLL_WINDOW)
         replied = time.perf_counter()
         while True:
-            # colocated, the host's thread shares this CPU: polling would only take it away
-            window = 0.0 if self.colocated else cadence.window()
+            window = cadence.window()
             try:
                 data, fds = self.channel.receive_any(poll_for=window)
             except transport.ChannelClosed:
@@ -98,8 +93,6 @@ class Server:
     def handle(self, request: dict[str, Any], fds: list[int]) -> tuple[Any, list[int]]:
         """A JSON request's reply (a dict, or one encoded ahead) and the descriptors for it."""
         self._release(request.get("release"))
-        if self.colocated and request.get("op") in ("load", "configure", "init"):
-            self._spread()                # a backend starting threads: every CPU for them
         try:
             handler = self.handlers.get(request.get("op"))
             if handler is None:
@@ -130,8 +123,6 @@ class Server:
             for index in rebind:
                 context.set_input(index, state.bound[index])
             single = context.single_threaded()
-            if self.colocated and not single:
-                self._spread()
             context.compute()
         except Exception as error:  # noqa: BLE001 - every failure is a reply
             return _error_reply(error), []
@@ -141,25 +132,6 @@ class Server:
                                              lambda index: index)
             return {"ok": {"outputs": outputs, "single_threaded": single}}, send
         return self.transport.FastCompute.reply(single, sizes), []
-
-    def colocate(self, request: dict[str, Any], fds: list[int]) -> None:
-        """Pin the serving thread to the host thread's CPU ({"cpu": N}) or give it back its
-        CPUs ({"cpu": null}); see colocation.py."""
-        cpu = request.get("cpu")
-        if self._cpus is None:
-            self._cpus = os.sched_getaffinity(0)
-        if cpu is None:
-            self._spread()
-            return
-        if type(cpu) is not int or cpu not in self._cpus:
-            raise ValueError(f"CPU {cpu!r} is not one this worker may use")
-        os.sched_setaffinity(0, {cpu})
-        self.colocated = True
-
-    def _spread(self) -> None:
-        if self._cpus is not None:
-            os.sched_setaffinity(0, self._cpus)
-        self.colocated = False
 
     def _release(self, release: Any) -> None:
         if not isinstance(release, dict):
@@ -263,8 +235,6 @@ class Server:
         state = self._state(request)
         wanted = _wanted(request)
         single = state.context.single_threaded()
-        if self.colocated and not single:
-            self._spread()
         if not wanted:        # the reply is known already: encoded now, sent as it is after
             reply = self.transport.Encoded({"ok": {"outputs": [], "single_threaded": single}})
             state.context.compute()
@@ -281,8 +251,6 @@ class Server:
         serves without asking: {"outputs": [...], "ahead": [[errno, piece as latin-1], ...],
         "single_threaded": bool} (as compute's)."""
         state = self._state(request)
-        if self.colocated and not state.context.single_threaded():
-            self._spread()
         state.context.compute_single()
         outputs, send = self._send_along(state, _wanted(request),
                                          state.context.get_output_single,
