@@ -25,6 +25,13 @@ another decode finds its weights hot in the CPU caches, one after any other work
 Prints the medians of all `rounds x repeat` measurements as tokens per second, the ratios
 guest ÷ direct (≥ 0.95 is the target) for prompt processing and generation separately, and
 the per-token cost of streaming.
+
+    python benchmarks/llm.py MODEL.gguf --paired 120 [--sets 6]
+
+is steadier where the machine's speed drifts within seconds (RESULTS.md, "Session 6"): direct,
+wasm and native mode stay up as long-lived processes in a stepped mode and run one round each
+in turn per step (timing.paired_steps), and every ratio is taken step by step (median, with
+the interquartile range).
 """
 
 from __future__ import annotations
