@@ -1,4 +1,5 @@
-"""Timing primitives for the benchmarks: medians of repeated subprocess runs.
+"""Timing primitives for the benchmarks: medians of repeated subprocess runs, and steps of
+long-lived processes run in turn (`paired_steps`) for ratios on a machine whose speed drifts.
 
 Every figure is a median of several runs, so one slow run (a page-cache miss, another process
 waking up) does not decide the result.
@@ -141,7 +142,8 @@ class Stepper:
 def paired_steps(steppers: dict[str, Stepper], steps: int, sets: int = 1) -> dict[str, list]:
     """Interleave the steppers' steps finely: per step, each process in turn (the order
     rotating, so none always follows the same one) runs one step. Returns each stepper's
-    answers in step order; answer `i` of every stepper was measured within the same ~0.1 s.
+    answers in step order; answer `i` of every stepper was measured within one round of
+    steps (~0.1 s for MobileNetV2 bursts, ~0.3 s for the LLM guests' rounds).
 
     Why: this VM's speed drifts by ±25 % within seconds (MobileNetV2 called straight from
     OpenVINO: 8.7-13 ms in successive seconds of one process), so fresh processes run one

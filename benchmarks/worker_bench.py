@@ -48,8 +48,8 @@ def in_guest_worker(wasinn: list[str], measure_wasm: Path, measure_dir: Path, fo
     except RunFailed as error:
         failures.append(f"worker benchmark: {error}")
         answers = {}
-    per_step = {label: [statistics.median(step["infer_ms"][1:]) for step in steps_]
-                for label, steps_ in answers.items()}
+    per_step = {label: [statistics.median(step["infer_ms"][1:]) for step in answered]
+                for label, answered in answers.items()}
     table = table_cls("Backend worker vs in-process: MobileNetV2 OpenVINO inside the guest "
                       f"({steps} steps of {BURST} inferences per variant, interleaved; ratios "
                       "step by step, interquartile range in brackets)",
