@@ -47,6 +47,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -313,21 +314,31 @@ def main(argv: list[str] | None = None) -> int:
     if args.one == "direct" and args.stepped:
         direct(args.model, texts, args.tokens, args.threads, args.ctx_size, None)
         return 0
-    if args.paired:
+    if args.paired is not None:
         if args.paired < 4 or args.sets < 1 or args.sets > args.paired:
             parser.error("--paired needs at least 4 steps and 1..STEPS sets")
-        probes = [speed_probe()]
-        print(paired(args, texts))
-        probes.append(speed_probe())
-        print(f"speed probe before / after: {probes[0]:.0f} / {probes[1]:.0f} ms "
-              "(timing.speed_probe)")
+        print_probed(lambda: paired(args, texts))
         return 0
     if args.one:
         args.out.write_text(json.dumps(one_run(args, texts, args.one, args.workdir)))
         return 0
+    print_probed(lambda: fresh_processes(args, texts))
+    return 0
+
+
+def print_probed(make_report: Callable[[], str]) -> None:
+    """Print a report, then the speed probe taken before and after making it."""
+    before = speed_probe()
+    report_text = make_report()
+    after = speed_probe()
+    print(report_text)
+    print(f"speed probe before / after: {before:.0f} / {after:.0f} ms (timing.speed_probe)")
+
+
+def fresh_processes(args: argparse.Namespace, texts: dict[str, str]) -> str:
+    """The default report: the four runs alternating `--repeat` times, each in a fresh process."""
     samples: dict[str, dict[str, list[float]]] = {}
     counts: dict = {}
-    probes = [speed_probe()]
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
         # the four alternate, `--repeat` times, so that each sees the same mix of machine load,
@@ -339,12 +350,9 @@ def main(argv: list[str] | None = None) -> int:
                 kept = samples.setdefault(name, {})
                 for key in MEASURES:
                     kept.setdefault(key, []).extend(run.get(key, ()))
-    probes.append(speed_probe())
     median = {name: {key: statistics.median(values) for key, values in run.items() if values}
               for name, run in samples.items()}
-    print(report(median, counts, args))
-    print(f"speed probe before / after: {probes[0]:.0f} / {probes[1]:.0f} ms (timing.speed_probe)")
-    return 0
+    return report(median, counts, args)
 
 
 def report(median: dict[str, dict[str, float]], counts: dict, args: argparse.Namespace) -> str:

@@ -147,11 +147,11 @@ def paired_steps(steppers: dict[str, Stepper], steps: int, sets: int = 1) -> dic
 
     Why: this VM's speed drifts by ±25 % within seconds (MobileNetV2 called straight from
     OpenVINO: 8.7-13 ms in successive seconds of one process), so fresh processes run one
-    after the other compare different machines, and a 5 % figure drowns in that. Steps a few
-    milliseconds long, interleaved, see the same machine; a ratio of two variants' answers to
-    the same step (`paired_ratio`) is then nearly free of the drift. Process-to-process
-    differences (where a process's buffers land in the caches) are averaged over `sets`:
-    fresh processes for each set of `steps // sets` steps.
+    after the other compare different machines, and a 5 % figure drowns in that. Steps of a
+    few to a hundred milliseconds, taken in turn, see the same machine; a ratio of two
+    variants' answers to the same step (`paired_ratio`) is then nearly free of the drift.
+    Process-to-process differences (where a process's buffers land in the caches) are
+    averaged over `sets`: fresh processes for each set, the `steps` shared out among them.
     """
     import json
     import os
@@ -159,8 +159,8 @@ def paired_steps(steppers: dict[str, Stepper], steps: int, sets: int = 1) -> dic
 
     answers: dict[str, list] = {name: [] for name in steppers}
     names = list(steppers)
-    per_set = max(1, steps // sets)
-    for _ in range(sets):
+    for set_number in range(sets):
+        per_set = steps // sets + (set_number < steps % sets)
         # stderr to files: a chatty library (llama.cpp's log) must never fill a pipe and stall
         errors = {name: tempfile.TemporaryFile("w+") for name in steppers}
         processes = {
@@ -204,7 +204,8 @@ def paired_steps(steppers: dict[str, Stepper], steps: int, sets: int = 1) -> dic
 
 
 def paired_ratio(values: Sequence[float], reference: Sequence[float]) -> tuple[float, float, float]:
-    """(median, first quartile, third quartile) of the step-by-step ratios values ÷ reference."""
+    """(median, first quartile, third quartile) of the step-by-step ratios values ÷ reference;
+    with fewer than four steps, (median, smallest, largest)."""
     ratios = sorted(value / base for value, base in zip(values, reference))
     if len(ratios) < 4:
         middle = statistics.median(ratios)

@@ -199,9 +199,10 @@ def test_llm_benchmark_paired_mode_interleaves_long_lived_processes(tiny_gguf):
     assert "4 steps in 2 sets of processes, interleaved" in lines[0]
     rows = [line for line in lines if line.startswith(("| direct", "| wasm", "| native"))]
     assert len(rows) == 3 and rows[0].count("1.000 (1.000–1.000)") == 3
-    bad = subprocess.run([sys.executable, str(script), str(tiny_gguf), "--paired", "2"],
-                         capture_output=True, text=True, timeout=60, check=False)
-    assert bad.returncode == 2 and "--paired needs at least 4 steps" in bad.stderr
+    for steps in ("2", "0"):
+        bad = subprocess.run([sys.executable, str(script), str(tiny_gguf), "--paired", steps],
+                             capture_output=True, text=True, timeout=60, check=False)
+        assert bad.returncode == 2 and "--paired needs at least 4 steps" in bad.stderr
 
 
 STREAMER = '''

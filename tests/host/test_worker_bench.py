@@ -81,6 +81,8 @@ def test_paired_steps_interleave_processes_and_pair_their_answers():
                 for name, factor in (("one", 1), ("three", 3))}
     answers = timing.paired_steps(steppers, steps=6, sets=2)
     assert [a["step"] for a in answers["one"]] == [1, 2, 3, 1, 2, 3]    # two sets of three
+    uneven = timing.paired_steps(steppers, steps=5, sets=2)             # every step is run
+    assert [a["step"] for a in uneven["three"]] == [1, 2, 3, 1, 2]
     middle, low, high = timing.paired_ratio([a["value"] for a in answers["three"]],
                                             [a["value"] for a in answers["one"]])
     assert middle == low == high == 3.0

@@ -11,8 +11,9 @@ ENCODING is an SDK constant's suffix (OPENVINO, PYTORCH, TENSORFLOWLITE), PRESET
 
 REPEAT `stdin:N` is the stepped mode (benchmarks/timing.paired_steps, worker_bench.py): after
 the load, every line read from stdin runs N inferences back to back and prints their times on
-one line ({"infer_ms": [N values], "load_ms": the second load + init}), until stdin ends. A benchmark can then interleave several guests' bursts finely
-enough that a machine whose speed drifts within seconds treats them alike.
+one line ({"infer_ms": [N values], "load_ms": the second load + init}), until stdin ends. A
+benchmark can then interleave several guests' bursts finely enough that a machine whose speed
+drifts within seconds treats them alike.
 """
 
 import json
@@ -66,33 +67,29 @@ def measure(encoding: str, preset: str, dims: list, tensor_type: str, output_byt
 
     tensor = wasi_nn.Tensor(dims, getattr(wasi_nn, "TENSOR_TYPE_" + tensor_type), tensor_data)
     output = bytearray(output_bytes)
-    infer = []
-    for _ in range(repeat + 2):
-        start = clock()
-        wasi_nn.set_input(context, 0, tensor)
-        wasi_nn.compute(context)
-        wasi_nn.get_output(context, 0, output)
-        infer.append(clock() - start)
+    infer = [one_inference(context, tensor, output) for _ in range(repeat + 2)]
     infer = infer[2:]  # the first runs warm the backend's caches
     return {"read_ms": 1e3 * read_s, "first_load_ms": 1e3 * first_load_s, "load_ms": 1e3 * load_s,
             "decode_ms": 1e3 * median(decode), "infer_ms": 1e3 * median(infer)}
 
 
+def one_inference(context, tensor, output: bytearray) -> float:
+    """Seconds for one set_input + compute + get_output (what both modes time)."""
+    start = time.perf_counter()
+    wasi_nn.set_input(context, 0, tensor)
+    wasi_nn.compute(context)
+    wasi_nn.get_output(context, 0, output)
+    return time.perf_counter() - start
+
+
 def stepped(context, image: str, height: int, width: int, preset: str, dims: list,
             tensor_type: str, output_bytes: int, burst: int, load_ms: float) -> None:
     """The stepped mode: a burst of `burst` timed inferences per line of stdin."""
-    clock = time.perf_counter
     tensor = wasi_nn.Tensor(dims, getattr(wasi_nn, "TENSOR_TYPE_" + tensor_type),
                             image_to_tensor(image, height, width, preset=preset))
     output = bytearray(output_bytes)
     while sys.stdin.readline():
-        times = []
-        for _ in range(burst):
-            start = clock()
-            wasi_nn.set_input(context, 0, tensor)
-            wasi_nn.compute(context)
-            wasi_nn.get_output(context, 0, output)
-            times.append(1e3 * (clock() - start))
+        times = [1e3 * one_inference(context, tensor, output) for _ in range(burst)]
         print(json.dumps({"infer_ms": times, "load_ms": load_ms}), flush=True)
 
 
