@@ -102,7 +102,7 @@ def direct(model: Path, texts: dict[str, str], tokens: int, threads: int, ctx_si
     piece = ctypes.create_string_buffer(256)
 
     def decode_prompt(ids, count: int) -> None:
-        L.llama_memory_clear(memory, True)
+        L.llama_memory_clear(memory, False)    # cells freed, as the backend and llama.cpp's server do
         L.llama_sampler_reset(sampler)
         L.llama_decode(ctx, L.llama_batch_get_one(ids, count))
 

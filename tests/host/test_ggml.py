@@ -140,6 +140,35 @@ def test_context_full_keeps_the_output(nn):
     assert out(nn, ctx).startswith(" Tim Peters\n\nBeautiful is better than ugly.")
 
 
+def test_a_new_prompt_never_reads_what_the_cache_held_before(local_nn):
+    """compute frees the KV cache's cells without zeroing them (ggml._LlamaContext.clear):
+    after a compute that filled the whole context, a prompt's logits are bit for bit those of
+    a fresh context, whose buffers llama.cpp zeroed."""
+    from wasinn.nn.backends import ggml
+
+    def last_logits(ctx: int) -> bytes:
+        backend_context = local_nn._contexts[ctx].context
+        llama_context = backend_context.graph.llama_context()
+        assert not backend_context.graph.model.stateful         # the case this is about
+        pointer = llama_context.llama.llama_get_logits_ith(llama_context.handle, -1)
+        return bytes((ggml.ctypes.c_float * backend_context.graph.model.n_vocab)
+                     .from_address(ggml.ctypes.addressof(pointer.contents)))
+
+    prompt_only = json.dumps({"temp": 0, "n-predict": 0})
+    fresh = context(local_nn, prompt_only)
+    set_text(local_nn, fresh, 0, TAIL_PROMPT)
+    local_nn.compute(fresh)
+    expected = last_logits(fresh)
+
+    used = context(local_nn, json.dumps({"temp": 0, "ignore-eos": True}))
+    set_text(local_nn, used, 0, "The Zen of Python, by")
+    assert errno(local_nn.compute, used) == Errno.CONTEXT_FULL     # every cell written
+    set_text(local_nn, used, 1, prompt_only)
+    set_text(local_nn, used, 0, TAIL_PROMPT)
+    local_nn.compute(used)
+    assert last_logits(used) == expected
+
+
 def test_prompt_too_long_and_empty_prompt(nn):
     ctx = context(nn)
     set_text(nn, ctx, 0, " ".join(["Beautiful is better than ugly."] * 60))
