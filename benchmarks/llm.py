@@ -29,9 +29,11 @@ the per-token cost of streaming.
     python benchmarks/llm.py MODEL.gguf --paired 120 [--sets 6]
 
 is steadier where the machine's speed drifts within seconds (RESULTS.md, "Session 6"): direct,
-wasm and native mode stay up as long-lived processes in a stepped mode and run one round each
-in turn per step (timing.paired_steps), and every ratio is taken step by step (median, with
-the interquartile range).
+wasm and native mode stay up as long-lived processes in a stepped mode and run one measure
+each in turn per step (timing.paired_steps; STEPS of each measure: the short prompt, the long
+one, generation, streaming), and every ratio is taken step by step (median, with the
+interquartile range). One measure per step, not a whole round, keeps the two sides of a ratio
+close in time even for a real-sized model, whose round takes seconds.
 """
 
 from __future__ import annotations
@@ -120,20 +122,33 @@ def direct(model: Path, texts: dict[str, str], tokens: int, threads: int, ctx_si
     times: dict[str, list[float]] = {key: [] for key in ("prompt", "long_prompt", "generate")}
     counts = {}
 
+    measures = {"long_prompt": (texts["long_prompt"], decode_prompt),
+                "prompt": (texts["prompt"], decode_prompt),
+                "generate": (texts["gen_prompt"], generate)}
+
+    def measure(key: str) -> None:
+        text, work = measures[key]
+        ids, counts[key] = tokenize(text)          # untimed, as the guest's set_input
+        start = time.perf_counter()
+        work(ids, counts[key])
+        times[key].append(time.perf_counter() - start)
+
     def one_round() -> None:
-        for key, text, work in (("long_prompt", texts["long_prompt"], decode_prompt),
-                                ("prompt", texts["prompt"], decode_prompt),
-                                ("generate", texts["gen_prompt"], generate)):
-            ids, counts[key] = tokenize(text)      # untimed, as the guest's set_input
-            start = time.perf_counter()
-            work(ids, counts[key])
-            times[key].append(time.perf_counter() - start)
+        for key in measures:
+            measure(key)
 
     for _ in range(1 + (rounds or 0)):             # as the guest: one unrecorded round first
         one_round()
     times = {key: values[1:] for key, values in times.items()}
-    if rounds is None:                             # stepped: a round per line of stdin
-        while sys.stdin.readline():
+    if rounds is None:        # stepped: a round per line of stdin, or the one measure it names
+        while line := sys.stdin.readline():
+            name = line.strip()
+            if name in MEASURES:                   # "stream" is the guests' alone: no time
+                if name in measures:
+                    measure(name)
+                print(json.dumps({**({name: times[name][-1]} if name in measures else {}),
+                                  "tokens": counts}), flush=True)
+                continue
             one_round()
             print(json.dumps({**{key: values[-1] for key, values in times.items()},
                               "tokens": counts}), flush=True)
@@ -238,7 +253,7 @@ def in_a_fresh_process(args: argparse.Namespace, name: str, workdir: Path) -> di
 
 def paired(args: argparse.Namespace, texts: dict[str, str]) -> str:
     """The `--paired` report: direct, wasm and native mode as long-lived processes, one
-    round each in turn per step (timing.paired_steps), ratios taken step by step."""
+    measure each in turn per step (timing.paired_steps), ratios taken step by step."""
     from timing import Stepper, paired_ratio, paired_steps
 
     with tempfile.TemporaryDirectory() as folder:
@@ -257,27 +272,31 @@ def paired(args: argparse.Namespace, texts: dict[str, str]) -> str:
             "native": Stepper([*_wasinn_command(), "run", "--native", *preload, str(GUEST),
                                *guest_args]),
         }
-        answers = paired_steps(steppers, args.paired, args.sets)
-    counts = answers["direct"][0]["tokens"]
+        # one measure per step: a real-sized model's whole round takes seconds
+        answers = paired_steps(steppers, args.paired * len(MEASURES), args.sets,
+                               requests=MEASURES)
+    counts = answers["direct"][-1]["tokens"]
     base = answers["direct"]
     lines = [
         f"model {args.model.name}: prompt processing {counts['prompt']} and "
         f"{counts['long_prompt']} tokens; generation {args.tokens} tokens after a "
         f"{counts['generate']}-token prompt; {args.threads} thread(s), context "
-        f"{args.ctx_size}; {args.paired} steps in {args.sets} sets of processes, interleaved "
+        f"{args.ctx_size}; {args.paired} steps of each measure in {args.sets} sets of "
+        "processes, interleaved "
         "(medians; ratios step by step, interquartile range in brackets)",
         "| run | prompt processing, tok/s (short / long prompt) | generation, tok/s "
         "| prompt ratio, short | prompt ratio, long | generation ratio | one streamed token, µs |",
         "| --- | --- | --- | --- | --- | --- | --- |"]
 
     def ratio(name: str, key: str) -> str:
-        middle, low, high = paired_ratio([step[key] for step in base],
-                                         [step[key] for step in answers[name]])
+        pairs = [(mine[key], theirs[key]) for mine, theirs in zip(base, answers[name])
+                 if key in mine]
+        middle, low, high = paired_ratio(*zip(*pairs))
         return f"{middle:.3f} ({low:.3f}–{high:.3f})"
 
     for name, steps in answers.items():
-        median = {key: statistics.median(step[key] for step in steps)
-                  for key in MEASURES if key in steps[0]}
+        median = {key: statistics.median(step[key] for step in steps if key in step)
+                  for key in MEASURES if any(key in step for step in steps)}
         stream = f"{median['stream'] / args.tokens * 1e6:.1f}" if "stream" in median else "—"
         lines.append(
             f"| {name} | {counts['prompt'] / median['prompt']:.0f} / "
@@ -301,8 +320,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="context for every run (the long prompt needs ~750 tokens)")
     parser.add_argument("--paired", type=int, metavar="STEPS",
                         help="instead: direct, wasm and native mode as long-lived processes, "
-                             "a round of each in turn per step, ratios step by step (steadier "
-                             "on a machine whose speed drifts)")
+                             "one measure of each in turn per step, STEPS of each measure, "
+                             "ratios step by step (steadier on a machine whose speed drifts)")
     parser.add_argument("--sets", type=int, default=4,
                         help="with --paired: fresh processes for each of this many sets of steps")
     parser.add_argument("--one", choices=RUNS, help=argparse.SUPPRESS)   # a child's one run

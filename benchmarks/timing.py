@@ -139,11 +139,17 @@ class Stepper:
     env: dict[str, str] | None = None
 
 
-def paired_steps(steppers: dict[str, Stepper], steps: int, sets: int = 1) -> dict[str, list]:
+def paired_steps(steppers: dict[str, Stepper], steps: int, sets: int = 1,
+                 requests: Sequence[str] = ("",)) -> dict[str, list]:
     """Interleave the steppers' steps finely: per step, each process in turn (the order
     rotating, so none always follows the same one) runs one step. Returns each stepper's
     answers in step order; answer `i` of every stepper was measured within one round of
     steps (~0.1 s for MobileNetV2 bursts, ~0.3 s for the LLM guests' rounds).
+
+    Step `i` sends every process the line `requests[i % len(requests)]`: by default an
+    empty line (the whole step), or the name of one part of it, so that steps stay short
+    when the whole would take seconds (a real-sized LLM's round: the parts of one round then
+    ran seconds apart, and the machine drifted in between).
 
     Why: this VM's speed drifts by ±25 % within seconds (MobileNetV2 called straight from
     OpenVINO: 8.7-13 ms in successive seconds of one process), so fresh processes run one
@@ -171,11 +177,12 @@ def paired_steps(steppers: dict[str, Stepper], steps: int, sets: int = 1) -> dic
         try:
             for step in range(per_set):
                 shift = step % len(names)
+                request = requests[len(answers[names[0]]) % len(requests)]
                 for name in names[shift:] + names[:shift]:
                     process = processes[name]
                     assert process.stdin is not None and process.stdout is not None
                     try:
-                        process.stdin.write("\n")
+                        process.stdin.write(request + "\n")
                         process.stdin.flush()
                     except BrokenPipeError:
                         pass

@@ -187,8 +187,8 @@ def test_llm_benchmark_script_runs(tiny_gguf):
 
 
 def test_llm_benchmark_paired_mode_interleaves_long_lived_processes(tiny_gguf):
-    """`llm.py --paired`: direct, wasm and native mode as stepped processes (a round per
-    line of stdin), ratios step by step; a bad step count is one line and exit 2."""
+    """`llm.py --paired`: direct, wasm and native mode as stepped processes (one measure
+    per line of stdin), ratios step by step; a bad step count is one line and exit 2."""
     import subprocess
 
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "llm.py"
@@ -196,7 +196,7 @@ def test_llm_benchmark_paired_mode_interleaves_long_lived_processes(tiny_gguf):
                              "--sets", "2", "--tokens", "8"],
                             capture_output=True, text=True, timeout=600, check=False)
     lines = ok(result)
-    assert "4 steps in 2 sets of processes, interleaved" in lines[0]
+    assert "4 steps of each measure in 2 sets of processes, interleaved" in lines[0]
     rows = [line for line in lines if line.startswith(("| direct", "| wasm", "| native"))]
     assert len(rows) == 3 and rows[0].count("1.000 (1.000–1.000)") == 3
     for steps in ("2", "0"):

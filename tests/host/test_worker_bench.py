@@ -62,16 +62,16 @@ def test_the_wakeups_benchmark_times_each_placement():
 STEPPER = """
 import json, sys
 step = 0
-while sys.stdin.readline():
+while line := sys.stdin.readline():
     step += 1
-    print(json.dumps({"step": step, "value": %s * step}), flush=True)
+    print(json.dumps({"step": step, "value": %s * step, "request": line.strip()}), flush=True)
 """
 
 
 def test_paired_steps_interleave_processes_and_pair_their_answers():
-    """timing.paired_steps: one line per step to each long-lived process, fresh processes per
-    set; answers in step order; paired_ratio takes the ratios step by step. A process that
-    dies is a RunFailed naming it."""
+    """timing.paired_steps: one line per step to each long-lived process (empty, or the
+    step's part in turn), fresh processes per set; answers in step order; paired_ratio takes
+    the ratios step by step. A process that dies is a RunFailed naming it."""
     sys.path.insert(0, str(BENCHMARKS))
     try:
         import timing
@@ -83,6 +83,11 @@ def test_paired_steps_interleave_processes_and_pair_their_answers():
     assert [a["step"] for a in answers["one"]] == [1, 2, 3, 1, 2, 3]    # two sets of three
     uneven = timing.paired_steps(steppers, steps=5, sets=2)             # every step is run
     assert [a["step"] for a in uneven["three"]] == [1, 2, 3, 1, 2]
+    assert {a["request"] for a in uneven["three"]} == {""}               # a whole step
+    # named parts, in turn across sets; every process gets the same one at the same step
+    parts = timing.paired_steps(steppers, steps=5, sets=2, requests=("x", "y"))
+    assert [a["request"] for a in parts["one"]] == ["x", "y", "x", "y", "x"]
+    assert [a["request"] for a in parts["three"]] == ["x", "y", "x", "y", "x"]
     middle, low, high = timing.paired_ratio([a["value"] for a in answers["three"]],
                                             [a["value"] for a in answers["one"]])
     assert middle == low == high == 3.0

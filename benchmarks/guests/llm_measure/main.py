@@ -12,7 +12,8 @@ does it; benchmarks/llm.py's direct run does the same.
 
 ROUNDS `stdin` is the stepped mode (benchmarks/timing.paired_steps): after the warm-up round,
 every line read from stdin runs one round and prints its times (seconds, one JSON object per
-line), until stdin ends.
+line), until stdin ends. A line naming one measure (`prompt`, `long_prompt`, `generate`,
+`stream`) runs only that one, set up as in a round, and prints only its time.
 """
 
 import json
@@ -57,15 +58,24 @@ def main(argv):
             wasi_nn.compute_single(ctx)
             wasi_nn.get_output_single(ctx, 0, buffer)
 
-    def one_round():
+    def prompt_only(key, text):
         set_text(ctx, 1, '{"n-predict": 0}')
-        for key, text in (("long_prompt", long_prompt), ("prompt", prompt)):
-            set_text(ctx, 0, text)
-            times[key].append(timed(wasi_nn.compute, ctx))
+        set_text(ctx, 0, text)
+        times[key].append(timed(wasi_nn.compute, ctx))
+
+    def generation(key, work):
         set_text(ctx, 1, json.dumps({"n-predict": gen_tokens}))
         set_text(ctx, 0, gen_prompt)
-        times["generate"].append(timed(generate))
-        times["stream"].append(timed(stream))
+        times[key].append(timed(work))
+
+    measures = {"long_prompt": lambda: prompt_only("long_prompt", long_prompt),
+                "prompt": lambda: prompt_only("prompt", prompt),
+                "generate": lambda: generation("generate", generate),
+                "stream": lambda: generation("stream", stream)}
+
+    def one_round():
+        for measure in measures.values():
+            measure()
         meta = bytearray(256)
         counts["metadata"] = json.loads(bytes(meta[:wasi_nn.get_output(ctx, 1, meta)]))
         wasi_nn.fini_single(ctx)
@@ -73,7 +83,13 @@ def main(argv):
     for _ in range(rounds + 1):
         one_round()
     if stepped:
-        while sys.stdin.readline():
+        while line := sys.stdin.readline():
+            name = line.strip()
+            if name in measures:
+                measures[name]()
+                wasi_nn.fini_single(ctx)
+                print(json.dumps({name: times[name][-1]}), flush=True)
+                continue
             one_round()
             print(json.dumps({key: values[-1] for key, values in times.items()}), flush=True)
         return 0
