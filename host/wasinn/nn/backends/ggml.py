@@ -188,9 +188,9 @@ class _LlamaContext:
         A transformer's KV cache needs only its cells marked free, as llama.cpp's server
         does between tasks: cells past the tokens decoded are masked out of attention, so
         what they held is never read. Zeroing them too cost a memset of the whole cache on
-        every compute (~0.25 ms for the tiny test model at ctx 1024, ~2 ms for a 21M-param
-        one, hundreds of MB for a 7B model at ctx 4096). A recurrent or hybrid model's
-        state is zeroed, as llama-cpp-python does for them."""
+        every compute: ~0.25 ms for the tiny test model at ctx 1024, ~2 ms for a 21M-param
+        one, and a 7-8B model's cache at ctx 4096 is 0.5-2 GB. A recurrent or hybrid
+        model's state is zeroed, as llama-cpp-python does for them."""
         self.llama.llama_memory_clear(self.memory, self.model.stateful)
         self.owner, self.used = owner, 0
 
