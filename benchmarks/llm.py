@@ -143,11 +143,12 @@ def direct(model: Path, texts: dict[str, str], tokens: int, threads: int, ctx_si
     if rounds is None:        # stepped: a round per line of stdin, or the one measure it names
         while line := sys.stdin.readline():
             name = line.strip()
-            if name in MEASURES:                   # "stream" is the guests' alone: no time
-                if name in measures:
+            if name in MEASURES:
+                answer: dict = {"tokens": counts}
+                if name in measures:               # "stream" is the guests' alone: no time
                     measure(name)
-                print(json.dumps({**({name: times[name][-1]} if name in measures else {}),
-                                  "tokens": counts}), flush=True)
+                    answer[name] = times[name][-1]
+                print(json.dumps(answer), flush=True)
                 continue
             one_round()
             print(json.dumps({**{key: values[-1] for key, values in times.items()},
