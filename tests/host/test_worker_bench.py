@@ -16,7 +16,7 @@ def test_load_crossing_table_measures_a_real_crossing():
     finally:
         sys.path.remove(str(BENCHMARKS))
     table = worker_bench.load_crossing(1, run.Table, run.ms)
-    assert len(table.rows) == 3
+    assert len(table.rows) == 5
     assert all(row[1].endswith(" ms") for row in table.rows)
     assert "14 MB" in table.title
 
