@@ -41,7 +41,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from timing import RunFailed, speed_probe, time_call, time_command, time_interleaved  # noqa: E402
+from timing import (RunFailed, speed_probe, time_call, time_command, time_interleaved,  # noqa: E402
+                    write_marked_block)
 
 REPO = HERE.parent
 EXAMPLES = REPO / "examples"
@@ -356,16 +357,6 @@ def worker_tables(measure_wasm: Path, repeat: int, rounds: int, failures: list[s
             worker_bench.load_crossing(max(repeat, 10), Table, ms)]
 
 
-def _kept_sections() -> str:
-    """Sections other scripts own in RESULTS.md (between `<!-- NAME: begin/end -->` markers,
-    e.g. benchmarks/startup.py's), kept when this script rewrites the file."""
-    if not RESULTS.is_file():
-        return ""
-    found = re.findall(r"(<!-- [\w.]+: begin -->.*?<!-- [\w.]+: end -->\n?)", RESULTS.read_text(),
-                       re.DOTALL)
-    return "".join("\n" + section for section in found)
-
-
 #: --only's names for the sections main() measures, in order
 SECTIONS = {"e2e": "end to end", "rust": "Python vs Rust", "guest": "inside the guest",
             "startup": "start-up", "worker": "the backend worker"}
@@ -429,12 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(report)
     print(text)
     if args.write:
-        RESULTS.write_text(
-            "# Benchmark results\n\nWritten by `python3 benchmarks/run.py --write`. Each ratio "
-            "column names what it divides (wasm ÷ native, Python ÷ Rust, ...): below 1 the first "
-            "is faster. The machine may be shared with other work; runs are interleaved so that "
-            "bursts hit every variant, but single figures still move by about 10%.\n\n" + text
-            + _kept_sections())
+        # only this script's block is replaced: the other scripts' sections and the notes
+        # written around the tables stay where they are
+        write_marked_block(RESULTS, "run.py", text, at_top=True)
         print(f"saved to {RESULTS}", file=sys.stderr)
     return 0
 

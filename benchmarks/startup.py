@@ -40,7 +40,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 from run import GUESTS, RESULTS, Table, machine, ms, ratio, wasinn  # noqa: E402
-from timing import RunFailed, Timed, time_interleaved  # noqa: E402
+from timing import RunFailed, Timed, time_interleaved, write_marked_block  # noqa: E402
 from wasmtime_cli import wasmtime_binary  # noqa: E402
 
 REPO = HERE.parent
@@ -48,8 +48,6 @@ RUST_HELLO = HERE / "rust_hello" / "hello.rs"
 DEBIAN_RUSTC = Path("/usr/bin/rustc")
 WASM_LD = Path("/usr/lib/llvm-14/bin/wasm-ld")
 MOBILENET = REPO / "examples" / "mobilenet_openvino"
-SECTION_BEGIN = "<!-- startup.py: begin -->"
-SECTION_END = "<!-- startup.py: end -->"
 _RUN_PHASE = re.compile(r"wasinn: run \(exit \d+\) ([\d.]+) ms")
 
 
@@ -313,17 +311,9 @@ def measure(out: Path, repeat: int, failures: list[str]) -> list[Table]:
 
 
 def write_section(text: str) -> None:
-    """Replace this script's section of RESULTS.md (kept by run.py's --write), or append it."""
-    section = f"{SECTION_BEGIN}\n## Start-up and size (`benchmarks/startup.py`)\n\n{text}\n" \
-              f"{SECTION_END}\n"
-    current = RESULTS.read_text() if RESULTS.is_file() else "# Benchmark results\n"
-    if SECTION_BEGIN in current and SECTION_END in current:
-        head, rest = current.split(SECTION_BEGIN, 1)
-        tail = rest.split(SECTION_END, 1)[1].lstrip("\n")
-        current = head + section + tail
-    else:
-        current = current.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(current)
+    """Replace this script's block of RESULTS.md, or append it (timing.write_marked_block)."""
+    write_marked_block(RESULTS, "startup.py",
+                       f"## Start-up and size (`benchmarks/startup.py`)\n\n{text}")
 
 
 def main(argv: list[str] | None = None) -> int:

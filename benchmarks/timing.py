@@ -129,6 +129,28 @@ def write_results_section(results: Path, heading: str, text: str) -> None:
     results.write_text(new)
 
 
+def write_marked_block(results: Path, name: str, text: str, *, at_top: bool = False) -> None:
+    """Put `text` between the lines `<!-- NAME: begin -->` and `<!-- NAME: end -->` of
+    `results`, in place of what they held; every line outside them is kept (the sessions'
+    own notes live there). Without both markers the block is added: at the end, or with
+    `at_top` after the file's opening paragraphs (its title and what precedes the first
+    `## ` or `### ` heading). A missing file starts as "# Benchmark results"."""
+    begin, end = f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
+    block = f"{begin}\n{text.strip(chr(10))}\n{end}\n"
+    old = results.read_text() if results.is_file() else "# Benchmark results\n"
+    start, stop = old.find(begin), old.find(end)
+    if 0 <= start < stop:
+        rest = old[stop + len(end):].lstrip("\n")
+        new = old[:start] + block + ("\n" + rest if rest else "")
+    elif at_top:
+        first = re.search(r"^#{2,3} ", old, re.M)
+        cut = first.start() if first else len(old)
+        new = old[:cut].rstrip("\n") + "\n\n" + block + ("\n" + old[cut:] if first else "")
+    else:
+        new = old.rstrip("\n") + "\n\n" + block
+    results.write_text(new)
+
+
 @dataclass
 class Stepper:
     """A long-lived benchmark process in stepped mode: every line it reads on stdin runs one

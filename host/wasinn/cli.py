@@ -203,8 +203,11 @@ def _run(options: argparse.Namespace) -> int:
         return run_native(Path(options.module), options.args, registry=registry, env=options.env,
                           verbose=options.verbose, max_graphs=options.max_graphs,
                           max_contexts=options.max_contexts)
+    from .blas_threads import use_one_blas_thread
     from .cli_input import check_wasm_run_input
     from .runner import RunOptions, run
+
+    use_one_blas_thread()
 
     check_wasm_run_input(Path(options.module), options.args, options.env, options.dir)
     return run(RunOptions(

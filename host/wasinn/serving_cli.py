@@ -131,9 +131,11 @@ def _require_server_libraries() -> None:
 
 
 def run_serve(options: argparse.Namespace) -> int:
+    from .blas_threads import use_one_blas_thread
     from .serve import ServeOptions, serve
 
     _require_server_libraries()
+    use_one_blas_thread()     # this process and its workers only run guests
     serve_options = ServeOptions(
         module=Path(options.module), args=_guest_args(options.args), preload=options.nn_preload,
         dirs=options.dir, env=options.env, host=options.host, port=options.port,
@@ -163,6 +165,9 @@ def run_serve(options: argparse.Namespace) -> int:
 
 def run_map(options: argparse.Namespace) -> int:
     from .batch import MapOptions, run_map as run
+    from .blas_threads import use_one_blas_thread
+
+    use_one_blas_thread()     # this process and its workers only run guests
 
     return run(MapOptions(
         module=Path(options.module), inputs=options.inputs, out=Path(options.out),

@@ -164,3 +164,25 @@ def test_write_results_section_replaces_its_own_section_or_appends(tmp_path: Pat
     missing = tmp_path / "new.md"
     write_results_section(missing, "## D", "## D\n\nd")
     assert missing.read_text() == "# Benchmark results\n\n## D\n\nd\n"
+
+
+def test_write_marked_block_replaces_only_what_its_markers_hold(tmp_path: Path) -> None:
+    """run.py and startup.py rewrite their own block; notes around it are kept."""
+    from timing import write_marked_block
+
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\nintro\n\n### Old table\n\nnote after\n")
+    write_marked_block(results, "run.py", "Measured today.\n\n### Table\n\n| a |", at_top=True)
+    assert results.read_text() == (
+        "# Benchmark results\n\nintro\n\n<!-- run.py: begin -->\nMeasured today.\n\n"
+        "### Table\n\n| a |\n<!-- run.py: end -->\n\n### Old table\n\nnote after\n")
+    write_marked_block(results, "run.py", "Measured again.", at_top=True)
+    write_marked_block(results, "startup.py", "## Start-up\n\nfast")
+    assert results.read_text() == (
+        "# Benchmark results\n\nintro\n\n<!-- run.py: begin -->\nMeasured again.\n"
+        "<!-- run.py: end -->\n\n### Old table\n\nnote after\n\n<!-- startup.py: begin -->\n"
+        "## Start-up\n\nfast\n<!-- startup.py: end -->\n")
+    missing = tmp_path / "new.md"
+    write_marked_block(missing, "run.py", "tables", at_top=True)
+    assert missing.read_text() == "# Benchmark results\n\n<!-- run.py: begin -->\ntables\n" \
+                                  "<!-- run.py: end -->\n"

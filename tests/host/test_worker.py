@@ -825,3 +825,22 @@ def test_load_by_name_costs_no_round_trip_for_a_backend_without_options(torch_li
     finally:
         nn.close()
         worker.close()
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="OpenBLAS makes no extra thread on one CPU")
+def test_the_worker_starts_numpy_with_one_blas_thread_unless_the_user_chose(monkeypatch):
+    """numpy's OpenBLAS pool busy-waits after it starts; the worker never uses it
+    (wasinn.blas_threads), so it asks for one thread; a number the user set is kept."""
+    def threads_after_numpy() -> int:
+        worker = BackendWorker()
+        try:
+            worker.call("ping", {})            # the worker imports numpy before it serves
+            return len(os.listdir(f"/proc/{worker.pid}/task"))
+        finally:
+            worker.close()
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    ours = threads_after_numpy()
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    assert threads_after_numpy() == ours + 1
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "2"

@@ -438,7 +438,11 @@ def serve_confined(settings: dict[str, Any]) -> None:
     channel.send({"ready": True, "sandbox": problems, "pid": os.getpid(),
                   "at": time.perf_counter()})    # CLOCK_MONOTONIC: the host's clock too
     # Every request that does work needs numpy (inputs and outputs are numpy views of shared
-    # memory), and a worker started early waits for the guest's first load: import it now.
+    # memory), and a worker started early waits for the guest's first load: import it now,
+    # with one BLAS thread (blas_threads: the worker never multiplies matrices with it).
+    from ..blas_threads import use_one_blas_thread
+
+    use_one_blas_thread()
     import numpy  # noqa: F401
     try:
         Server(channel).serve()
