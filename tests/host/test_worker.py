@@ -844,3 +844,36 @@ def test_the_worker_starts_numpy_with_one_blas_thread_unless_the_user_chose(monk
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
     assert threads_after_numpy() == ours + 1
     assert os.environ["OPENBLAS_NUM_THREADS"] == "2"
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="OpenBLAS makes no extra thread on one CPU")
+def test_the_cli_host_starts_numpy_with_one_blas_thread_unless_the_user_chose(probe, monkeypatch):
+    """`wasinn run` in wasm mode is wasinn's own process: its numpy gets one BLAS thread too
+    (wasinn.blas_threads). Counted in a real `--in-process` run, while an endless ONNX loop
+    computes (numpy and its OpenBLAS are loaded by then); a user's number is kept."""
+    pytest.importorskip("onnxruntime")
+    model = hostile_models.onnx_endless_loop()
+
+    def host_threads_while_computing() -> int:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "wasinn", "run", "--in-process", "--timeout", "60", str(probe),
+             "1", str(len(model)), "f32:1"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            process.stdin.write(model)
+            process.stdin.close()
+            deadline = time.monotonic() + HANG_LIMIT
+            while "openblas" not in Path(f"/proc/{process.pid}/maps").read_text():
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+            time.sleep(1.0)                 # numpy imported, the model loaded: now computing
+            assert process.poll() is None
+            return len(os.listdir(f"/proc/{process.pid}/task"))
+        finally:
+            process.kill()
+            process.wait()
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    ours = host_threads_while_computing()
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    assert host_threads_while_computing() == ours + 1
